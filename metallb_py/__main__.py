@@ -1,0 +1,3 @@
+from metallb_py.cli import main
+
+main()

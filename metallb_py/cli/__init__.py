@@ -1,0 +1,37 @@
+"""The `metallb-py` command. Subcommands live in their own modules and load lazily, so
+`metallb-py config check` does not pay for importing the Kubernetes client or scapy."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from metallb_py import __version__
+
+# name -> "module:attribute" of a click.Command; one line per subcommand.
+SUBCOMMANDS: dict[str, str] = {
+    "config": "metallb_py.cli.config_cmd:config",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(SUBCOMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = target.partition(":")
+        command: Any = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="metallb-py")
+def main() -> None:
+    """MetalLB v0.12, re-implemented in Python: a network load balancer for bare-metal
+    Kubernetes clusters."""

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything metallb-py, its tests, its benchmarks and its lab need on a fresh
+# Debian 12 machine (run as root). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  iproute2 iputils-ping iputils-arping ndisc6 tcpdump curl
+  frr bird2 gobgpd keepalived prometheus
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+# The packaged daemons must not run on the host: tests start their own inside namespaces.
+for svc in frr bird prometheus prometheus-node-exporter keepalived gobgpd; do
+  systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
+done
+
+PIP=(python3 -m pip install --quiet)
+if ! "${PIP[@]}" -e '.[test]' 2>/tmp/metallb-py-pip.err; then
+  if grep -q externally-managed /tmp/metallb-py-pip.err; then
+    "${PIP[@]}" --break-system-packages -e '.[test]'
+  else
+    cat /tmp/metallb-py-pip.err >&2
+    exit 1
+  fi
+fi
