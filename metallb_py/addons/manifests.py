@@ -1,0 +1,590 @@
+"""The Kubernetes objects that install metallb-py (spec 8.1/8.2, adapted).
+
+One builder serves `manifests/` (built from the defaults, see `write_manifests`) and
+`metallb-py render` (built from addon values), so the shipped files and rendered installs cannot
+drift apart. Differences from upstream v0.12.1, all deliberate:
+
+* one image for both components (`metallb-py controller` / `metallb-py speaker`);
+* PodSecurityPolicies (removed in Kubernetes 1.25) are replaced by Pod Security Admission labels
+  on the namespace and container securityContexts; the RBAC `use` rules for them are gone;
+* readiness probes ask `/readyz` (upstream probed `/metrics`, which says nothing about readiness);
+* membership is an authenticated UDP heartbeat on 7946, so there is no `memberlist-tcp` port;
+* pod templates also carry `app.kubernetes.io/name` and `app.kubernetes.io/component`, so a
+  PodMonitor `jobLabel` of either `app` or `app.kubernetes.io/name` yields `job="metallb"`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metallb_py import __version__
+from metallb_py.addons import alerts
+from metallb_py.addons.yamlio import dump_documents
+
+DEFAULT_IMAGE = f"quay.io/metallb-py/metallb-py:v{__version__}"
+DEFAULT_NAMESPACE = "metallb-system"
+APP = "metallb"
+PSA_LEVEL = "privileged"
+"""The speaker needs hostNetwork, hostPorts and NET_RAW, which `baseline` forbids."""
+
+JsonObj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Probe:
+    enabled: bool = True
+    failure_threshold: int = 3
+    initial_delay_seconds: int = 10
+    period_seconds: int = 10
+    success_threshold: int = 1
+    timeout_seconds: int = 1
+
+
+@dataclass(frozen=True)
+class Component:
+    """Per-component knobs, named after the Helm chart's `controller.*` / `speaker.*` values."""
+
+    name: str
+    enabled: bool = True
+    log_level: str = "info"
+    image: str = DEFAULT_IMAGE
+    image_pull_policy: str = ""
+    service_account: str = ""
+    """Defaults to the component name."""
+    create_service_account: bool = True
+    service_account_annotations: Mapping[str, str] = field(default_factory=dict)
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    """Added to `kubernetes.io/os: linux`."""
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    priority_class_name: str = ""
+    affinity: Mapping[str, Any] = field(default_factory=dict)
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)
+    liveness: Probe = Probe()
+    readiness: Probe = Probe()
+    runtime_class_name: str = ""
+    pod_security_context: Mapping[str, Any] | None = None
+    """Replaces the default pod securityContext (controller: nobody, 65534)."""
+
+    @property
+    def account(self) -> str:
+        return self.service_account or self.name
+
+
+@dataclass(frozen=True)
+class PodMonitor:
+    additional_labels: Mapping[str, str] = field(default_factory=dict)
+    job_label: str = "app.kubernetes.io/name"
+    interval: str = ""
+    metric_relabelings: tuple[Mapping[str, Any], ...] = ()
+    relabelings: tuple[Mapping[str, Any], ...] = ()
+    prometheus_service_account: str = "prometheus-k8s"
+    prometheus_namespace: str = "monitoring"
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    namespace: str = DEFAULT_NAMESPACE
+    config_name: str = "config"
+    config_text: str | None = None
+    """Content of the `config` key; None means "do not render the ConfigMap"."""
+    rbac: bool = True
+    image_pull_secrets: tuple[Mapping[str, Any], ...] = ()
+    scrape_annotations: bool = True
+    metrics_port: int = 7472
+    memberlist: bool = True
+    ml_bind_port: int = 7946
+    secret_name: str = "memberlist"
+    tolerate_master: bool = True
+    controller: Component = Component("controller")
+    speaker: Component = Component("speaker")
+    pod_monitor: PodMonitor | None = None
+    prometheus_rule: alerts.RuleOptions | None = None
+
+
+def _labels(component: str | None = None) -> JsonObj:
+    labels: JsonObj = {"app": APP}
+    if component:
+        labels["component"] = component
+    return labels
+
+
+def _pod_labels(component: str) -> JsonObj:
+    return {
+        **_labels(component),
+        "app.kubernetes.io/name": APP,
+        "app.kubernetes.io/component": component,
+    }
+
+
+def _meta(name: str, namespace: str | None, component: str | None = None) -> JsonObj:
+    meta: JsonObj = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"] = _labels(component)
+    return meta
+
+
+def namespace_objects(opts: InstallOptions) -> list[JsonObj]:
+    """The namespace, with Pod Security Admission at `privileged` (see `PSA_LEVEL`)."""
+    labels = _labels()
+    for mode in ("enforce", "audit", "warn"):
+        labels[f"pod-security.kubernetes.io/{mode}"] = PSA_LEVEL
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": opts.namespace, "labels": labels},
+        }
+    ]
+
+
+def _rule(groups: list[str], resources: list[str], verbs: list[str], names: list[str] | None = None) -> JsonObj:
+    rule: JsonObj = {"apiGroups": groups, "resources": resources}
+    if names:
+        rule["resourceNames"] = names
+    rule["verbs"] = verbs
+    return rule
+
+
+def rbac_objects(opts: InstallOptions) -> list[JsonObj]:
+    """Upstream's RBAC minus the PodSecurityPolicy `use` rules; nothing wider."""
+    ns = opts.namespace
+    ctl, spk = opts.controller, opts.speaker
+    objs: list[JsonObj] = []
+    cluster_roles = {
+        "controller": [
+            _rule([""], ["services"], ["get", "list", "watch"]),
+            _rule([""], ["services/status"], ["update"]),
+            _rule([""], ["events"], ["create", "patch"]),
+        ],
+        "speaker": [
+            _rule([""], ["services", "endpoints", "nodes"], ["get", "list", "watch"]),
+            _rule(["discovery.k8s.io"], ["endpointslices"], ["get", "list", "watch"]),
+            _rule([""], ["events"], ["create", "patch"]),
+        ],
+    }
+    enabled = {"controller": ctl, "speaker": spk}
+    for comp, rules in cluster_roles.items():
+        if not enabled[comp].enabled:
+            continue
+        objs.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": _meta(f"{ns}:{comp}", None),
+                "rules": rules,
+            }
+        )
+    roles: list[tuple[str, list[JsonObj], list[Component]]] = [
+        ("config-watcher", [_rule([""], ["configmaps"], ["get", "list", "watch"])], [ctl, spk]),
+        ("pod-lister", [_rule([""], ["pods"], ["list"])], [spk]),
+        (
+            "controller",
+            [
+                _rule([""], ["secrets"], ["create"]),
+                _rule([""], ["secrets"], ["list"], [opts.secret_name]),
+                _rule(["apps"], ["deployments"], ["get"], ["controller"]),
+            ],
+            [ctl],
+        ),
+    ]
+    for name, rules, comps in roles:
+        if not any(c.enabled for c in comps):
+            continue
+        objs.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": _meta(name, ns),
+                "rules": rules,
+            }
+        )
+    for comp in cluster_roles:
+        c = enabled[comp]
+        if not c.enabled:
+            continue
+        objs.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": _meta(f"{ns}:{comp}", None),
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": f"{ns}:{comp}",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": c.account, "namespace": ns}],
+            }
+        )
+    for name, _rules, comps in roles:
+        subjects = [
+            {"kind": "ServiceAccount", "name": c.account, "namespace": ns} for c in comps if c.enabled
+        ]
+        if not subjects:
+            continue
+        objs.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": _meta(name, ns),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": subjects,
+            }
+        )
+    return objs
+
+
+def _probe(probe: Probe, path: str) -> JsonObj:
+    return {
+        "httpGet": {"path": path, "port": "monitoring"},
+        "initialDelaySeconds": probe.initial_delay_seconds,
+        "periodSeconds": probe.period_seconds,
+        "timeoutSeconds": probe.timeout_seconds,
+        "successThreshold": probe.success_threshold,
+        "failureThreshold": probe.failure_threshold,
+    }
+
+
+def _field_env(name: str, path: str) -> JsonObj:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _container(c: Component, opts: InstallOptions, env: list[JsonObj], ports: list[JsonObj]) -> JsonObj:
+    container: JsonObj = {"name": c.name, "image": c.image}
+    if c.image_pull_policy:
+        container["imagePullPolicy"] = c.image_pull_policy
+    container["args"] = [
+        c.name,
+        f"--port={opts.metrics_port}",
+        f"--config={opts.config_name}",
+        f"--log-level={c.log_level}",
+    ]
+    container["env"] = env
+    container["ports"] = ports
+    if c.liveness.enabled:
+        container["livenessProbe"] = _probe(c.liveness, "/metrics")
+    if c.readiness.enabled:
+        container["readinessProbe"] = _probe(c.readiness, "/readyz")
+    if c.resources:
+        container["resources"] = dict(c.resources)
+    return container
+
+
+def _pod_template(c: Component, opts: InstallOptions, spec: JsonObj) -> JsonObj:
+    meta: JsonObj = {}
+    annotations: JsonObj = {}
+    if opts.scrape_annotations:
+        annotations["prometheus.io/port"] = str(opts.metrics_port)
+        annotations["prometheus.io/scrape"] = "true"
+    annotations.update(c.pod_annotations)
+    if annotations:
+        meta["annotations"] = annotations
+    meta["labels"] = _pod_labels(c.name)
+    pod: JsonObj = {}
+    if opts.image_pull_secrets:
+        pod["imagePullSecrets"] = [dict(s) for s in opts.image_pull_secrets]
+    pod.update(spec)
+    pod["nodeSelector"] = {"kubernetes.io/os": "linux", **c.node_selector}
+    pod["serviceAccountName"] = c.account
+    if c.affinity:
+        pod["affinity"] = dict(c.affinity)
+    if c.priority_class_name:
+        pod["priorityClassName"] = c.priority_class_name
+    if c.runtime_class_name:
+        pod["runtimeClassName"] = c.runtime_class_name
+    return {"metadata": meta, "spec": pod}
+
+
+def speaker_daemonset(opts: InstallOptions) -> JsonObj:
+    c = opts.speaker
+    ns_env = _field_env("METALLB_NAMESPACE", "metadata.namespace")
+    env = [
+        _field_env("METALLB_NODE_NAME", "spec.nodeName"),
+        _field_env("METALLB_HOST", "status.hostIP"),
+        ns_env,
+    ]
+    ports: list[JsonObj] = [{"containerPort": opts.metrics_port, "name": "monitoring"}]
+    if opts.memberlist:
+        env += [
+            _field_env("METALLB_ML_BIND_ADDR", "status.podIP"),
+            {"name": "METALLB_ML_BIND_PORT", "value": str(opts.ml_bind_port)},
+            {"name": "METALLB_ML_LABELS", "value": "app=metallb,component=speaker"},
+            {
+                "name": "METALLB_ML_SECRET_KEY",
+                "valueFrom": {"secretKeyRef": {"name": opts.secret_name, "key": "secretkey"}},
+            },
+        ]
+        ports.append({"containerPort": opts.ml_bind_port, "name": "memberlist-udp", "protocol": "UDP"})
+    container = _container(c, opts, env, ports)
+    # Raw ARP/NDP sockets need NET_RAW, and a capability only takes effect for uid 0 (the
+    # image's default user is unprivileged), so the speaker runs as root with NET_RAW only.
+    container["securityContext"] = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"add": ["NET_RAW"], "drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": False,
+        "runAsUser": 0,
+    }
+    tolerations: list[JsonObj] = []
+    if opts.tolerate_master:
+        for key in ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane"):
+            tolerations.append({"effect": "NoSchedule", "key": key, "operator": "Exists"})
+    tolerations += [dict(t) for t in c.tolerations]
+    spec: JsonObj = {
+        "containers": [container],
+        "hostNetwork": True,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "terminationGracePeriodSeconds": 2,
+    }
+    if tolerations:
+        spec["tolerations"] = tolerations
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": _meta("speaker", opts.namespace, "speaker"),
+        "spec": {
+            "selector": {"matchLabels": _labels("speaker")},
+            "template": _pod_template(c, opts, spec),
+        },
+    }
+
+
+def controller_deployment(opts: InstallOptions) -> JsonObj:
+    c = opts.controller
+    env = [_field_env("METALLB_NAMESPACE", "metadata.namespace")]
+    if opts.memberlist and opts.speaker.enabled:
+        env += [
+            {"name": "METALLB_ML_SECRET_NAME", "value": opts.secret_name},
+            {"name": "METALLB_DEPLOYMENT", "value": "controller"},
+        ]
+    container = _container(c, opts, env, [{"containerPort": opts.metrics_port, "name": "monitoring"}])
+    container["securityContext"] = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    }
+    pod_sc: JsonObj = (
+        dict(c.pod_security_context)
+        if c.pod_security_context is not None
+        else {
+            "fsGroup": 65534,
+            "runAsGroup": 65534,
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+    )
+    spec: JsonObj = {
+        "containers": [container],
+        "securityContext": pod_sc,
+        "terminationGracePeriodSeconds": 0,
+    }
+    if c.tolerations:
+        spec["tolerations"] = [dict(t) for t in c.tolerations]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta("controller", opts.namespace, "controller"),
+        "spec": {
+            "revisionHistoryLimit": 3,
+            "selector": {"matchLabels": _labels("controller")},
+            "template": _pod_template(c, opts, spec),
+        },
+    }
+
+
+def metallb_objects(opts: InstallOptions) -> list[JsonObj]:
+    """Everything `metallb.yaml` holds: service accounts, RBAC, the speaker and the controller."""
+    objs: list[JsonObj] = []
+    for c in (opts.controller, opts.speaker):
+        if c.enabled and c.create_service_account:
+            meta = _meta(c.account, opts.namespace)
+            if c.service_account_annotations:
+                meta["annotations"] = dict(c.service_account_annotations)
+            objs.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta})
+    if opts.rbac:
+        objs += rbac_objects(opts)
+    if opts.speaker.enabled:
+        objs.append(speaker_daemonset(opts))
+    if opts.controller.enabled:
+        objs.append(controller_deployment(opts))
+    return objs
+
+
+def config_map(name: str, namespace: str, text: str) -> JsonObj:
+    """The ConfigMap both components read (data key `config`)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"config": text},
+    }
+
+
+def prometheus_operator_objects(opts: InstallOptions) -> list[JsonObj]:
+    """PodMonitors for both components and the Role letting Prometheus find the pods."""
+    pm = opts.pod_monitor
+    if pm is None:
+        return []
+    objs: list[JsonObj] = []
+    for comp in ("controller", "speaker"):
+        endpoint: JsonObj = {"port": "monitoring", "path": "/metrics"}
+        if pm.interval:
+            endpoint["interval"] = pm.interval
+        if pm.metric_relabelings:
+            endpoint["metricRelabelings"] = [dict(r) for r in pm.metric_relabelings]
+        if pm.relabelings:
+            endpoint["relabelings"] = [dict(r) for r in pm.relabelings]
+        meta = _meta(f"metallb-{comp}", opts.namespace, comp)
+        meta["labels"].update(pm.additional_labels)
+        objs.append(
+            {
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "PodMonitor",
+                "metadata": meta,
+                "spec": {
+                    "jobLabel": pm.job_label,
+                    "selector": {"matchLabels": _labels(comp)},
+                    "namespaceSelector": {"matchNames": [opts.namespace]},
+                    "podMetricsEndpoints": [endpoint],
+                },
+            }
+        )
+    name = pm.prometheus_service_account
+    objs.append(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(name, opts.namespace),
+            "rules": [_rule([""], ["pods"], ["get", "list", "watch"])],
+        }
+    )
+    objs.append(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(name, opts.namespace),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": name, "namespace": pm.prometheus_namespace}
+            ],
+        }
+    )
+    return objs
+
+
+def prometheus_rule_objects(opts: InstallOptions) -> list[JsonObj]:
+    if opts.prometheus_rule is None:
+        return []
+    return [alerts.prometheus_rule(opts.prometheus_rule, opts.namespace)]
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    name: str
+    header: str
+    objects: tuple[JsonObj, ...]
+
+    def text(self) -> str:
+        return dump_documents(self.objects, self.header)
+
+
+def manifest_files(opts: InstallOptions) -> list[ManifestFile]:
+    """The files of an install, in apply order; optional parts only when enabled."""
+    files = [
+        ManifestFile(
+            "namespace.yaml",
+            f"The namespace metallb-py runs in. Pod Security Admission level `{PSA_LEVEL}`: the\n"
+            "speaker needs hostNetwork, hostPorts and the NET_RAW capability, which the\n"
+            "`baseline` level forbids. Keep other workloads out of this namespace.",
+            tuple(namespace_objects(opts)),
+        ),
+        ManifestFile(
+            "metallb.yaml",
+            "metallb-py: service accounts, RBAC (upstream MetalLB v0.12.1's rules without the\n"
+            "PodSecurityPolicy `use` rules), the speaker DaemonSet and the controller Deployment.\n"
+            "The controller creates the memberlist Secret on first start; speakers wait for it.",
+            tuple(metallb_objects(opts)),
+        ),
+    ]
+    if opts.config_text is not None:
+        files.append(
+            ManifestFile(
+                "config.yaml",
+                "The configuration both components read (MetalLB v0.12 format, data key `config`).",
+                (config_map(opts.config_name, opts.namespace, opts.config_text),),
+            )
+        )
+    if opts.pod_monitor is not None:
+        files.append(
+            ManifestFile(
+                "prometheus-operator.yaml",
+                "Prometheus operator PodMonitors for the controller and the speakers, and the Role\n"
+                f"that lets Prometheus ({opts.pod_monitor.prometheus_namespace}/"
+                f"{opts.pod_monitor.prometheus_service_account}) list the pods.\n"
+                "Needs the Prometheus operator's CRDs.",
+                tuple(prometheus_operator_objects(opts)),
+            )
+        )
+    if opts.prometheus_rule is not None:
+        files.append(
+            ManifestFile(
+                "prometheus-rules.yaml",
+                "Alerts (MetalLB chart v0.12.1's PrometheusRule); see docs/alerts.md.\n"
+                "Needs the Prometheus operator's CRDs.",
+                tuple(prometheus_rule_objects(opts)),
+            )
+        )
+    return files
+
+
+SHIPPED = InstallOptions(pod_monitor=PodMonitor(), prometheus_rule=alerts.RuleOptions())
+"""What `manifests/` holds: the defaults plus the Prometheus operator objects."""
+
+KUSTOMIZATION = (
+    "# kustomize entry point: `kubectl apply -k manifests/` installs namespace.yaml and\n"
+    "# metallb.yaml. The file is named `Kustomization` (a name kustomize reads) rather than\n"
+    "# kustomization.yaml so that `kubectl apply -f manifests/` does not try to create a\n"
+    "# Kustomization object, which no API server serves.\n"
+    "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+    "kind: Kustomization\n"
+    "resources:\n"
+    "- namespace.yaml\n"
+    "- metallb.yaml\n"
+)
+
+
+def shipped_files() -> dict[str, str]:
+    """File name -> text of the generated part of `manifests/`."""
+    files = {f.name: f.text() for f in manifest_files(SHIPPED)}
+    files["Kustomization"] = KUSTOMIZATION
+    return files
+
+
+def write_manifests(directory: Path) -> list[Path]:
+    written = []
+    for name, text in shipped_files().items():
+        path = directory / name
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m metallb_py.addons.manifests DIR` regenerates the shipped manifests."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("directory", type=Path)
+    args = parser.parse_args(argv)
+    for path in write_manifests(args.directory):
+        print(path, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
