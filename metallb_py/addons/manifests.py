@@ -144,7 +144,9 @@ def namespace_objects(opts: InstallOptions) -> list[JsonObj]:
     ]
 
 
-def _rule(groups: list[str], resources: list[str], verbs: list[str], names: list[str] | None = None) -> JsonObj:
+def _rule(
+    groups: list[str], resources: list[str], verbs: list[str], names: list[str] | None = None
+) -> JsonObj:
     rule: JsonObj = {"apiGroups": groups, "resources": resources}
     if names:
         rule["resourceNames"] = names
@@ -224,7 +226,9 @@ def rbac_objects(opts: InstallOptions) -> list[JsonObj]:
         )
     for name, _rules, comps in roles:
         subjects = [
-            {"kind": "ServiceAccount", "name": c.account, "namespace": ns} for c in comps if c.enabled
+            {"kind": "ServiceAccount", "name": c.account, "namespace": ns}
+            for c in comps
+            if c.enabled
         ]
         if not subjects:
             continue
@@ -255,7 +259,9 @@ def _field_env(name: str, path: str) -> JsonObj:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def _container(c: Component, opts: InstallOptions, env: list[JsonObj], ports: list[JsonObj]) -> JsonObj:
+def _container(
+    c: Component, opts: InstallOptions, env: list[JsonObj], ports: list[JsonObj]
+) -> JsonObj:
     container: JsonObj = {"name": c.name, "image": c.image}
     if c.image_pull_policy:
         container["imagePullPolicy"] = c.image_pull_policy
@@ -320,7 +326,9 @@ def speaker_daemonset(opts: InstallOptions) -> JsonObj:
                 "valueFrom": {"secretKeyRef": {"name": opts.secret_name, "key": "secretkey"}},
             },
         ]
-        ports.append({"containerPort": opts.ml_bind_port, "name": "memberlist-udp", "protocol": "UDP"})
+        ports.append(
+            {"containerPort": opts.ml_bind_port, "name": "memberlist-udp", "protocol": "UDP"}
+        )
     container = _container(c, opts, env, ports)
     # Raw ARP/NDP sockets need NET_RAW, and a capability only takes effect for uid 0 (the
     # image's default user is unprivileged), so the speaker runs as root with NET_RAW only.
@@ -363,7 +371,9 @@ def controller_deployment(opts: InstallOptions) -> JsonObj:
             {"name": "METALLB_ML_SECRET_NAME", "value": opts.secret_name},
             {"name": "METALLB_DEPLOYMENT", "value": "controller"},
         ]
-    container = _container(c, opts, env, [{"containerPort": opts.metrics_port, "name": "monitoring"}])
+    container = _container(
+        c, opts, env, [{"containerPort": opts.metrics_port, "name": "monitoring"}]
+    )
     container["securityContext"] = {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
@@ -525,8 +535,8 @@ def manifest_files(opts: InstallOptions) -> list[ManifestFile]:
         files.append(
             ManifestFile(
                 "prometheus-operator.yaml",
-                "Prometheus operator PodMonitors for the controller and the speakers, and the Role\n"
-                f"that lets Prometheus ({opts.pod_monitor.prometheus_namespace}/"
+                "Prometheus operator PodMonitors for the controller and the speakers, and the\n"
+                f"Role that lets Prometheus ({opts.pod_monitor.prometheus_namespace}/"
                 f"{opts.pod_monitor.prometheus_service_account}) list the pods.\n"
                 "Needs the Prometheus operator's CRDs.",
                 tuple(prometheus_operator_objects(opts)),

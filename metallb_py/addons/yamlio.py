@@ -32,7 +32,12 @@ _Dumper.add_representer(str, _represent_str)
 def dump(obj: Any) -> str:
     """One YAML document, keys in insertion order."""
     text: str = yaml.dump(
-        obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096
+        obj,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=4096,
     )
     return text
 
