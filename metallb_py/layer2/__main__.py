@@ -1,0 +1,147 @@
+"""`python -m metallb_py.layer2`: run the layer2 engine alone, driven by line commands on stdin.
+
+For tests, benchmarks and debugging on a node (or in a namespace) without Kubernetes. Each
+command gets one JSON line on stdout; the first line, `{"ready": ...}`, says the responders are up.
+
+    announce KEY IP [IP ...]   announce exactly these IPs for KEY
+    withdraw KEY               stop announcing KEY
+    refresh IP                 re-run the gratuitous schedule for IP
+    scan                       rescan interfaces now
+    state                      announced IPs, placement, responders, joined NDP groups
+    stats                      the counters, and why frames were ignored
+    quit                       exit (so does end of input, SIGTERM and SIGINT)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+import click
+
+from metallb_py.layer2.announcer import SCAN_INTERVAL, Announcer
+from metallb_py.layer2.responder import Layer2Error
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def describe(announcer: Announcer) -> dict[str, Any]:
+    """A JSON-friendly picture of the engine's state."""
+    return {
+        "services": {k: sorted(map(str, v)) for k, v in announcer.services().items()},
+        "placement": {str(ip): sorted(names) for ip, names in announcer.placement().items()},
+        "arp": {name: sorted(r.targets.values()) for name, r in announcer.arp.items()},
+        "ndp": {name: sorted(r.targets.values()) for name, r in announcer.ndp.items()},
+        "groups": {
+            name: sorted(str(ipaddress.IPv6Address(g)) for g in r.joined_groups())
+            for name, r in announcer.ndp.items()
+        },
+    }
+
+
+def counters(announcer: Announcer) -> dict[str, Any]:
+    responders = [*announcer.arp.values(), *announcer.ndp.values()]
+    return {
+        "stats": announcer.stats.snapshot(),
+        "ignored": {f"{r.kind}/{r.name}": dict(r.ignored) for r in responders if r.ignored},
+        "send_errors": sum(r.send_errors for r in responders),
+    }
+
+
+def handle(announcer: Announcer, line: str) -> dict[str, Any] | None:
+    """Run one command; None means quit."""
+    words = line.split()
+    if not words:
+        return {"ok": True}
+    command, args = words[0], words[1:]
+    try:
+        if command == "announce" and len(args) >= 1:
+            announcer.announce(args[0], [ipaddress.ip_address(a) for a in args[1:]])
+        elif command == "withdraw" and len(args) == 1:
+            announcer.withdraw(args[0])
+        elif command == "refresh" and len(args) == 1:
+            announcer.refresh(ipaddress.ip_address(args[0]))
+        elif command == "state":
+            return {"ok": True, **describe(announcer)}
+        elif command == "stats":
+            return {"ok": True, **counters(announcer)}
+        elif command == "quit":
+            return None
+        else:
+            return {"ok": False, "error": f"unknown command or wrong arguments: {line.strip()}"}
+    except ValueError as exc:
+        return {"ok": False, "error": str(exc)}
+    return {"ok": True}
+
+
+async def serve(announcer: Announcer) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with announcer:
+        _emit({"ready": True, **describe(announcer)})
+        while not stop.is_set():
+            read = asyncio.ensure_future(reader.readline())
+            stopped = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({read, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if read not in done:
+                read.cancel()
+                break
+            stopped.cancel()
+            raw = read.result()
+            if not raw:
+                break
+            line = raw.decode(errors="replace")
+            if line.split()[:1] == ["scan"]:
+                await announcer.scan()
+                _emit({"ok": True})
+                continue
+            result = handle(announcer, line)
+            if result is None:
+                break
+            _emit(result)
+
+
+@click.command()
+@click.option("-i", "--interface", "interfaces", multiple=True, help="Only these interfaces.")
+@click.option(
+    "--all-interfaces/--subnet-interfaces",
+    default=False,
+    help="Answer on every qualifying interface (upstream) instead of those whose subnet "
+    "contains the IP.",
+)
+@click.option("--scan-interval", type=float, default=SCAN_INTERVAL, show_default=True)
+@click.option("-v", "--verbose", count=True)
+def main(
+    interfaces: tuple[str, ...], all_interfaces: bool, scan_interval: float, verbose: int
+) -> None:
+    """Run ARP/NDP responders driven by commands on stdin (see the module docstring)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    announcer = Announcer(
+        only_interfaces=interfaces or None,
+        restrict_to_subnet=not all_interfaces,
+        scan_interval=scan_interval,
+    )
+    try:
+        asyncio.run(serve(announcer))
+    except Layer2Error as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+if __name__ == "__main__":
+    main(prog_name="python -m metallb_py.layer2")
