@@ -1,0 +1,1 @@
+"""The controller: per-Service decisions and `plan` (pure), and later the process (glue)."""

@@ -1,0 +1,198 @@
+"""Reading the controller's inputs out of a Service in its Kubernetes JSON shape (Appendix A).
+
+Services are plain dicts (`metadata`, `spec`, `status`) as the API and `kubectl get -o yaml`
+give them, so the live controller, `plan` files and tests share one representation. Nothing
+here raises on garbage: a field of the wrong type becomes a problem string and a safe default.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from metallb_py.allocator.allocator import Port, Usage
+from metallb_py.allocator.ips import Family, FamilyError, family_of, go_quote, parse_ip
+from metallb_py.config.model import IPAddress
+
+ANNOTATION_ADDRESS_POOL = "metallb.universe.tf/address-pool"
+ANNOTATION_LOADBALANCER_IPS = "metallb.universe.tf/loadBalancerIPs"
+ANNOTATION_ALLOW_SHARED_IP = "metallb.universe.tf/allow-shared-ip"
+
+
+class RequestError(ValueError):
+    """The requested IPs (spec 3.5) are malformed; the message is user-facing."""
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """What the controller reads from one Service, already type-checked."""
+
+    namespace: str
+    name: str
+    type: str
+    cluster_ips: tuple[str, ...]
+    usage: Usage
+    pool_annotation: str
+    lb_ips_annotation: str
+    load_balancer_ip: str
+    status_ips: tuple[str, ...]
+    """Every `status.loadBalancer.ingress[].ip` that is non-empty, in order."""
+    ingress_entries: tuple[Mapping[str, Any], ...]
+    """The ingress entries as found (for deciding whether a status write is needed)."""
+    creation_timestamp: float | None
+    problems: tuple[str, ...]
+    """Fields of the wrong type; the API server never sends these, hand-written files may."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def _mapping(value: Any, path: str, problems: list[str]) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.append(f"{path}: expected a mapping, got {type(value).__name__}")
+        return {}
+    return value
+
+
+def _string(value: Any, path: str, problems: list[str]) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        problems.append(f"{path}: expected a string, got {type(value).__name__} {value!r}")
+        return ""
+    return value
+
+
+def _string_map(value: Any, path: str, problems: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in _mapping(value, path, problems).items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            problems.append(f"{path}: entry {k!r}: {v!r} is not a string to string pair")
+            continue
+        out[k] = v
+    return out
+
+
+def _list(value: Any, path: str, problems: list[str]) -> Sequence[Any]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        problems.append(f"{path}: expected a list, got {type(value).__name__}")
+        return ()
+    return value
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """`metadata.creationTimestamp` (RFC 3339, or a datetime when YAML parsed it) in seconds."""
+    if isinstance(value, datetime.datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def selector_string(selector: Mapping[str, str]) -> str:
+    """Kubernetes `labels.Set.String()`: sorted `k=v` pairs joined by commas."""
+    return ",".join(f"{k}={selector[k]}" for k in sorted(selector))
+
+
+def read_service(obj: Mapping[str, Any]) -> ServiceView:
+    problems: list[str] = []
+    metadata = _mapping(obj.get("metadata"), "metadata", problems)
+    annotations = _string_map(metadata.get("annotations"), "metadata.annotations", problems)
+    spec = _mapping(obj.get("spec"), "spec", problems)
+    status = _mapping(obj.get("status"), "status", problems)
+    load_balancer = _mapping(status.get("loadBalancer"), "status.loadBalancer", problems)
+
+    cluster_ips: list[str] = []
+    for i, ip in enumerate(_list(spec.get("clusterIPs"), "spec.clusterIPs", problems)):
+        text = _string(ip, f"spec.clusterIPs[{i}]", problems)
+        if text:
+            cluster_ips.append(text)
+
+    ports: list[Port] = []
+    for i, entry in enumerate(_list(spec.get("ports"), "spec.ports", problems)):
+        where = f"spec.ports[{i}]"
+        port_map = _mapping(entry, where, problems)
+        protocol = _string(port_map.get("protocol"), f"{where}.protocol", problems) or "TCP"
+        number = port_map.get("port")
+        if isinstance(number, bool) or not isinstance(number, int):
+            problems.append(f"{where}.port: expected an integer, got {number!r}")
+            continue
+        ports.append(Port(protocol, number))
+
+    policy = _string(spec.get("externalTrafficPolicy"), "spec.externalTrafficPolicy", problems)
+    selector = _string_map(spec.get("selector"), "spec.selector", problems)
+    backend_key = selector_string(selector) if policy == "Local" else ""
+
+    ingress: list[Mapping[str, Any]] = []
+    status_ips: list[str] = []
+    for i, entry in enumerate(
+        _list(load_balancer.get("ingress"), "status.loadBalancer.ingress", problems)
+    ):
+        where = f"status.loadBalancer.ingress[{i}]"
+        entry_map = _mapping(entry, where, problems)
+        ingress.append(entry_map)
+        ip = _string(entry_map.get("ip"), f"{where}.ip", problems)
+        if ip:
+            status_ips.append(ip)
+
+    return ServiceView(
+        namespace=_string(metadata.get("namespace"), "metadata.namespace", problems) or "default",
+        name=_string(metadata.get("name"), "metadata.name", problems),
+        type=_string(spec.get("type"), "spec.type", problems) or "ClusterIP",
+        cluster_ips=tuple(cluster_ips),
+        usage=Usage(
+            ports=tuple(ports),
+            sharing_key=annotations.get(ANNOTATION_ALLOW_SHARED_IP, ""),
+            backend_key=backend_key,
+        ),
+        pool_annotation=annotations.get(ANNOTATION_ADDRESS_POOL, ""),
+        lb_ips_annotation=annotations.get(ANNOTATION_LOADBALANCER_IPS, ""),
+        load_balancer_ip=_string(spec.get("loadBalancerIP"), "spec.loadBalancerIP", problems),
+        status_ips=tuple(status_ips),
+        ingress_entries=tuple(ingress),
+        creation_timestamp=parse_timestamp(metadata.get("creationTimestamp")),
+        problems=tuple(problems),
+    )
+
+
+def requested_ips(view: ServiceView) -> tuple[tuple[IPAddress, ...], Family | None]:
+    """Spec 3.5: the IPs the user asked for and their family; ((), None) when none.
+
+    Raises `RequestError` for malformed requests.
+    """
+    annotation, field = view.lb_ips_annotation, view.load_balancer_ip
+    if not annotation and not field:
+        return (), None
+    if annotation and field:
+        raise RequestError(
+            f"service can not have both {ANNOTATION_LOADBALANCER_IPS} and svc.Spec.LoadBalancerIP"
+        )
+    if annotation:
+        ips: list[IPAddress] = []
+        for item in annotation.split(","):
+            ip = parse_ip(item.strip())
+            if ip is None:
+                raise RequestError(f"invalid {ANNOTATION_LOADBALANCER_IPS}: {go_quote(annotation)}")
+            ips.append(ip)
+        try:
+            return tuple(ips), family_of(ips)
+        except FamilyError as exc:
+            raise RequestError(f"IPFamilyForAddresses: {exc}") from None
+    ip = parse_ip(field)
+    if ip is None:
+        raise RequestError(f"invalid spec.loadBalancerIP {go_quote(field)}")
+    return (ip,), family_of([ip])
