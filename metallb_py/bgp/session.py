@@ -1,0 +1,558 @@
+"""One BGP session to one configured peer: an active speaker that announces routes.
+
+Life cycle (spec 6.1, with the gaps of section 9 item 16 closed): connect with a 10 s deadline
+that covers TCP and the OPEN/KEEPALIVE exchange, retry with backoff 0, 1, 2, 4 ... 120 s (reset
+once a session was established); while established, send KEEPALIVE every hold/3, run a real
+receive hold timer, answer malformed input with the NOTIFICATION the codec chose, and send the
+routes as packed UPDATEs. `set_routes()` replaces the desired set; only the difference goes on
+the wire. Nothing a peer sends can stop the session task: it logs, drops, and reconnects.
+
+Integration: create one `BgpSession` per selected peer inside the running event loop, call
+`set_routes()` whenever the advertisement set changes, `close()` when the peer goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import zlib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from metallb_py.bgp import messages as m
+from metallb_py.bgp.host import (
+    TCP_MD5SIG,
+    InterfaceAddress,
+    LocalHost,
+    first_address,
+    owner_interface,
+    tcp_md5sig,
+)
+from metallb_py.config.model import IPAddress, IPNetwork, Peer
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+MAX_BACKOFF = 120.0
+NOTIFICATION_FLUSH_TIMEOUT = 1.0
+OUR_FAMILIES = (m.IPV4_UNICAST, m.IPV6_UNICAST)
+
+Route = m.Route
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def backoff_delay(failures: int) -> float:
+    """Seconds to wait after the n-th consecutive failure (0-based): 0, 1, 2, 4 ... 120."""
+    if failures <= 0:
+        return 0.0
+    return float(min(2 ** (failures - 1), MAX_BACKOFF))
+
+
+def derive_router_id(
+    configured: IPAddress | None,
+    local: IPAddress,
+    addresses: Sequence[InterfaceAddress],
+    node_name: str,
+) -> ipaddress.IPv4Address:
+    """Spec 6.1: configured IPv4 router-id; else the local IPv4 connection address; else the
+    first IPv4 on the interface owning the local IPv6 address; else CRC-32 (IEEE) of the node
+    name written little-endian."""
+    if isinstance(configured, ipaddress.IPv4Address):
+        return configured
+    if isinstance(local, ipaddress.IPv4Address):
+        return local
+    found = first_address(addresses, owner_interface(local, addresses), 4, link_local=False)
+    if isinstance(found, ipaddress.IPv4Address):
+        return found
+    crc = zlib.crc32(node_name.encode())
+    return ipaddress.IPv4Address(crc.to_bytes(4, "little"))
+
+
+@dataclass(frozen=True)
+class NextHops:
+    v4: ipaddress.IPv4Address | None
+    v6: ipaddress.IPv6Address | None
+    link_local: ipaddress.IPv6Address | None
+
+
+def choose_next_hops(
+    local: IPAddress, addresses: Sequence[InterfaceAddress], *, with_link_local: bool
+) -> NextHops:
+    """The connection's local address is the next hop of its own family; for the other family
+    use the first (global) address of that family on the same interface. With
+    `with_link_local` (single-hop eBGP), IPv6 routes also carry that interface's link-local."""
+    ifindex = owner_interface(local, addresses)
+    v4 = local if local.version == 4 else first_address(addresses, ifindex, 4, link_local=False)
+    v6 = local if local.version == 6 else first_address(addresses, ifindex, 6, link_local=False)
+    ll = None
+    if with_link_local and v6 is not None:
+        ll = first_address(addresses, owner_interface(v6, addresses), 6, link_local=True)
+    return NextHops(
+        v4 if isinstance(v4, ipaddress.IPv4Address) else None,
+        v6 if isinstance(v6, ipaddress.IPv6Address) and not v6.is_link_local else None,
+        ll if isinstance(ll, ipaddress.IPv6Address) else None,
+    )
+
+
+@dataclass
+class SessionStats:
+    """What the metrics need (spec 7), readable at scrape time without a metrics library."""
+
+    up: bool = False
+    updates_sent: int = 0
+    announced_prefixes: int = 0
+    pending_prefixes: int = 0
+    established_count: int = 0
+    last_error: str = ""
+
+
+class SessionDownError(Exception):
+    """Why a connection ended; the session logs it and reconnects."""
+
+
+class _PeerNotificationError(SessionDownError):
+    def __init__(self, notification: m.Notification) -> None:
+        self.notification = notification
+        super().__init__(f"peer sent NOTIFICATION {notification}")
+
+
+_NO_ROUTER_ID = ipaddress.IPv4Address(0)
+
+
+@dataclass
+class _Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    local: IPAddress
+    router_id: ipaddress.IPv4Address = _NO_ROUTER_ID
+    hold_time: int = 0
+    four_octet_as: bool = True
+    families: frozenset[m.Family] = frozenset()
+    context: m.UpdateContext | None = None
+    sent_notification: bool = False
+    held_back: int = 0
+    refresh: set[int] = field(default_factory=set)
+    """AFIs whose routes the peer asked to receive again (ROUTE-REFRESH)."""
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def notify(self, code: int, subcode: int, data: bytes = b"") -> None:
+        """Send a NOTIFICATION (best effort, bounded) and close the connection."""
+        if self.sent_notification or self.writer.is_closing():
+            return
+        self.sent_notification = True
+        try:
+            self.writer.write(m.encode_notification(code, subcode, data))
+            await asyncio.wait_for(self.writer.drain(), NOTIFICATION_FLUSH_TIMEOUT)
+        except (OSError, TimeoutError, RuntimeError):
+            pass
+        self.abort()
+
+    def abort(self) -> None:
+        transport = self.writer.transport
+        if not transport.is_closing():
+            if self.sent_notification:
+                transport.close()  # let the NOTIFICATION leave before FIN
+            else:
+                transport.abort()
+
+
+class BgpSession:
+    """An active BGP speaker session to `peer` (must be created inside the running loop).
+
+    `link_local_next_hop` adds the interface's link-local address as second IPv6 next hop on
+    single-hop eBGP sessions. It is off by default: a router that cannot map the link-local to
+    an interface (FRR without zebra, for one) rejects the whole MP_REACH_NLRI.
+    """
+
+    def __init__(
+        self,
+        peer: Peer,
+        node_name: str,
+        *,
+        host: LocalHost | None = None,
+        sleep: Sleep = asyncio.sleep,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        link_local_next_hop: bool = False,
+    ) -> None:
+        self.peer = peer
+        self.node_name = node_name
+        self.host = host or LocalHost()
+        self.stats = SessionStats()
+        self.established = asyncio.Event()
+        """Set while the session is Established."""
+        self.flushed = asyncio.Event()
+        """Set while Established and the peer has been sent the latest desired set."""
+        self._sleep = sleep
+        self._connect_timeout = connect_timeout
+        self._link_local_next_hop = link_local_next_hop
+        self._desired: dict[IPNetwork, m.Route] = {}
+        self._advertised: dict[IPNetwork, m.Route] = {}
+        self._wake = asyncio.Event()
+        self._conn: _Connection | None = None
+        self._closing = False
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"bgp-session-{self.peer_label}"
+        )
+
+    @property
+    def peer_label(self) -> str:
+        """`host:port` (IPv6 bracketed): the `peer` label of the BGP metrics."""
+        return self.peer.endpoint
+
+    # --- public API --------------------------------------------------------------------------
+
+    def set_routes(self, routes: Iterable[m.Route]) -> None:
+        """Replace the desired set (a later route for the same prefix wins) and wake the sender."""
+        desired = {r.prefix: r for r in routes}
+        if desired == self._desired:
+            return
+        self._desired = desired
+        self.stats.pending_prefixes = len(desired)
+        self.flushed.clear()
+        self._wake.set()
+
+    @property
+    def desired_routes(self) -> dict[IPNetwork, m.Route]:
+        return dict(self._desired)
+
+    async def wait_established(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self.established.wait(), timeout)
+
+    async def wait_flushed(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self.flushed.wait(), timeout)
+
+    async def close(self, subcode: int = m.CeaseSubcode.PEER_DECONFIGURED) -> None:
+        """Send Cease/`subcode` if connected (6/3 peer removed, 6/2 process stopping), stop."""
+        if self._closing:
+            await asyncio.gather(self._task, return_exceptions=True)
+            return
+        self._closing = True
+        conn = self._conn
+        if conn is not None:
+            log.info(
+                "BGP peer %s: closing, sending NOTIFICATION %s",
+                self.peer_label,
+                m.error_name(m.ErrorCode.CEASE, subcode),
+            )
+            await conn.notify(m.ErrorCode.CEASE, subcode)
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._set_down()
+
+    @property
+    def closed(self) -> bool:
+        return self._closing and self._task.done()
+
+    # --- the connection loop -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._closing:
+            try:
+                conn = await self._connect()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._record_failure(exc, "connect")
+                self._drop()
+                delay = backoff_delay(failures)
+                failures += 1
+                log.info("BGP peer %s: retrying in %.0fs", self.peer_label, delay)
+                await self._sleep(delay)
+                continue
+            failures = 0
+            try:
+                await self._established_loop(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._record_failure(exc, "session")
+            finally:
+                self._drop()
+            # Backoff was reset by the success: the first retry after a drop is immediate.
+            await self._sleep(backoff_delay(0))
+            failures = 1
+
+    def _record_failure(self, exc: BaseException, phase: str) -> None:
+        if isinstance(exc, m.BgpError):
+            text = f"sent NOTIFICATION {exc}"
+        elif isinstance(exc, _PeerNotificationError):
+            text = str(exc)
+        elif isinstance(exc, TimeoutError):
+            text = f"{phase} timed out"
+        elif isinstance(exc, SessionDownError):
+            text = str(exc)
+        elif isinstance(exc, OSError):
+            text = f"{type(exc).__name__}: {exc}"
+        else:
+            log.exception("BGP peer %s: unexpected error in %s", self.peer_label, phase)
+            text = f"internal error: {exc!r}"
+        self.stats.last_error = text
+        log.warning("BGP peer %s: %s failed: %s", self.peer_label, phase, text)
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort()
+        self._set_down()
+
+    def _set_down(self) -> None:
+        if self.stats.up:
+            log.info("BGP peer %s: session down", self.peer_label)
+        self.stats.up = False
+        self.stats.announced_prefixes = 0
+        self._advertised = {}
+        self.established.clear()
+        self.flushed.clear()
+
+    # --- connecting --------------------------------------------------------------------------
+
+    async def _connect(self) -> _Connection:
+        async with asyncio.timeout(self._connect_timeout):
+            addresses = await asyncio.to_thread(self.host.addresses)
+            sock = await asyncio.to_thread(self._make_socket, addresses)
+            try:
+                await asyncio.get_running_loop().sock_connect(
+                    sock, (str(self.peer.address), self.peer.port)
+                )
+                reader, writer = await asyncio.open_connection(sock=sock)
+            except BaseException:
+                sock.close()
+                raise
+            local = ipaddress.ip_address(writer.get_extra_info("sockname")[0].split("%")[0])
+            conn = _Connection(reader, writer, local)
+            self._conn = conn
+            try:
+                await self._open_exchange(conn, addresses)
+            except m.BgpError as exc:
+                await conn.notify(exc.code, exc.subcode, exc.data)
+                raise
+            return conn
+
+    def _make_socket(self, addresses: Sequence[InterfaceAddress]) -> socket.socket:
+        peer = self.peer
+        family = socket.AF_INET if peer.address.version == 4 else socket.AF_INET6
+        sock = self.host.socket(family)
+        try:
+            if not peer.is_ibgp:
+                ttl = 255 if peer.ebgp_multihop else 1
+                if family == socket.AF_INET:
+                    sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+                else:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+            if peer.password:
+                sock.setsockopt(
+                    socket.IPPROTO_TCP,
+                    TCP_MD5SIG,
+                    tcp_md5sig(peer.address, peer.password.encode()),
+                )
+            source = peer.source_address
+            if source is not None:
+                if source.version != peer.address.version:
+                    log.warning(
+                        "BGP peer %s: source-address %s is not of the peer's family; "
+                        "letting the kernel choose",
+                        self.peer_label,
+                        source,
+                    )
+                elif all(a.address != source for a in addresses):
+                    log.warning(
+                        "BGP peer %s: source-address %s is not a local address; "
+                        "letting the kernel choose",
+                        self.peer_label,
+                        source,
+                    )
+                else:
+                    sock.bind((str(source), 0))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    async def _open_exchange(
+        self, conn: _Connection, addresses: Sequence[InterfaceAddress]
+    ) -> None:
+        peer = self.peer
+        conn.router_id = derive_router_id(peer.router_id, conn.local, addresses, self.node_name)
+        conn.send(m.encode_open(peer.my_asn, peer.hold_time, conn.router_id))
+        # OpenSent
+        msg = await self._read(conn)
+        if isinstance(msg, m.Notification):
+            raise _PeerNotificationError(msg)
+        if not isinstance(msg, m.Open):
+            raise m.BgpError(
+                m.ErrorCode.FSM,
+                m.FsmSubcode.UNEXPECTED_IN_OPENSENT,
+                b"",
+                f"{type(msg).__name__} before OPEN",
+            )
+        m.validate_peer_open(
+            msg, peer_asn=peer.peer_asn, local_id=conn.router_id, ibgp=peer.is_ibgp
+        )
+        conn.four_octet_as = msg.four_octet_as is not None
+        conn.hold_time = min(peer.hold_time, msg.hold_time)
+        conn.families = msg.families & frozenset(OUR_FAMILIES)
+        hops = choose_next_hops(
+            conn.local,
+            addresses,
+            with_link_local=self._link_local_next_hop
+            and not peer.is_ibgp
+            and not peer.ebgp_multihop,
+        )
+        conn.context = m.UpdateContext(
+            my_asn=peer.my_asn,
+            ibgp=peer.is_ibgp,
+            four_octet_as=conn.four_octet_as,
+            next_hop_v4=hops.v4,
+            next_hop_v6=hops.v6,
+            link_local_v6=hops.link_local,
+        )
+        conn.send(m.encode_keepalive())
+        # OpenConfirm: established only once the peer's KEEPALIVE arrives.
+        msg = await self._read(conn)
+        if isinstance(msg, m.Notification):
+            raise _PeerNotificationError(msg)
+        if not isinstance(msg, m.Keepalive):
+            raise m.BgpError(
+                m.ErrorCode.FSM,
+                m.FsmSubcode.UNEXPECTED_IN_OPENCONFIRM,
+                b"",
+                f"{type(msg).__name__} instead of KEEPALIVE",
+            )
+
+    async def _read(self, conn: _Connection) -> m.Message:
+        try:
+            header = await conn.reader.readexactly(m.HEADER_LEN)
+            _, length = m.decode_header(header)
+            body = await conn.reader.readexactly(length - m.HEADER_LEN)
+        except asyncio.IncompleteReadError:
+            raise SessionDownError("connection closed by peer") from None
+        return m.decode_message(header + body, four_octet_as=conn.four_octet_as)
+
+    # --- established -------------------------------------------------------------------------
+
+    async def _established_loop(self, conn: _Connection) -> None:
+        self.stats.up = True
+        self.stats.established_count += 1
+        self.stats.last_error = ""
+        assert conn.context is not None
+        log.info(
+            "BGP peer %s: session established (router-id %s, hold %ds, families %s, %s)",
+            self.peer_label,
+            conn.router_id,
+            conn.hold_time,
+            sorted(conn.families),
+            "4-octet AS" if conn.four_octet_as else "2-octet AS",
+        )
+        self.established.set()
+        self._wake.set()  # the full desired set goes out on every (re)connect
+        tasks = [
+            asyncio.create_task(self._reader_loop(conn)),
+            asyncio.create_task(self._sender_loop(conn)),
+        ]
+        if conn.hold_time:
+            tasks.append(asyncio.create_task(self._keepalive_loop(conn)))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        error = next(iter(done)).exception() or SessionDownError("session task ended")
+        if isinstance(error, m.BgpError):
+            await conn.notify(error.code, error.subcode, error.data)
+        raise error
+
+    async def _reader_loop(self, conn: _Connection) -> None:
+        hold = conn.hold_time or None
+        while True:
+            try:
+                async with asyncio.timeout(hold):
+                    msg = await self._read(conn)
+            except TimeoutError:
+                raise m.BgpError(
+                    m.ErrorCode.HOLD_TIMER_EXPIRED, 0, b"", f"nothing received for {hold}s"
+                ) from None
+            if isinstance(msg, m.Notification):
+                raise _PeerNotificationError(msg)
+            if isinstance(msg, m.Open):
+                raise m.BgpError(
+                    m.ErrorCode.FSM, m.FsmSubcode.UNEXPECTED_IN_ESTABLISHED, b"", "OPEN received"
+                )
+            if (
+                isinstance(msg, m.RouteRefresh)
+                and (msg.afi, msg.safi) in conn.families
+                and msg.subtype == 0
+            ):
+                log.info(
+                    "BGP peer %s: ROUTE-REFRESH for AFI %d, re-sending",
+                    self.peer_label,
+                    msg.afi,
+                )
+                conn.refresh.add(msg.afi)
+                self._wake.set()
+            # KEEPALIVE and UPDATE only restart the hold timer: we do not use the peer's routes.
+
+    async def _keepalive_loop(self, conn: _Connection) -> None:
+        interval = conn.hold_time / 3
+        while True:
+            await asyncio.sleep(interval)
+            conn.send(m.encode_keepalive())
+            await conn.writer.drain()
+
+    async def _sender_loop(self, conn: _Connection) -> None:
+        first = True
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush(conn)
+            if first:
+                for family in sorted(conn.families):
+                    conn.send(m.encode_end_of_rib(family))
+                    self.stats.updates_sent += 1
+                await conn.writer.drain()
+                first = False
+            if not self._wake.is_set():
+                self.flushed.set()
+
+    def _sendable(self, conn: _Connection, route: m.Route) -> bool:
+        assert conn.context is not None
+        version = route.prefix.version
+        family = m.IPV4_UNICAST if version == 4 else m.IPV6_UNICAST
+        return family in conn.families and conn.context.can_send(version)
+
+    async def _flush(self, conn: _Connection) -> None:
+        """Send what the peer lacks: packed UPDATEs for new or changed routes, then packed
+        withdrawals for routes no longer desired."""
+        ctx = conn.context
+        assert ctx is not None
+        desired = self._desired  # set_routes() replaces the dict, never mutates it
+        if conn.refresh:
+            versions = {4 if afi == m.AFI_IPV4 else 6 for afi in conn.refresh}
+            conn.refresh.clear()
+            self._advertised = {
+                p: r for p, r in self._advertised.items() if p.version not in versions
+            }
+        sendable = {p: r for p, r in desired.items() if self._sendable(conn, r)}
+        held = len(desired) - len(sendable)
+        if held != conn.held_back:
+            conn.held_back = held
+            log.warning(
+                "BGP peer %s: %d routes not sent: family not negotiated with the peer or "
+                "no local next hop of that family",
+                self.peer_label,
+                held,
+            )
+        advertised = self._advertised
+        changed = [r for p, r in sendable.items() if advertised.get(p) != r]
+        removed = [p for p in advertised if p not in sendable]
+        for data in m.pack_announcements(changed, ctx) + m.pack_withdrawals(removed):
+            conn.send(data)
+            self.stats.updates_sent += 1
+            await conn.writer.drain()
+        self._advertised = sendable
+        self.stats.announced_prefixes = len(sendable)
