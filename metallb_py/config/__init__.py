@@ -1,5 +1,10 @@
 """MetalLB v0.12 configuration: parsing, validation and the typed model (spec section 1)."""
 
+from metallb_py.config.document import (
+    ConfigDocument,
+    load_config_document,
+    read_config_document,
+)
 from metallb_py.config.errors import ConfigError, Problem
 from metallb_py.config.model import (
     AddressPool,
@@ -17,14 +22,23 @@ from metallb_py.config.model import (
     SelectorRequirement,
     selectors_match,
 )
+from metallb_py.config.parser import (
+    MAX_CONFIG_BYTES,
+    NATIVE_BGP_SUPPORTS_IPV6,
+    parse_config,
+    parse_config_with_warnings,
+)
 
 __all__ = [
+    "MAX_CONFIG_BYTES",
+    "NATIVE_BGP_SUPPORTS_IPV6",
     "AddressPool",
     "BfdProfile",
     "BgpAdvertisement",
     "BgpType",
     "Community",
     "Config",
+    "ConfigDocument",
     "ConfigError",
     "IPAddress",
     "IPNetwork",
@@ -34,5 +48,9 @@ __all__ = [
     "Protocol",
     "SelectorOperator",
     "SelectorRequirement",
+    "load_config_document",
+    "parse_config",
+    "parse_config_with_warnings",
+    "read_config_document",
     "selectors_match",
 ]

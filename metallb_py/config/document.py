@@ -1,0 +1,161 @@
+"""Find the MetalLB config in what a user hands us: the raw YAML or a ConfigMap manifest.
+
+Users keep the config inside `manifests/*.yaml` (a ConfigMap whose `data.config` is the YAML,
+spec section 0), sometimes among other objects in one multi-document file. Both forms are
+accepted; a ConfigMap without `config` is MetalLB's valid empty configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from yaml.nodes import MappingNode, Node, ScalarNode
+
+from metallb_py.config.errors import ConfigError, Problem
+from metallb_py.config.parser import check_size
+from metallb_py.config.yamltree import Kind, YamlSyntaxError, classify, compose_all, line_of
+
+MAX_MANIFEST_BYTES = 3 * 1024 * 1024
+"""A manifest may carry more than its 1 MiB of data (metadata, last-applied annotation)."""
+
+DEFAULT_CONFIGMAP_NAME = "config"
+CONFIG_KEY = "config"
+
+
+@dataclass(frozen=True)
+class ConfigDocument:
+    text: str
+    """The MetalLB config YAML (possibly "", the empty config)."""
+    source: str
+    """"config" for raw config text, "configmap" when taken from a manifest's data.config."""
+    line_offset: int | None = 0
+    """Add to a line of `text` to get the line in the input; None when lines do not map
+    (the config was a quoted or folded scalar rather than a `|` block)."""
+    notes: tuple[Problem, ...] = ()
+    """Warnings about the container (missing `config` key, unusual ConfigMap name)."""
+
+    def input_line(self, line: int | None) -> int | None:
+        """The input line of a config line, when it can be known."""
+        if line is None or self.line_offset is None:
+            return None
+        return line + self.line_offset
+
+
+def load_config_document(text: str) -> str:
+    """The config YAML inside `text` (raw config or ConfigMap manifest); ConfigError if none."""
+    return read_config_document(text).text
+
+
+def read_config_document(text: str) -> ConfigDocument:
+    """Like `load_config_document`, with where the config came from and container notes."""
+    check_size(text, MAX_MANIFEST_BYTES, "the input")
+    try:
+        docs = [d for d in compose_all(text) if d is not None]
+    except YamlSyntaxError:
+        # Not YAML at all: let the config parser report it against the text as given.
+        return ConfigDocument(text, "config")
+    manifests = [d for d in docs if isinstance(d, MappingNode) and _get(d, "kind") is not None]
+    if not manifests:
+        return ConfigDocument(text, "config")
+    configmaps = [d for d in manifests if _scalar(_get(d, "kind")) == "ConfigMap"]
+    if not configmaps:
+        kinds = sorted({_scalar(_get(d, "kind")) or "?" for d in manifests})
+        raise ConfigError(
+            [
+                Problem(
+                    "kind",
+                    f"no ConfigMap found (kinds: {', '.join(kinds)}): metallb-py implements"
+                    " MetalLB v0.12, configured by the `config` key of a ConfigMap; custom"
+                    " resources such as IPAddressPool or BGPPeer belong to MetalLB v0.13+",
+                    kinds[0] if len(kinds) == 1 else kinds,
+                    line_of(_get(manifests[0], "kind")),
+                )
+            ]
+        )
+    if len(configmaps) > 1:
+        named = [d for d in configmaps if _name(d) == DEFAULT_CONFIGMAP_NAME]
+        if len(named) != 1:
+            names = ", ".join(_name(d) or "(unnamed)" for d in configmaps)
+            raise ConfigError(
+                [
+                    Problem(
+                        "",
+                        f"{len(configmaps)} ConfigMaps in the input ({names}) and not exactly one"
+                        f" named {DEFAULT_CONFIGMAP_NAME!r}: pass the one MetalLB reads",
+                        None,
+                        line_of(configmaps[1]),
+                    )
+                ]
+            )
+        configmaps = named
+    return _from_configmap(configmaps[0])
+
+
+def _from_configmap(cm: MappingNode) -> ConfigDocument:
+    notes: list[Problem] = []
+    name = _name(cm)
+    if name is not None and name != DEFAULT_CONFIGMAP_NAME:
+        notes.append(
+            Problem(
+                "metadata.name",
+                f"MetalLB reads the ConfigMap named {DEFAULT_CONFIGMAP_NAME!r} unless started"
+                f" with --config={name}",
+                name,
+                line_of(_get(_get(cm, "metadata"), "name")),
+            )
+        )
+    data = _get(cm, "data")
+    value = _get(data, CONFIG_KEY)
+    if value is None or (isinstance(value, ScalarNode) and classify(value).kind is Kind.NULL):
+        notes.append(
+            Problem(
+                "data.config",
+                "the ConfigMap has no `config` key: MetalLB treats this as an empty"
+                " configuration (no address pools, no peers)",
+                None,
+                line_of(data if data is not None else cm),
+            )
+        )
+        return ConfigDocument("", "configmap", 0, tuple(notes))
+    if not isinstance(value, ScalarNode):
+        raise ConfigError(
+            [
+                Problem(
+                    "data.config",
+                    "data.config must be a string holding the config YAML (write `config: |`"
+                    " followed by the indented config), not a nested mapping or list",
+                    None,
+                    line_of(value),
+                )
+            ]
+        )
+    text = str(value.value)
+    if not text.strip():
+        notes.append(
+            Problem(
+                "data.config",
+                "data.config is empty: MetalLB treats this as an empty configuration (no"
+                " address pools, no peers)",
+                text,
+                line_of(value),
+            )
+        )
+    offset = value.start_mark.line + 1 if value.style == "|" else None
+    return ConfigDocument(text, "configmap", offset, tuple(notes))
+
+
+def _get(node: Node | None, key: str) -> Node | None:
+    if not isinstance(node, MappingNode):
+        return None
+    for k, v in node.value:
+        if isinstance(k, ScalarNode) and k.value == key:
+            return v
+    return None
+
+
+def _scalar(node: Node | None) -> str | None:
+    return str(node.value) if isinstance(node, ScalarNode) else None
+
+
+def _name(cm: MappingNode) -> str | None:
+    return _scalar(_get(_get(cm, "metadata"), "name"))
