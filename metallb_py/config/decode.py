@@ -23,8 +23,11 @@ from metallb_py.config.yamltree import Kind, classify, describe, line_of
 PathPart = str | int
 Path = tuple[PathPart, ...]
 
-MAX_NODE_VISITS = 500_000
-"""Aliases let a small text name a huge tree; decoding stops after this many nodes."""
+MIN_NODE_BUDGET = 100_000
+"""Aliases let a small text name a huge tree. Decoding may visit twice the nodes written in
+the text, or this many, whichever is more; then it stops."""
+MAX_PROBLEMS = 500
+"""Past this many problems a list helps nobody (and an alias bomb could make millions)."""
 MAX_MERGE_DEPTH = 16
 
 _SIMPLE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
@@ -150,7 +153,23 @@ class Obj:
 
 
 class TooComplexError(Exception):
-    """Decoding exceeded MAX_NODE_VISITS; the problem is already recorded."""
+    """Work or problem budget exhausted; the reason is already the last problem recorded."""
+
+
+class ProblemLog:
+    """The problems found so far, shared by the decoder and the semantic checks."""
+
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def add(self, path: Path, reason: str, value: Any = None, node: Node | None = None) -> None:
+        self.items.append(Problem(format_path(path), reason, value, line_of(node)))
+        if len(self.items) >= MAX_PROBLEMS:
+            self.items.append(Problem("", f"stopped after {MAX_PROBLEMS} problems"))
+            raise TooComplexError
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
 
 
 # --- key suggestions ------------------------------------------------------------------
@@ -185,21 +204,25 @@ def suggest_key(key: str, allowed: list[str]) -> tuple[str | None, str]:
 
 
 class Decoder:
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: ProblemLog, node_count: int) -> None:
         self.problems = problems
         self.visits = 0
+        self.budget = max(MIN_NODE_BUDGET, 2 * node_count)
 
     def error(self, path: Path, reason: str, value: Any = None, node: Node | None = None) -> None:
-        self.problems.append(Problem(format_path(path), reason, value, line_of(node)))
+        self.problems.add(path, reason, value, node)
 
     def _tick(self, node: Node) -> None:
         self.visits += 1
-        if self.visits > MAX_NODE_VISITS:
-            self.error(
-                (),
-                f"the document expands to more than {MAX_NODE_VISITS} values through YAML"
-                " aliases; refused",
-                node=node,
+        if self.visits > self.budget:
+            self.problems.items.append(
+                Problem(
+                    "",
+                    f"the document expands to more than {self.budget} values through YAML"
+                    " aliases; refused",
+                    None,
+                    line_of(node),
+                )
             )
             raise TooComplexError
 
@@ -342,10 +365,10 @@ class Decoder:
             seen[key] = key_node
             obj.value_nodes[key] = value_node
             field_ok, value = self.decode(value_node, spec.fields[key], (*path, key))
-            if field_ok:
-                if value is not None:
-                    obj.values[key] = value
-            else:
+            if value is not None:
+                # Lists and mappings keep their usable parts even when some part is broken.
+                obj.values[key] = value
+            if not field_ok:
                 obj.broken.add(key)
                 ok = False
         for key, key_node, value_node in unknown:

@@ -50,7 +50,7 @@ def read_config_document(text: str) -> ConfigDocument:
     """Like `load_config_document`, with where the config came from and container notes."""
     check_size(text, MAX_MANIFEST_BYTES, "the input")
     try:
-        docs = [d for d in compose_all(text) if d is not None]
+        docs = [d for d in compose_all(text).documents if d is not None]
     except YamlSyntaxError:
         # Not YAML at all: let the config parser report it against the text as given.
         return ConfigDocument(text, "config")

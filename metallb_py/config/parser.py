@@ -32,6 +32,7 @@ from metallb_py.config.decode import (
     List,
     Obj,
     Path,
+    ProblemLog,
     Seq,
     StrMap,
     Struct,
@@ -166,7 +167,7 @@ def parse_config_with_warnings(
     bgp_type = BgpType(bgp_type)
     check_size(text, MAX_CONFIG_BYTES, "the config")
     try:
-        root = compose_one(text)
+        root, node_count = compose_one(text)
     except YamlSyntaxError as exc:
         problem = Problem("", f"could not parse config: {exc.message}", None, exc.line)
         raise ConfigError([problem]) from None
@@ -187,21 +188,20 @@ def parse_config_with_warnings(
     manifest = _manifest_problem(root)
     if manifest is not None:
         raise ConfigError([manifest])
-    problems: list[Problem] = []
-    decoder = Decoder(problems)
-    try:
-        _, top = decoder.decode(root, CONFIG, ())
-    except TooComplexError:
-        raise ConfigError(problems) from None
-    assert isinstance(top, Obj)
+    problems = ProblemLog()
     checker = _Checker(problems, bgp_type)
-    checker.mode(top)
-    profiles, profile_names = checker.bfd_profiles(top)
-    peers = checker.peers(top, profile_names)
-    aliases, alias_names = checker.communities(top)
-    pools = checker.pools(top, aliases, alias_names)
+    try:
+        _, top = Decoder(problems, node_count).decode(root, CONFIG, ())
+        assert isinstance(top, Obj)
+        checker.mode(top)
+        profiles, profile_names = checker.bfd_profiles(top)
+        peers = checker.peers(top, profile_names)
+        aliases, alias_names = checker.communities(top)
+        pools = checker.pools(top, aliases, alias_names)
+    except TooComplexError:
+        raise ConfigError(problems.items) from None
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems.items)
     config = Config(
         peers=tuple(peers),
         bgp_communities=MappingProxyType(dict(aliases)),
@@ -280,13 +280,13 @@ class _Cidr:
 class _Checker:
     """Semantic checks over the decoded tree; collects problems and warnings."""
 
-    def __init__(self, problems: list[Problem], bgp_type: BgpType) -> None:
+    def __init__(self, problems: ProblemLog, bgp_type: BgpType) -> None:
         self.problems = problems
         self.warnings: list[Problem] = []
         self.bgp_type = bgp_type
 
     def error(self, path: Path, node: Node | None, reason: str, value: Any = None) -> None:
-        self.problems.append(Problem(format_path(path), reason, value, line_of(node)))
+        self.problems.add(path, reason, value, node)
 
     def warn(self, path: Path, node: Node | None, reason: str, value: Any = None) -> None:
         self.warnings.append(Problem(format_path(path), reason, value, line_of(node)))
@@ -1016,9 +1016,7 @@ class _Checker:
         self, ad: Obj, aliases: dict[str, Community], alias_names: set[str]
     ) -> list[Community] | None:
         seq = ad.get("communities")
-        if not ad.ok("communities"):
-            return None
-        good = not isinstance(seq, Seq) or all(item.value is not None for item in seq.items)
+        good = ad.ok("communities")
         values: list[Community] = []
         first: dict[str, int] = {}
         for j, node, text in _strings(seq):

@@ -74,6 +74,7 @@ class _Composer(Composer):
         super().__init__()
         self._depth = 0
         self._aliases = 0
+        self.node_count = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         events: Any = self  # the parser half of the loader class provides the event API
@@ -95,6 +96,7 @@ class _Composer(Composer):
             node: Node = self.anchors[anchor]
             return node
         event = events.peek_event()
+        self.node_count += 1
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
@@ -164,8 +166,16 @@ def _syntax_error(exc: yaml.YAMLError) -> YamlSyntaxError:
     return YamlSyntaxError(message, line)
 
 
-def compose_all(text: str) -> list[Node | None]:
-    """Every document of `text` as a node tree (None for an empty document)."""
+@dataclass(frozen=True)
+class Composition:
+    documents: list[Node | None]
+    """Every document's node tree (None for an empty document)."""
+    node_count: int
+    """Nodes actually written in the text (an alias counts once, where it points)."""
+
+
+def compose_all(text: str) -> Composition:
+    """Every document of `text` as a node tree."""
     loader = _LOADER(text)
     docs: list[Node | None] = []
     try:
@@ -181,19 +191,20 @@ def compose_all(text: str) -> list[Node | None]:
         dispose = getattr(loader, "dispose", None)
         if dispose is not None:
             dispose()
-    return docs
+    return Composition(docs, loader.node_count)
 
 
-def compose_one(text: str) -> Node | None:
-    """The single document of `text`; more than one document is an error."""
-    docs = compose_all(text)
+def compose_one(text: str) -> tuple[Node | None, int]:
+    """The single document of `text` and the node count; more than one document is an error."""
+    composition = compose_all(text)
+    docs = composition.documents
     if len(docs) > 1:
         second = docs[1]
         raise YamlSyntaxError(
             f"expected one YAML document, found {len(docs)} (separated by ---)",
             second.start_mark.line + 1 if second is not None else None,
         )
-    return docs[0] if docs else None
+    return (docs[0] if docs else None), composition.node_count
 
 
 def line_of(node: Node | None) -> int | None:
