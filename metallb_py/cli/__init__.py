@@ -13,6 +13,7 @@ from metallb_py import __version__
 # name -> "module:attribute" of a click.Command; one line per subcommand.
 SUBCOMMANDS: dict[str, str] = {
     "config": "metallb_py.cli.config_cmd:config",
+    "lab": "metallb_py.cli.lab_cmd:lab",
 }
 
 

@@ -1,0 +1,681 @@
+"""`ApiServer`: the test Kubernetes API server in a background thread, its fault switches and
+direct store access for tests.
+
+    with ApiServer() as api:
+        client = kubernetes.client.CoreV1Api(api.client())
+        api.outage(10)            # connections refused for 10 s
+        api.conflict_storm(5, "services")
+
+The fault switches are also reachable over HTTP under `/_fault/...` so a server running as a
+subprocess (`metallb-py lab apiserver`) can be driven by tests and the lab.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import copy
+import json
+import logging
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import HTTPServer
+from pathlib import Path
+from socketserver import TCPServer
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from metallb_py.testing.apiserver import errors
+from metallb_py.testing.apiserver.errors import ApiError
+from metallb_py.testing.apiserver.handler import ApiRequestHandler
+from metallb_py.testing.apiserver.resources import DEFAULT_RESOURCES, ResourceTable, ResourceType
+from metallb_py.testing.apiserver.selectors import parse_field_selector, parse_label_selector
+from metallb_py.testing.apiserver.store import (
+    APPLY_PATCH,
+    JSON_PATCH,
+    MERGE_PATCH,
+    STRATEGIC_PATCH,
+    Store,
+)
+from metallb_py.testing.apiserver.strategies import ClusterConfig
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+PATCH_ALIASES = {
+    "merge": MERGE_PATCH,
+    "strategic": STRATEGIC_PATCH,
+    "json": JSON_PATCH,
+    "apply": APPLY_PATCH,
+}
+SEED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass
+class FailRule:
+    """Answer `code` to the next `count` requests (optionally only some verbs/resources)."""
+
+    count: int
+    code: int = 500
+    methods: frozenset[str] | None = None
+    resource: str | None = None
+
+
+@dataclass
+class ConflictRule:
+    """Answer 409 Conflict to the next `count` PUT/PATCH requests matching the filters."""
+
+    count: int
+    resource: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    subresource: str | None = None
+
+
+@dataclass
+class Faults:
+    outage_until: float = 0.0
+    outage_mode: str = "refuse"
+    delay: float = 0.0
+    fail: list[FailRule] = field(default_factory=list)
+    conflicts: list[ConflictRule] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    time: float
+    method: str
+    path: str
+    code: int
+    seconds: float
+
+
+class _HttpServer(HTTPServer):
+    """The listening socket; each connection gets a tracked daemon thread."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], api: ApiServer, family: int) -> None:
+        self.api = api
+        self.address_family = family
+        self.connections: dict[socket.socket, threading.Thread] = {}
+        self.conn_lock = threading.Lock()
+        super().__init__(address, ApiRequestHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name (getfqdn), which can stall; skip it.
+        TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self._run_connection,
+            args=(request, client_address),
+            name="apiserver-conn",
+            daemon=True,
+        )
+        with self.conn_lock:
+            self.connections[request] = thread
+        thread.start()
+
+    def _run_connection(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except (ConnectionError, TimeoutError, OSError):
+            pass
+        except Exception:
+            log.exception("connection from %s failed", client_address)
+        finally:
+            self.shutdown_request(request)
+            with self.conn_lock:
+                self.connections.pop(request, None)
+
+    def drop_connections(self) -> list[threading.Thread]:
+        with self.conn_lock:
+            conns = list(self.connections.items())
+        for sock, _ in conns:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        return [t for _, t in conns]
+
+
+class ApiServer:
+    """A Kubernetes API server for tests, on `host` and a free port unless `port` is given."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        resources: tuple[ResourceType, ...] = DEFAULT_RESOURCES,
+        cluster: ClusterConfig | None = None,
+        history_size: int = 10_000,
+        bookmark_interval: float = 5.0,
+        watch_timeout: float = 1800.0,
+        namespaces: tuple[str, ...] = (),
+        seed: bool = True,
+        request_log_size: int = 10_000,
+    ) -> None:
+        self.table = ResourceTable(resources)
+        self.store = Store(self.table, cluster, history_size)
+        self.bookmark_interval = bookmark_interval
+        self.watch_timeout = watch_timeout
+        self._requested = (host, port)
+        self._extra_namespaces = namespaces
+        self._seed = seed
+        self._faults = Faults()
+        self._fault_lock = threading.Lock()
+        self._requests: deque[RequestRecord] = deque(maxlen=request_log_size)
+        self._stop = threading.Event()
+        self._http: _HttpServer | None = None
+        self._listening = False
+        self._loop: threading.Thread | None = None
+        self._tmpdir: Path | None = None
+        self.host = host
+        self.port = port
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def start(self) -> ApiServer:
+        if self._http is not None:
+            return self
+        family = socket.AF_INET6 if ":" in self._requested[0] else socket.AF_INET
+        self._http = _HttpServer(self._requested, self, family)
+        self.port = int(self._http.server_address[1])
+        self._http.timeout = 0.1
+        self._listening = True
+        if self._seed:
+            self._seed_objects()
+        for ns in self._extra_namespaces:
+            self.ensure_namespace(ns)
+        self._loop = threading.Thread(target=self._serve, name="apiserver-accept", daemon=True)
+        self._loop.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving; every watch ends and every connection thread is joined."""
+        if self._http is None:
+            return
+        self._stop.set()
+        self.store.close_watchers("shutdown")
+        if self._loop is not None:
+            self._loop.join(timeout)
+        threads = self._http.drop_connections()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(OSError):
+            self._http.server_close()
+        self._http = None
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self) -> ApiServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def connection_threads(self) -> int:
+        """Open client connections (watches and kept-alive requests)."""
+        if self._http is None:
+            return 0
+        with self._http.conn_lock:
+            return len(self._http.connections)
+
+    def _serve(self) -> None:
+        http = self._http
+        assert http is not None
+        while not self._stop.is_set():
+            with self._fault_lock:
+                refusing = self._faults.outage_mode == "refuse" and (
+                    time.monotonic() < self._faults.outage_until
+                )
+            if refusing:
+                if self._listening:
+                    http.socket.close()
+                    self._listening = False
+                self._stop.wait(0.05)
+                continue
+            if not self._listening:
+                try:
+                    http.socket = socket.socket(http.address_family, socket.SOCK_STREAM)
+                    http.server_bind()
+                    http.server_activate()
+                    self._listening = True
+                except OSError:
+                    log.warning("cannot listen on port %s again yet", self.port)
+                    with contextlib.suppress(OSError):
+                        http.socket.close()
+                    self._stop.wait(0.1)
+                    continue
+            with contextlib.suppress(OSError, ValueError):
+                http.handle_request()
+        with contextlib.suppress(OSError):
+            http.socket.close()
+
+    # --- client configuration --------------------------------------------------------------------
+
+    def kubeconfig(self, namespace: str = "default") -> Obj:
+        name = "metallb-py-test"
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": name, "cluster": {"server": self.url}}],
+            "users": [{"name": name, "user": {}}],
+            "contexts": [
+                {"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}
+            ],
+            "current-context": name,
+            "preferences": {},
+        }
+
+    def kubeconfig_path(self, path: str | Path | None = None, namespace: str = "default") -> Path:
+        """Write a kubeconfig for this server (for the `kubernetes` client and kubectl)."""
+        if path is None:
+            if self._tmpdir is None:
+                self._tmpdir = Path(tempfile.mkdtemp(prefix="metallb-py-apiserver-"))
+            path = self._tmpdir / "kubeconfig"
+        target = Path(path)
+        target.write_text(yaml.safe_dump(self.kubeconfig(namespace), sort_keys=False))
+        return target
+
+    def client(self) -> Any:
+        """A `kubernetes.client.ApiClient` for this server (close it when done)."""
+        import kubernetes.client
+
+        configuration = kubernetes.client.Configuration()
+        configuration.host = self.url
+        return kubernetes.client.ApiClient(configuration)
+
+    # --- direct store access (objects are plain dicts, returned as copies) -----------------------
+
+    def resource(self, what: str, api_version: str | None = None) -> ResourceType:
+        try:
+            return self.table.find(what, api_version)
+        except KeyError:
+            raise ValueError(f"the test API server serves no resource {what!r}") from None
+
+    def _rt_of(self, obj: Obj) -> ResourceType:
+        rt = self.table.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
+        if rt is None:
+            raise ValueError(f"unknown apiVersion/kind {obj.get('apiVersion')}/{obj.get('kind')}")
+        return rt
+
+    def create(self, obj: Obj, namespace: str | None = None) -> Obj:
+        rt = self._rt_of(obj)
+        ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
+        return copy.deepcopy(self.store.create(rt, ns if rt.namespaced else None, obj))
+
+    def get(
+        self, what: str, name: str, namespace: str | None = None, api_version: str | None = None
+    ) -> Obj:
+        rt = self.resource(what, api_version)
+        ns = (namespace or "default") if rt.namespaced else None
+        return copy.deepcopy(self.store.get(rt, ns, name))
+
+    def list(
+        self,
+        what: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        api_version: str | None = None,
+    ) -> list[Obj]:
+        rt = self.resource(what, api_version)
+        result = self.store.list(
+            rt,
+            namespace if rt.namespaced else None,
+            parse_label_selector(label_selector),
+            parse_field_selector(field_selector, rt.selectable_fields()),
+        )
+        return copy.deepcopy(result.items)
+
+    def update(self, obj: Obj, subresource: str = "") -> Obj:
+        rt = self._rt_of(obj)
+        meta = obj.get("metadata") or {}
+        ns = meta.get("namespace") or "default" if rt.namespaced else None
+        result, _ = self.store.update(rt, ns, meta.get("name", ""), obj, subresource=subresource)
+        return copy.deepcopy(result)
+
+    def update_status(self, obj: Obj) -> Obj:
+        return self.update(obj, "status")
+
+    def patch(
+        self,
+        what: str,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        patch_type: str = "merge",
+        subresource: str = "",
+        api_version: str | None = None,
+    ) -> Obj:
+        rt = self.resource(what, api_version)
+        ns = (namespace or "default") if rt.namespaced else None
+        kind = PATCH_ALIASES.get(patch_type, patch_type)
+        result, _ = self.store.patch(
+            rt, ns, name, kind, patch, subresource=subresource, field_manager="test"
+        )
+        return copy.deepcopy(result)
+
+    def delete(
+        self, what: str, name: str, namespace: str | None = None, api_version: str | None = None
+    ) -> Obj:
+        rt = self.resource(what, api_version)
+        ns = (namespace or "default") if rt.namespaced else None
+        return copy.deepcopy(self.store.delete(rt, ns, name))
+
+    def ensure_namespace(self, name: str) -> Obj:
+        rt = self.resource("namespaces")
+        try:
+            return self.get("namespaces", name)
+        except ApiError as e:
+            if e.code != 404:
+                raise
+        return copy.deepcopy(self.store.create(rt, None, {"metadata": {"name": name}}))
+
+    @property
+    def resource_version(self) -> int:
+        return self.store.rv
+
+    def watch_count(self) -> int:
+        return len(self.store.watchers())
+
+    def requests(self) -> builtins.list[RequestRecord]:
+        """Requests served so far (oldest first; bounded)."""
+        return list(self._requests)
+
+    def _record_request(self, method: str, path: str, code: int, seconds: float) -> None:
+        self._requests.append(RequestRecord(time.time(), method, path, code, seconds))
+
+    def _seed_objects(self) -> None:
+        """What every cluster has: the system namespaces and the `kubernetes` Service."""
+        for ns in SEED_NAMESPACES:
+            self.ensure_namespace(ns)
+        cidr = self.store.strategies.services.networks
+        primary = next(iter(cidr.values()))
+        cluster_ip = str(primary.network_address + 1)
+        self.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": "kubernetes",
+                    "namespace": "default",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "clusterIP": cluster_ip,
+                    "ports": [
+                        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.port}
+                    ],
+                },
+            }
+        )
+        address = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        family = "IPv6" if ":" in address else "IPv4"
+        self.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {"name": "kubernetes", "namespace": "default"},
+                "subsets": [
+                    {
+                        "addresses": [{"ip": address}],
+                        "ports": [{"name": "https", "port": self.port, "protocol": "TCP"}],
+                    }
+                ],
+            }
+        )
+        self.create(
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": "kubernetes",
+                    "namespace": "default",
+                    "labels": {"kubernetes.io/service-name": "kubernetes"},
+                },
+                "addressType": family,
+                "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+                "ports": [{"name": "https", "port": self.port, "protocol": "TCP"}],
+            }
+        )
+
+    # --- faults ----------------------------------------------------------------------------------
+
+    def drop_watches(self, abrupt: bool = False) -> int:
+        """End every open watch now (cleanly, or by resetting the connection); returns how many."""
+        return self.store.close_watchers("abrupt" if abrupt else "dropped")
+
+    def expire_history(self) -> None:
+        """The next watch (or exact list, or continue) from any older version gets 410 Gone."""
+        self.store.expire_history()
+
+    def outage(self, seconds: float, mode: str = "refuse") -> None:
+        """An outage: `refuse` closes the listener (connection refused), `503` answers 503.
+        Either way every open watch and connection is dropped when it starts."""
+        if mode not in ("refuse", "503"):
+            raise ValueError("mode must be 'refuse' or '503'")
+        with self._fault_lock:
+            self._faults.outage_until = time.monotonic() + seconds
+            self._faults.outage_mode = mode
+        self.store.close_watchers("abrupt")
+        if self._http is not None:
+            self._http.drop_connections()
+
+    def outage_active(self) -> bool:
+        with self._fault_lock:
+            return time.monotonic() < self._faults.outage_until
+
+    def fail_next(
+        self,
+        count: int,
+        code: int = 500,
+        methods: tuple[str, ...] | None = None,
+        resource: str | None = None,
+    ) -> None:
+        """Answer `code` (with a Status) to the next `count` matching API requests."""
+        with self._fault_lock:
+            self._faults.fail.append(
+                FailRule(
+                    count,
+                    code,
+                    frozenset(m.upper() for m in methods) if methods else None,
+                    resource,
+                )
+            )
+
+    def delay(self, seconds: float) -> None:
+        """Delay every response by `seconds` (0 turns it off)."""
+        with self._fault_lock:
+            self._faults.delay = max(0.0, seconds)
+
+    def conflict_storm(
+        self,
+        count: int,
+        resource: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        subresource: str | None = None,
+    ) -> None:
+        """The next `count` updates (PUT/PATCH) matching the filters get 409 Conflict."""
+        with self._fault_lock:
+            self._faults.conflicts.append(
+                ConflictRule(count, resource, namespace, name, subresource)
+            )
+
+    def clear_faults(self) -> None:
+        with self._fault_lock:
+            self._faults = Faults()
+
+    def send_bookmarks(self) -> None:
+        """Every watch that asked for bookmarks gets one now."""
+        self.store.request_bookmarks()
+
+    def fault_state(self) -> Obj:
+        with self._fault_lock:
+            f = self._faults
+            return {
+                "outageSecondsLeft": max(0.0, f.outage_until - time.monotonic()),
+                "outageMode": f.outage_mode,
+                "delaySeconds": f.delay,
+                "fail": [r.__dict__ | {"methods": sorted(r.methods or [])} for r in f.fail],
+                "conflicts": [r.__dict__ for r in f.conflicts],
+                "watches": self.watch_count(),
+                "resourceVersion": self.store.rv,
+            }
+
+    def _before_request(self, method: str, path: str) -> None:
+        """Faults that hit every API request: delay, 503 outage, injected failures."""
+        with self._fault_lock:
+            delay = self._faults.delay
+        if delay:
+            self._stop.wait(delay)
+        with self._fault_lock:
+            f = self._faults
+            if f.outage_mode == "503" and time.monotonic() < f.outage_until:
+                raise errors.service_unavailable()
+        failure = self._take_failure(method, path)
+        if failure is not None:
+            raise failure
+
+    def _take_failure(self, method: str, path: str) -> ApiError | None:
+        with self._fault_lock:
+            for rule in self._faults.fail:
+                if rule.count <= 0:
+                    continue
+                if rule.methods is not None and method not in rule.methods:
+                    continue
+                if rule.resource is not None and f"/{rule.resource}" not in path:
+                    continue
+                rule.count -= 1
+                self._faults.fail = [r for r in self._faults.fail if r.count > 0]
+                return _failure(rule.code)
+        return None
+
+    def _check_conflict_storm(
+        self, rt: ResourceType, namespace: str | None, name: str, subresource: str
+    ) -> None:
+        with self._fault_lock:
+            for rule in self._faults.conflicts:
+                if rule.count <= 0:
+                    continue
+                if rule.resource is not None and rule.resource not in (rt.plural, rt.kind):
+                    continue
+                if rule.namespace is not None and rule.namespace != namespace:
+                    continue
+                if rule.name is not None and rule.name != name:
+                    continue
+                if rule.subresource is not None and rule.subresource != subresource:
+                    continue
+                rule.count -= 1
+                self._faults.conflicts = [r for r in self._faults.conflicts if r.count > 0]
+                raise errors.conflict(rt.group, rt.plural, name)
+
+    # --- the /_fault and /_admin HTTP endpoints --------------------------------------------------
+
+    def _admin(
+        self, method: str, path: str, query: dict[str, builtins.list[str]], body: bytes
+    ) -> Obj:
+        params: dict[str, Any] = {k: v[-1] for k, v in query.items()}
+        if body.strip():
+            try:
+                extra = json.loads(body)
+            except ValueError:
+                raise errors.bad_request("fault parameters must be a JSON object") from None
+            if not isinstance(extra, dict):
+                raise errors.bad_request("fault parameters must be a JSON object")
+            params.update(extra)
+        action = path.rstrip("/").split("/")[-1]
+        if method == "GET" and action in ("_fault", "_admin"):
+            return self.fault_state()
+        if method == "GET" and action == "requests":
+            return {"requests": [r.__dict__ for r in self.requests()]}
+        if method != "POST":
+            raise errors.method_not_allowed()
+        try:
+            if action == "drop-watches":
+                dropped = self.drop_watches(abrupt=_truthy(params.get("abrupt")))
+                return {"dropped": dropped}
+            if action == "expire-history":
+                self.expire_history()
+            elif action == "outage":
+                self.outage(float(params.get("seconds", 10)), str(params.get("mode", "refuse")))
+            elif action == "fail":
+                methods = params.get("methods")
+                if isinstance(methods, str):
+                    methods = [m for m in methods.split(",") if m]
+                self.fail_next(
+                    int(params.get("count", 1)),
+                    int(params.get("code", 500)),
+                    tuple(methods) if methods else None,
+                    params.get("resource"),
+                )
+            elif action == "delay":
+                self.delay(float(params.get("seconds", 0)))
+            elif action == "conflict":
+                self.conflict_storm(
+                    int(params.get("count", 1)),
+                    params.get("resource"),
+                    params.get("namespace"),
+                    params.get("name"),
+                    params.get("subresource"),
+                )
+            elif action == "bookmark":
+                self.send_bookmarks()
+            elif action == "reset":
+                self.clear_faults()
+            else:
+                raise errors.path_not_found()
+        except (TypeError, ValueError) as e:
+            raise errors.bad_request(f"bad fault parameters: {e}") from None
+        return self.fault_state()
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true", "yes")
+
+
+def _failure(code: int) -> ApiError:
+    if code == 503:
+        return errors.service_unavailable()
+    if code == 429:
+        return ApiError(
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+            {"retryAfterSeconds": 1},
+        )
+    if code == 504:
+        return errors.timeout("The request timed out, please try again later.")
+    if code == 500:
+        return errors.internal_error("injected failure (test API server fault switch)")
+    return ApiError(code, "InternalError", f"injected failure with code {code}")

@@ -1,0 +1,865 @@
+"""The in-memory object store: resourceVersions, watch history, watchers, and the verbs.
+
+One lock guards everything; every write takes the next global resourceVersion (as etcd does), is
+recorded in its resource's bounded history and handed to the matching watchers while the lock is
+held, so a watch started from any retained version sees exactly the changes after it, in order.
+Stored objects are never modified in place; readers get shared snapshots and must copy before
+changing them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import copy
+import json
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from metallb_py.testing.apiserver import errors
+from metallb_py.testing.apiserver.errors import ApiError
+from metallb_py.testing.apiserver.patch import (
+    JsonPatchError,
+    json_merge_patch,
+    json_patch,
+    parse_json_patch,
+    strategic_merge_patch,
+)
+from metallb_py.testing.apiserver.resources import ResourceTable, ResourceType
+from metallb_py.testing.apiserver.selectors import FieldSelector, LabelSelector
+from metallb_py.testing.apiserver.strategies import ClusterConfig, Strategies
+
+Obj = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+PATCH_TYPES = (MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH, APPLY_PATCH)
+
+# Kinds whose DELETE answers with the object rather than a Status (as upstream's registries do).
+_RETURNS_DELETED_OBJECT = frozenset({"services", "pods"})
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One stored write: `obj` is the new state (the final state for DELETED)."""
+
+    rv: int
+    type: str  # ADDED, MODIFIED, DELETED
+    key: Key
+    obj: Obj
+    prev: Obj | None
+
+
+@dataclass
+class Storage:
+    type: ResourceType
+    objects: dict[Key, Obj] = field(default_factory=dict)
+    history: deque[Change] = field(default_factory=deque)
+    compacted: int = 0  # changes with rv <= compacted are no longer in `history`
+    watchers: set[Watcher] = field(default_factory=set)
+
+
+def with_rv(obj: Obj, rv: int) -> Obj:
+    return {**obj, "metadata": {**obj.get("metadata", {}), "resourceVersion": str(rv)}}
+
+
+class Watcher:
+    """The queue of one watch request; filled under the store lock, drained by its HTTP thread."""
+
+    def __init__(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        label: LabelSelector,
+        fields: FieldSelector,
+        *,
+        bookmarks: bool,
+        max_queue: int,
+    ) -> None:
+        self.rt = rt
+        self.namespace = namespace
+        self.label = label
+        self.fields = fields
+        self.bookmarks = bookmarks
+        self.max_queue = max_queue
+        self.cond = threading.Condition()
+        self.queue: deque[tuple[str, Obj]] = deque()
+        self.closed = False
+        self.close_reason = ""
+        self.bookmark_requested = False
+        self.error: ApiError | None = None
+
+    def _matches(self, key: Key, obj: Obj | None) -> Obj | None:
+        """The object as this watch shows it, or None when filtered out."""
+        if obj is None or (self.namespace is not None and key[0] != self.namespace):
+            return None
+        view = self.rt.view(obj)
+        if self.label.matches(view) and self.fields.matches(view):
+            return view
+        return None
+
+    def offer(self, change: Change) -> None:
+        """Queue what this watch must see of one change (called with the store lock held)."""
+        new = None if change.type == "DELETED" else self._matches(change.key, change.obj)
+        old = self._matches(change.key, change.prev) if change.prev is not None else None
+        if change.type == "DELETED":
+            old = self._matches(change.key, change.obj)
+            event = ("DELETED", old) if old is not None else None
+        elif old is None and new is not None:
+            event = ("ADDED", new)
+        elif old is not None and new is not None:
+            event = ("MODIFIED", new)
+        elif old is not None:
+            event = ("DELETED", with_rv(old, change.rv))
+        else:
+            event = None
+        if event is not None:
+            self.push(*event)
+
+    def push(self, kind: str, obj: Obj) -> None:
+        with self.cond:
+            if self.closed:
+                return
+            if len(self.queue) >= self.max_queue:
+                # A consumer this slow is cut off, as the real watch cache does.
+                self.closed = True
+                self.close_reason = "overflow"
+            else:
+                self.queue.append((kind, obj))
+            self.cond.notify_all()
+
+    def close(self, reason: str) -> None:
+        with self.cond:
+            if not self.closed:
+                self.closed = True
+                self.close_reason = reason
+            self.cond.notify_all()
+
+    def request_bookmark(self) -> None:
+        with self.cond:
+            self.bookmark_requested = True
+            self.cond.notify_all()
+
+    def take(self, timeout: float) -> list[tuple[str, Obj]]:
+        """Everything queued, waiting up to `timeout` seconds for something to arrive."""
+        with self.cond:
+            if not self.queue and not self.closed and not self.bookmark_requested:
+                self.cond.wait(timeout)
+            items = list(self.queue)
+            self.queue.clear()
+            return items
+
+
+@dataclass
+class ListResult:
+    items: list[Obj]
+    resource_version: int
+    continue_token: str | None = None
+    remaining: int | None = None
+
+
+class Store:
+    """All objects of all served resources, with Kubernetes write semantics."""
+
+    def __init__(
+        self,
+        table: ResourceTable,
+        cluster: ClusterConfig | None = None,
+        history_size: int = 10_000,
+        max_watch_queue: int = 100_000,
+    ) -> None:
+        self.table = table
+        self.strategies = Strategies(cluster or ClusterConfig())
+        self.history_size = history_size
+        self.max_watch_queue = max_watch_queue
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.rv = 1
+        self.storages: dict[str, Storage] = {
+            key: Storage(rt) for key, rt in table.storage_types.items()
+        }
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def storage(self, rt: ResourceType) -> Storage:
+        return self.storages[rt.storage_key]
+
+    def _key(self, rt: ResourceType, namespace: str | None, name: str) -> Key:
+        return (namespace or "" if rt.namespaced else "", name)
+
+    def _record(self, st: Storage, kind: str, key: Key, obj: Obj, prev: Obj | None) -> Obj:
+        self.rv += 1
+        stored = with_rv(obj, self.rv)
+        if kind == "DELETED":
+            st.objects.pop(key, None)
+        else:
+            st.objects[key] = stored
+        change = Change(self.rv, kind, key, stored, prev)
+        st.history.append(change)
+        while len(st.history) > self.history_size:
+            st.compacted = st.history.popleft().rv
+        for watcher in list(st.watchers):
+            watcher.offer(change)
+        key_text = f"{key[0]}/{key[1]}"
+        self.strategies.commit(st.type, key_text, prev, None if kind == "DELETED" else stored)
+        self.changed.notify_all()
+        return stored
+
+    def _wait_for_rv(self, rv: int) -> None:
+        """A version from the future: wait a little for it, then 504 as upstream does."""
+        deadline = time.monotonic() + 3.0
+        while self.rv < rv:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise errors.timeout(f"Too large resource version: {rv}, current: {self.rv}", 1)
+            self.changed.wait(left)
+
+    def _snapshot(self, st: Storage, rv: int) -> dict[Key, Obj]:
+        """The objects as they were at `rv` (which must not be compacted)."""
+        if rv >= self.rv:
+            return st.objects
+        objects = dict(st.objects)
+        for change in reversed(st.history):
+            if change.rv <= rv:
+                break
+            if change.type == "ADDED":
+                objects.pop(change.key, None)
+            elif change.prev is not None:
+                objects[change.key] = change.prev
+        return objects
+
+    def _check_namespace(self, rt: ResourceType, namespace: str, creating: bool) -> None:
+        if not rt.namespaced:
+            return
+        ns = self.storages["namespaces"].objects.get(("", namespace))
+        if ns is None:
+            raise errors.not_found("", "namespaces", namespace)
+        if creating and ns["metadata"].get("deletionTimestamp"):
+            raise errors.forbidden(
+                rt.group,
+                rt.plural,
+                "",
+                f"unable to create new content in namespace {namespace} because it is being "
+                "terminated",
+            )
+
+    def _decode_body(self, rt: ResourceType, body: Any, namespace: str | None) -> Obj:
+        """Check apiVersion/kind/namespace of a request body; return it in storage form."""
+        if not isinstance(body, dict):
+            raise errors.bad_request(
+                f"Object '{rt.kind}' is invalid: the request body must be a JSON object"
+            )
+        obj = copy.deepcopy(body)
+        api_version = obj.get("apiVersion")
+        kind = obj.get("kind")
+        if api_version and api_version != rt.api_version:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API "
+                f"version ({rt.api_version})"
+            )
+        if kind and kind != rt.kind:
+            raise errors.bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
+            )
+        meta = obj.get("metadata")
+        if meta is None:
+            meta = obj["metadata"] = {}
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        if rt.namespaced:
+            if meta.get("namespace") and namespace and meta["namespace"] != namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on "
+                    "the request"
+                )
+            meta["namespace"] = namespace or meta.get("namespace") or "default"
+        else:
+            meta.pop("namespace", None)
+        return rt.store_form(obj, self.table.storage_type(rt))
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        with self.lock:
+            obj = self.storage(rt).objects.get(self._key(rt, namespace, name))
+            if obj is None:
+                raise errors.not_found(rt.group, rt.plural, name)
+            return rt.view(obj)
+
+    def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        label: LabelSelector | None = None,
+        fields: FieldSelector | None = None,
+        *,
+        resource_version: str | None = None,
+        resource_version_match: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> ListResult:
+        label = label or LabelSelector()
+        fields = fields or FieldSelector()
+        with self.lock:
+            st = self.storage(rt)
+            start_after = ""
+            if continue_token:
+                if resource_version:
+                    raise errors.bad_request(
+                        "specifying resource version is not allowed when using continue"
+                    )
+                at, start_after = self._decode_continue(continue_token)
+                if at < st.compacted:
+                    raise errors.expired(
+                        "The provided continue parameter is too old to display a consistent "
+                        "list result. You can start a new list without the continue parameter, "
+                        "or use the continue token in this response to retrieve the remainder of "
+                        "the results. Continuing with the provided token results in an "
+                        "inconsistent list - objects that were created, modified, or deleted "
+                        "between the time the first chunk was returned and now may show up in "
+                        "the list."
+                    )
+            else:
+                at = self._list_rv(st, resource_version, resource_version_match)
+            objects = self._snapshot(st, at)
+            keys = sorted(
+                (k for k in objects if namespace is None or k[0] == namespace),
+                key=lambda k: f"{k[0]}/{k[1]}",
+            )
+            pinned = fields.exact_name()
+            matched: list[Obj] = []
+            token = None
+            remaining = None
+            for index, key in enumerate(keys):
+                if start_after and f"{key[0]}/{key[1]}" <= start_after:
+                    continue
+                if pinned is not None and key[1] != pinned:
+                    continue
+                view = rt.view(objects[key])
+                if not (label.matches(view) and fields.matches(view)):
+                    continue
+                if limit and len(matched) >= limit:
+                    rest = [k for k in keys[index:] if pinned is None or k[1] == pinned]
+                    more = [
+                        k
+                        for k in rest
+                        if label.matches(v := rt.view(objects[k])) and fields.matches(v)
+                    ]
+                    if more:
+                        last = matched[-1]["metadata"]
+                        token = self._encode_continue(
+                            at, f"{last.get('namespace', '')}/{last['name']}"
+                        )
+                        if label.empty and fields.empty:
+                            remaining = len(more)
+                    break
+                matched.append(view)
+            return ListResult(matched, at, token, remaining)
+
+    def _list_rv(self, st: Storage, rv: str | None, match: str | None) -> int:
+        if match and match not in ("Exact", "NotOlderThan"):
+            raise errors.bad_request(f'resourceVersionMatch: Unsupported value: "{match}"')
+        if not rv:
+            if match:
+                raise errors.bad_request(
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided"
+                )
+            return self.rv
+        wanted = _parse_rv(rv)
+        if wanted == 0:
+            if match == "Exact":
+                raise errors.bad_request(
+                    'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'
+                )
+            return self.rv
+        if wanted > self.rv:
+            self._wait_for_rv(wanted)
+        if match == "Exact":
+            if wanted < st.compacted:
+                raise errors.expired("The resourceVersion for the provided list is too old.")
+            return wanted
+        return self.rv
+
+    @staticmethod
+    def _encode_continue(rv: int, start: str) -> str:
+        raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @staticmethod
+    def _decode_continue(token: str) -> tuple[int, str]:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            data = json.loads(raw)
+            return int(data["rv"]), str(data["start"])
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise errors.bad_request(
+                "continue key is not valid: incorrect encoded start "
+                "resourceVersion (version meta.k8s.io/v1)"
+            ) from None
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def create(
+        self, rt: ResourceType, namespace: str | None, body: Any, dry_run: bool = False
+    ) -> Obj:
+        with self.lock:
+            obj = self._decode_body(rt, body, namespace)
+            return self._create(rt, obj, dry_run)
+
+    def _create(self, rt: ResourceType, obj: Obj, dry_run: bool) -> Obj:
+        st = self.storage(rt)
+        storage_rt = st.type
+        meta = obj["metadata"]
+        if meta.get("resourceVersion"):
+            raise errors.bad_request("resourceVersion should not be set on objects to be created")
+        namespace = meta.get("namespace", "")
+        self._check_namespace(rt, namespace, creating=True)
+        if not meta.get("name") and meta.get("generateName"):
+            for _ in range(8):
+                candidate = meta["generateName"] + "".join(random.choices(_NAME_CHARS, k=5))
+                if (namespace if rt.namespaced else "", candidate) not in st.objects:
+                    meta["name"] = candidate
+                    break
+        for server_field in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+            "generation",
+        ):
+            meta.pop(server_field, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        self.strategies.prepare_create(rt, storage_rt, obj)
+        self.strategies.validate(rt, storage_rt, obj, None, "")
+        key = self._key(rt, namespace, meta["name"])
+        if key in st.objects:
+            raise errors.already_exists(rt.group, rt.plural, meta["name"])
+        if dry_run:
+            return rt.view(obj)
+        return rt.view(self._record(st, "ADDED", key, obj, None))
+
+    def update(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> tuple[Obj, bool]:
+        """PUT; returns (object, created)."""
+        with self.lock:
+            obj = self._decode_body(rt, body, namespace)
+            return self._update(rt, namespace, name, obj, subresource=subresource, dry_run=dry_run)
+
+    def _update(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        obj: Obj,
+        *,
+        subresource: str,
+        dry_run: bool,
+        allow_create: bool = True,
+    ) -> tuple[Obj, bool]:
+        st = self.storage(rt)
+        meta = obj["metadata"]
+        if meta.get("name") != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name', '')}) does not match the name on "
+                f"the URL ({name})"
+            )
+        key = self._key(rt, namespace, name)
+        old = st.objects.get(key)
+        if old is None:
+            if allow_create and rt.create_on_update and not subresource:
+                if meta.get("resourceVersion"):
+                    raise errors.not_found(rt.group, rt.plural, name)
+                return self._create(rt, obj, dry_run), True
+            raise errors.not_found(rt.group, rt.plural, name)
+        sent_rv = meta.get("resourceVersion")
+        if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
+            raise errors.conflict(rt.group, rt.plural, name)
+        if subresource == "status":
+            new = copy.deepcopy(old)
+            if "status" in obj:
+                new["status"] = obj["status"]
+            else:
+                new.pop("status", None)
+        else:
+            new = obj
+            old_meta = old["metadata"]
+            for kept in (
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "namespace",
+            ):
+                if kept in old_meta:
+                    meta[kept] = old_meta[kept]
+                else:
+                    meta.pop(kept, None)
+            if "status" in rt.subresources:
+                if "status" in old:
+                    new["status"] = copy.deepcopy(old["status"])
+                else:
+                    new.pop("status", None)
+            if old_meta.get("deletionTimestamp"):
+                added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+                if added:
+                    raise errors.invalid(
+                        st.type.kind,
+                        rt.group,
+                        name,
+                        [
+                            (
+                                "metadata.finalizers",
+                                "FieldValueForbidden",
+                                "Forbidden: no new finalizers can be added if the object is being "
+                                "deleted",
+                            )
+                        ],
+                    )
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        self.strategies.prepare_update(rt, st.type, new, old, subresource)
+        self.strategies.validate(rt, st.type, new, old, subresource)
+        if _same(new, old):
+            return rt.view(old), False
+        if dry_run:
+            return rt.view(new), False
+        stored = self._record(st, "MODIFIED", key, new, old)
+        if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers"):
+            self._record(st, "DELETED", key, stored, stored)
+        return rt.view(stored), False
+
+    def patch(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        patch_type: str,
+        body: Any,
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+        field_manager: str | None = None,
+    ) -> tuple[Obj, bool]:
+        """PATCH in any of the four formats; returns (object, created)."""
+        with self.lock:
+            st = self.storage(rt)
+            current = st.objects.get(self._key(rt, namespace, name))
+            if patch_type == APPLY_PATCH:
+                if not field_manager:
+                    raise errors.invalid(
+                        "PatchOptions",
+                        "meta.k8s.io",
+                        "",
+                        [
+                            (
+                                "fieldManager",
+                                "FieldValueRequired",
+                                "Required value: is required for apply patch",
+                            )
+                        ],
+                    )
+                if not isinstance(body, dict) or not body.get("apiVersion") or not body.get("kind"):
+                    raise errors.bad_request("apply patches need apiVersion and kind")
+                if current is None:
+                    if subresource:
+                        raise errors.not_found(rt.group, rt.plural, name)
+                    obj = self._decode_body(rt, body, namespace)
+                    obj["metadata"].setdefault("name", name)
+                    if obj["metadata"]["name"] != name:
+                        raise errors.bad_request(
+                            f"the name of the object ({obj['metadata']['name']}) does not match "
+                            f"the name on the URL ({name})"
+                        )
+                    return self._create(rt, obj, dry_run), True
+            if current is None:
+                raise errors.not_found(rt.group, rt.plural, name)
+            view = copy.deepcopy(rt.view(current))
+            patched = self._apply_patch(rt, view, patch_type, body)
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patch did not produce an object")
+            obj = self._decode_body(rt, patched, namespace)
+            return self._update(
+                rt,
+                namespace,
+                name,
+                obj,
+                subresource=subresource,
+                dry_run=dry_run,
+                allow_create=False,
+            )
+
+    @staticmethod
+    def _apply_patch(rt: ResourceType, view: Obj, patch_type: str, body: Any) -> Any:
+        if patch_type == MERGE_PATCH:
+            if not isinstance(body, dict):
+                raise errors.bad_request("merge patch must be a JSON object")
+            return json_merge_patch(view, body)
+        if patch_type in (STRATEGIC_PATCH, APPLY_PATCH):
+            if not rt.strategic:
+                if patch_type == STRATEGIC_PATCH:
+                    raise ApiError(
+                        415,
+                        "UnsupportedMediaType",
+                        f"strategic merge patch is not supported for {rt.group}/{rt.version}, "
+                        f"Kind={rt.kind} locally, try --type merge",
+                    )
+                return json_merge_patch(view, body)
+            if not isinstance(body, dict):
+                raise errors.bad_request("strategic merge patch must be a JSON object")
+            return strategic_merge_patch(view, body)
+        if patch_type == JSON_PATCH:
+            ops = parse_json_patch(body)
+            try:
+                return json_patch(view, ops)
+            except JsonPatchError as e:
+                raise ApiError(422, "Invalid", str(e)) from None
+        raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {patch_type}")
+
+    def delete(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        options: Obj | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Obj:
+        """DELETE; returns the response body (the object, or a Success Status)."""
+        with self.lock:
+            st = self.storage(rt)
+            key = self._key(rt, namespace, name)
+            old = st.objects.get(key)
+            if old is None:
+                raise errors.not_found(rt.group, rt.plural, name)
+            pre = (options or {}).get("preconditions") or {}
+            meta = old["metadata"]
+            if pre.get("uid") and pre["uid"] != meta.get("uid"):
+                raise errors.conflict(
+                    rt.group,
+                    rt.plural,
+                    name,
+                    f"Precondition failed: UID in precondition: {pre['uid']}, "
+                    f"UID in object meta: {meta.get('uid')}",
+                )
+            if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
+                raise errors.conflict(
+                    rt.group,
+                    rt.plural,
+                    name,
+                    "Precondition failed: ResourceVersion in precondition: "
+                    f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                    f"{meta['resourceVersion']}",
+                )
+            if dry_run:
+                return self._delete_response(rt, old)
+            if meta.get("finalizers") and st.type.storage_key != "namespaces":
+                if meta.get("deletionTimestamp"):
+                    return rt.view(old)
+                marked = copy.deepcopy(old)
+                marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+                marked["metadata"]["deletionGracePeriodSeconds"] = 0
+                return rt.view(self._record(st, "MODIFIED", key, marked, old))
+            if st.type.storage_key == "namespaces":
+                self._empty_namespace(name)
+            gone = self._record(st, "DELETED", key, old, old)
+            return self._delete_response(rt, gone)
+
+    def _empty_namespace(self, namespace: str) -> None:
+        """What the namespace controller does, done at once: every object in it is deleted."""
+        for st in self.storages.values():
+            if not st.type.namespaced:
+                continue
+            for key in sorted(k for k in st.objects if k[0] == namespace):
+                obj = st.objects[key]
+                self._record(st, "DELETED", key, obj, obj)
+
+    @staticmethod
+    def _delete_response(rt: ResourceType, obj: Obj) -> Obj:
+        if rt.storage_key in _RETURNS_DELETED_OBJECT or not rt.strategic:
+            return rt.view(obj)
+        details: Obj = {"name": obj["metadata"]["name"]}
+        if rt.group:
+            details["group"] = rt.group
+        details["kind"] = rt.plural
+        details["uid"] = obj["metadata"].get("uid", "")
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": details,
+        }
+
+    def delete_collection(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        label: LabelSelector | None = None,
+        fields: FieldSelector | None = None,
+        *,
+        options: Obj | None = None,
+        dry_run: bool = False,
+    ) -> builtins.list[Obj]:
+        with self.lock:
+            listed = self.list(rt, namespace, label, fields)
+            out = []
+            for item in listed.items:
+                meta = item["metadata"]
+                try:
+                    self.delete(rt, meta.get("namespace"), meta["name"], options, dry_run=dry_run)
+                except ApiError as e:
+                    if e.code != 404:
+                        raise
+                out.append(item)
+            return out
+
+    # --- watch -----------------------------------------------------------------------------------
+
+    def watch(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        label: LabelSelector | None = None,
+        fields: FieldSelector | None = None,
+        *,
+        resource_version: str | None = None,
+        bookmarks: bool = False,
+        send_initial_events: bool | None = None,
+    ) -> Watcher:
+        """Register a watcher; a too-old version gives a watcher whose `error` is the 410."""
+        watcher = Watcher(
+            rt,
+            namespace,
+            label or LabelSelector(),
+            fields or FieldSelector(),
+            bookmarks=bookmarks,
+            max_queue=self.max_watch_queue,
+        )
+        with self.lock:
+            st = self.storage(rt)
+            wanted = _parse_rv(resource_version) if resource_version else 0
+            if send_initial_events and not bookmarks:
+                raise errors.bad_request(
+                    "sendInitialEvents requires setting allowWatchBookmarks=true"
+                )
+            if wanted == 0 or send_initial_events:
+                if wanted > self.rv:
+                    self._wait_for_rv(wanted)
+                for key in sorted(st.objects, key=lambda k: f"{k[0]}/{k[1]}"):
+                    view = watcher._matches(key, st.objects[key])
+                    if view is not None:
+                        watcher.queue.append(("ADDED", view))
+                if send_initial_events:
+                    marker = self._bookmark_object(rt, self.rv)
+                    marker["metadata"]["annotations"] = {"k8s.io/initial-events-end": "true"}
+                    watcher.queue.append(("BOOKMARK", marker))
+            else:
+                if wanted > self.rv:
+                    self._wait_for_rv(wanted)
+                if wanted < st.compacted:
+                    watcher.error = errors.expired(
+                        f"too old resource version: {wanted} ({st.compacted + 1})"
+                    )
+                    watcher.closed = True
+                    return watcher
+                for change in st.history:
+                    if change.rv > wanted:
+                        watcher.offer(change)
+            st.watchers.add(watcher)
+        return watcher
+
+    def unwatch(self, watcher: Watcher) -> None:
+        with self.lock:
+            self.storage(watcher.rt).watchers.discard(watcher)
+        watcher.close("finished")
+
+    def bookmark(self, watcher: Watcher) -> Obj | None:
+        """A BOOKMARK object for `watcher` if nothing is pending for it (else None)."""
+        with self.lock, watcher.cond:
+            watcher.bookmark_requested = False
+            if watcher.queue or watcher.closed:
+                return None
+            return self._bookmark_object(watcher.rt, self.rv)
+
+    @staticmethod
+    def _bookmark_object(rt: ResourceType, rv: int) -> Obj:
+        return {
+            "kind": rt.kind,
+            "apiVersion": rt.api_version,
+            "metadata": {"resourceVersion": str(rv), "creationTimestamp": None},
+        }
+
+    def watchers(self) -> builtins.list[Watcher]:
+        with self.lock:
+            return [w for st in self.storages.values() for w in st.watchers]
+
+    def close_watchers(self, reason: str) -> int:
+        watchers = self.watchers()
+        for w in watchers:
+            w.close(reason)
+        return len(watchers)
+
+    def request_bookmarks(self) -> None:
+        for w in self.watchers():
+            w.request_bookmark()
+
+    def expire_history(self) -> None:
+        """Forget every retained change: a watch from any older version now gets 410."""
+        with self.lock:
+            for st in self.storages.values():
+                st.history.clear()
+                st.compacted = self.rv
+
+    def items(self, storage_keys: Iterable[str] | None = None) -> builtins.list[Obj]:
+        with self.lock:
+            keys = list(storage_keys) if storage_keys is not None else list(self.storages)
+            return [obj for k in keys for obj in self.storages[k].objects.values()]
+
+
+def _parse_rv(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise errors.bad_request(f'invalid resource version "{text}"') from None
+    if value < 0:
+        raise errors.bad_request(f'invalid resource version "{text}"')
+    return value
+
+
+def _strip_volatile(obj: Obj) -> Obj:
+    meta = {
+        k: v
+        for k, v in obj.get("metadata", {}).items()
+        if k not in ("resourceVersion", "managedFields")
+    }
+    return {**obj, "metadata": meta}
+
+
+def _same(a: Obj, b: Obj) -> bool:
+    return _strip_volatile(a) == _strip_volatile(b)
