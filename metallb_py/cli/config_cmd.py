@@ -170,3 +170,8 @@ def _report(
             "text": _summary(result),
         }
     return report
+
+
+from metallb_py.cli.convert_cmd import convert  # noqa: E402
+
+config.add_command(convert)
