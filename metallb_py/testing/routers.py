@@ -504,3 +504,34 @@ def mrt_table_dump_v2(
         body = struct.pack("!I", seq) + m.encode_prefix(prefix) + struct.pack("!H", 1) + entry
         out.append(record(subtype, body))
     return b"".join(out)
+
+
+@dataclass
+class PeeringLink:
+    """A router namespace and a node namespace joined by one veth, dual-stack:
+    router 192.0.2.1 / 2001:db8::1, node 192.0.2.11 / 2001:db8::11 (plus `extra` addresses
+    on the node side, e.g. a second source address)."""
+
+    topo: Topology
+    router: Netns
+    node: Netns
+    router_v4: str = "192.0.2.1"
+    router_v6: str = "2001:db8::1"
+    node_v4: str = "192.0.2.11"
+    node_v6: str = "2001:db8::11"
+    router_if: str = "v-r1"
+    node_if: str = "v-n1"
+
+    @classmethod
+    def create(cls, topo: Topology, extra: Sequence[str] = ()) -> PeeringLink:
+        router = topo.add_ns("r")
+        node = topo.add_ns("n1")
+        link = cls(topo, router, node)
+        topo.veth(node, link.node_if, router, link.router_if)
+        topo.addr(router, link.router_if, f"{link.router_v4}/24")
+        topo.addr(router, link.router_if, f"{link.router_v6}/64")
+        topo.addr(node, link.node_if, f"{link.node_v4}/24")
+        topo.addr(node, link.node_if, f"{link.node_v6}/64")
+        for cidr in extra:
+            topo.addr(node, link.node_if, cidr)
+        return link

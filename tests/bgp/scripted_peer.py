@@ -1,0 +1,110 @@
+"""A hand-made BGP peer for tests: one script per accepted connection, so a test can make the
+session meet exactly the malformed input it wants and watch what comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from metallb_py.bgp import messages as m
+
+Script = Callable[["PeerConn"], Awaitable[None]]
+
+
+@dataclass
+class PeerConn:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    received: list[m.Message] = field(default_factory=list)
+
+    async def read(self, timeout: float = 10.0) -> m.Message:
+        async with asyncio.timeout(timeout):
+            header = await self.reader.readexactly(19)
+            length = int.from_bytes(header[16:18], "big")
+            body = await self.reader.readexactly(length - 19)
+        msg = m.decode_message(header + body)
+        self.received.append(msg)
+        return msg
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def expect_open(self) -> m.Open:
+        msg = await self.read()
+        assert isinstance(msg, m.Open), msg
+        return msg
+
+    async def establish(
+        self, asn: int = 64500, hold: int = 90, bgp_id: str = "192.0.2.1"
+    ) -> m.Open:
+        """Play a well-behaved peer up to Established."""
+        their_open = await self.expect_open()
+        self.send(m.encode_open(asn, hold, ipaddress.IPv4Address(bgp_id)))
+        self.send(m.encode_keepalive())
+        msg = await self.read()
+        assert isinstance(msg, m.Keepalive), msg
+        return their_open
+
+    async def until_notification(self, timeout: float = 10.0) -> m.Notification:
+        """Skip UPDATEs/KEEPALIVEs until the session's NOTIFICATION arrives."""
+        async with asyncio.timeout(timeout):
+            while True:
+                msg = await self.read(timeout)
+                if isinstance(msg, m.Notification):
+                    return msg
+
+    async def until_eof(self, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while await self.reader.read(4096):
+                pass
+
+    def close(self) -> None:
+        self.writer.transport.abort()
+
+
+class ScriptedPeer:
+    """Listens on a given socket; connection i runs scripts[i], later ones `default`."""
+
+    def __init__(self, scripts: list[Script], default: Script | None = None) -> None:
+        self.scripts = list(scripts)
+        self.default = default or hold_established
+        self.connections = 0
+        self.errors: list[BaseException] = []
+        self.done: list[asyncio.Event] = [asyncio.Event() for _ in range(len(scripts) + 1)]
+        self.server: asyncio.Server | None = None
+
+    async def start(self, sock: socket.socket) -> None:
+        sock.listen(8)
+        self.server = await asyncio.start_server(self._handle, sock=sock)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        index = self.connections
+        self.connections += 1
+        script = self.scripts[index] if index < len(self.scripts) else self.default
+        conn = PeerConn(reader, writer)
+        try:
+            await script(conn)
+        except Exception as exc:
+            self.errors.append(exc)
+        finally:
+            conn.close()
+            if index < len(self.done):
+                self.done[index].set()
+
+    async def wait_connections(self, n: int, timeout: float = 30.0) -> None:
+        async with asyncio.timeout(timeout):
+            while self.connections < n:
+                await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+async def hold_established(conn: PeerConn) -> None:
+    await conn.establish()
+    await conn.until_eof(timeout=3600)
