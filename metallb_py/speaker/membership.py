@@ -1,0 +1,338 @@
+"""Membership transport: authenticated UDP heartbeats between speakers (docs/membership.md).
+
+A thin asyncio shell around `heartbeat.Liveness`: one UDP socket (default port 7946, the
+`--ml-bindport`), one task that sends a heartbeat round every `interval` and wakes exactly when
+a peer's `dead_after` runs out, and a change callback that fires whenever the view (live nodes,
+minority, settled) changes, so the speaker re-evaluates at once (no rate limit, spec 9.9).
+
+`python -m metallb_py.speaker.membership` runs one instance without Kubernetes, for tests and
+debugging (peers given on the command line, status written to a JSON file on every change).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import click
+
+from metallb_py.speaker.heartbeat import (
+    Heartbeat,
+    Liveness,
+    MessageError,
+    Rejection,
+    Timing,
+    View,
+    decode,
+    derive_key,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 7946
+SECRET_ENV = "METALLB_ML_SECRET_KEY"
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: Membership) -> None:
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.owner._received(data, str(addr[0]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors and unreachable networks (a peer's link is down): liveness already
+        # covers them, so only count.
+        self.owner.stats["send_errors"] += 1
+
+
+class Membership:
+    """One speaker's membership. Create, `await start()`, feed `set_peers` / `set_node_ready`,
+    read `live_nodes()` / `in_minority()` or react to `on_change`; `await stop()` at exit."""
+
+    def __init__(
+        self,
+        node: str,
+        *,
+        secret: str | bytes | None,
+        bind_host: str = "",
+        port: int = DEFAULT_PORT,
+        timing: Timing | None = None,
+        on_change: Callable[[View], None] | None = None,
+    ) -> None:
+        self.node = node
+        self.authenticated = bool(secret)
+        self._key = derive_key(secret)
+        self.bind_host = bind_host
+        self.port = port
+        self.timing = timing or Timing()
+        self.on_change = on_change
+        self.boot_id = time.time_ns()
+        self._seq = 0
+        self._liveness = Liveness(node, self.timing)
+        self._last_view: View | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._settled = asyncio.Event()
+        self.stats: collections.Counter[str] = collections.Counter()
+        self._warned: set[Rejection] = set()
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if not self.authenticated:
+            log.warning(
+                "no memberlist secret (%s): membership heartbeats are NOT authenticated; "
+                "anyone on the network can forge them",
+                SECRET_ENV,
+            )
+        loop = asyncio.get_running_loop()
+        sock = self._bind()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._transport = transport
+        self._task = asyncio.create_task(self._run(), name=f"membership-{self.node}")
+        self._publish()
+
+    def _bind(self) -> socket.socket:
+        """A socket on the bind address; without one, dual-stack `::` (IPv4 peers through
+        mapped addresses), or `0.0.0.0` where the kernel has no IPv6."""
+        hosts = [self.bind_host] if self.bind_host else ["::", "0.0.0.0"]
+        for i, host in enumerate(hosts):
+            v6 = ipaddress.ip_address(host).version == 6
+            sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                if v6 and not self.bind_host:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((host, self.port))
+                sock.setblocking(False)
+                return sock
+            except OSError:
+                sock.close()
+                if i == len(hosts) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def stop(self) -> None:
+        """Tell the peers we are leaving (they drop us at once), then close."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._transport is not None:
+            self._send_round(leaving=True)
+            self._transport.close()
+            self._transport = None
+
+    @property
+    def local_port(self) -> int:
+        """The bound port (useful with port 0)."""
+        if self._transport is None:
+            raise RuntimeError("not started")
+        return int(self._transport.get_extra_info("sockname")[1])
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def set_peers(self, peers: Mapping[str, str]) -> None:
+        """Speakers to watch: node name → Pod IP (the Pods `--ml-labels` selects; this node's
+        own entry may be included, it is ignored)."""
+        self._liveness.set_peers(peers, time.monotonic())
+        self._wake.set()
+        self._publish()
+
+    def set_node_ready(self, node: str, ready: bool | None) -> None:
+        """Second source: a Node that is NotReady is not live (this one included)."""
+        self._liveness.set_node_ready(node, ready)
+        self._publish()
+
+    # --- outputs --------------------------------------------------------------------------
+
+    def view(self) -> View:
+        return self._liveness.view(time.monotonic())
+
+    def live_nodes(self) -> frozenset[str]:
+        return self.view().live_nodes
+
+    def in_minority(self) -> bool:
+        return self.view().in_minority
+
+    def settled(self) -> bool:
+        return self.view().settled
+
+    async def wait_settled(self) -> None:
+        """Until `set_peers` was called and every peer has been heard (or `dead_after` passed):
+        the speaker should not decide anything before (it would see only itself alive)."""
+        await self._settled.wait()
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        view = self.view()
+        if view.settled:
+            self._settled.set()
+        if view == self._last_view:
+            return
+        self._last_view = view
+        log.info(
+            "membership: live=%s minority=%s (%d/%d heard)",
+            sorted(view.live_nodes),
+            view.in_minority,
+            view.alive,
+            view.known,
+        )
+        if self.on_change is not None:
+            self.on_change(view)
+
+    def _received(self, data: bytes, source: str) -> None:
+        try:
+            heartbeat = decode(data, self._key, self.authenticated)
+            reason = self._liveness.accept(heartbeat, time.monotonic(), time.time_ns() // 10**6)
+        except MessageError as exc:
+            reason, heartbeat = exc.reason, None
+        if reason is not None:
+            self.stats[f"rejected_{reason.value}"] += 1
+            level = logging.DEBUG if reason in self._warned else logging.WARNING
+            self._warned.add(reason)
+            log.log(level, "membership: refused a datagram from %s: %s", source, reason.value)
+            return
+        self.stats["accepted"] += 1
+        if heartbeat is not None and heartbeat.leaving:
+            log.info("membership: %s is leaving", heartbeat.node)
+        self._publish()
+
+    def _send_round(self, leaving: bool = False) -> None:
+        if self._transport is None:
+            return
+        self._seq += 1
+        data = encode(
+            Heartbeat(self.node, self.boot_id, self._seq, time.time_ns() // 10**6, leaving),
+            self._key,
+            self.authenticated,
+        )
+        v6 = self._transport.get_extra_info("socket").family == socket.AF_INET6
+        for address in self._liveness.targets().values():
+            target = address
+            if v6 and ":" not in address:
+                target = f"::ffff:{address}"
+            elif not v6 and ":" in address:
+                self.stats["skipped_family"] += 1
+                continue
+            self._transport.sendto(data, (target, self.port))
+            self.stats["sent"] += 1
+
+    async def _run(self) -> None:
+        next_send = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= next_send:
+                self._send_round()
+                next_send = max(next_send + self.timing.interval, now)
+            self._publish()
+            deadline = next_send
+            change = self._liveness.next_change(time.monotonic())
+            if change is not None:
+                deadline = min(deadline, change)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+
+
+# --- debug entry point -------------------------------------------------------------------
+
+
+def _write_status(path: str, membership: Membership, view: View) -> None:
+    status = {
+        "node": membership.node,
+        "live": sorted(view.live_nodes),
+        "minority": view.in_minority,
+        "settled": view.settled,
+        "alive": view.alive,
+        "known": view.known,
+        "changed_at": time.monotonic(),
+        "stats": dict(membership.stats),
+    }
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(status, f)
+    os.replace(tmp, path)
+
+
+def _parse_peer(text: str) -> tuple[str, str]:
+    node, sep, address = text.partition("=")
+    if not sep or not node or not address:
+        raise click.BadParameter(f"{text!r}: expected NODE=ADDRESS")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise click.BadParameter(f"{address!r} is not an IP address") from None
+    return node, address
+
+
+async def _serve(
+    membership: Membership, status_file: str | None, duration: float | None, peers: dict[str, str]
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if status_file is not None:
+        path = status_file
+        membership.on_change = lambda view: _write_status(path, membership, view)
+    await membership.start()
+    membership.set_peers(peers)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), duration)
+    await membership.stop()
+
+
+@click.command()
+@click.option("--node", required=True, help="This speaker's node name.")
+@click.option("--bind", "bind_host", default="", help="Bind address (default: all, dual-stack).")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option("--peer", "peers", multiple=True, help="NODE=ADDRESS, repeatable.")
+@click.option("--interval", default=0.1, show_default=True, type=float)
+@click.option("--dead-after", default=0.35, show_default=True, type=float)
+@click.option("--status-file", default=None, help="JSON status, rewritten on every change.")
+@click.option("--duration", default=None, type=float, help="Exit after this many seconds.")
+def main(
+    *,
+    node: str,
+    bind_host: str,
+    port: int,
+    peers: tuple[str, ...],
+    interval: float,
+    dead_after: float,
+    status_file: str | None,
+    duration: float | None,
+) -> None:
+    """Run one membership instance (secret from METALLB_ML_SECRET_KEY)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    membership = Membership(
+        node,
+        secret=os.environ.get(SECRET_ENV) or None,
+        bind_host=bind_host,
+        port=port,
+        timing=Timing(interval=interval, dead_after=dead_after),
+    )
+    asyncio.run(_serve(membership, status_file, duration, dict(map(_parse_peer, peers))))
+
+
+if __name__ == "__main__":
+    main()
