@@ -54,8 +54,9 @@ def addresses_total(pool: AddressPool) -> int:
             if net.prefixlen <= 24:
                 size -= 2 * (1 << (24 - net.prefixlen))
             else:
+                # Upstream counts a /32's only address twice (capacity -1); count it once.
                 first, last = cidr_bounds(net)
-                size -= int(is_buggy_key(first)) + int(is_buggy_key(last))
+                size -= int(is_buggy_key(first)) + int(last != first and is_buggy_key(last))
         total += size
     return total
 
