@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   iproute2 iputils-ping iputils-arping ndisc6 tcpdump curl
   frr bird2 gobgpd keepalived prometheus
+  nftables
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
