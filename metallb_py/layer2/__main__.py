@@ -15,11 +15,14 @@ command gets one JSON line on stdout; the first line, `{"ready": ...}`, says the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -82,35 +85,55 @@ def handle(announcer: Announcer, line: str) -> dict[str, Any] | None:
     return {"ok": True}
 
 
+def _pump_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[bytes]) -> None:
+    """Blocking reads in a daemon thread: works for pipes, files and terminals alike, and
+    never holds the process up at exit. Raw `os.read` (not the buffered `sys.stdin`) so that
+    interpreter shutdown never waits for a lock this thread holds. b"" means end of input."""
+    buffer = b""
+    try:
+        while chunk := os.read(0, 65536):
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            for raw in complete:
+                loop.call_soon_threadsafe(lines.put_nowait, raw + b"\n")
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            loop.call_soon_threadsafe(lines.put_nowait, b"")
+
+
 async def serve(announcer: Announcer) -> None:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with announcer:
+        lines: asyncio.Queue[bytes] = asyncio.Queue()
+        threading.Thread(target=_pump_stdin, args=(loop, lines), daemon=True).start()
         _emit({"ready": True, **describe(announcer)})
-        while not stop.is_set():
-            read = asyncio.ensure_future(reader.readline())
-            stopped = asyncio.ensure_future(stop.wait())
-            done, _ = await asyncio.wait({read, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if read not in done:
-                read.cancel()
-                break
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            while True:
+                read = asyncio.ensure_future(lines.get())
+                done, _ = await asyncio.wait({read, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if read not in done:
+                    read.cancel()
+                    break
+                raw = read.result()
+                if not raw:
+                    break
+                line = raw.decode(errors="replace")
+                if line.split()[:1] == ["scan"]:
+                    await announcer.scan()
+                    _emit({"ok": True})
+                    continue
+                result = handle(announcer, line)
+                if result is None:
+                    break
+                _emit(result)
+        finally:
             stopped.cancel()
-            raw = read.result()
-            if not raw:
-                break
-            line = raw.decode(errors="replace")
-            if line.split()[:1] == ["scan"]:
-                await announcer.scan()
-                _emit({"ok": True})
-                continue
-            result = handle(announcer, line)
-            if result is None:
-                break
-            _emit(result)
 
 
 @click.command()

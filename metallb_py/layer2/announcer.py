@@ -212,9 +212,13 @@ class Announcer:
         self._sync(self.arp, {i.name for i in found if i.wants_arp}, by_name, ArpResponder)
         self._sync(self.ndp, {i.name for i in found if i.wants_ndp}, by_name, NdpResponder)
         self._placement = {ip: self._place(ip) for ip in self._state.ips()}
-        for table in (self.arp, self.ndp):
+        for version, table in ((4, self.arp), (6, self.ndp)):
             for name, responder in table.items():
-                responder.set_targets(ip for ip, names in self._placement.items() if name in names)
+                responder.set_targets(
+                    ip
+                    for ip, names in self._placement.items()
+                    if ip.version == version and name in names
+                )
 
     def _sync(
         self,
