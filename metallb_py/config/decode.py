@@ -194,6 +194,9 @@ def suggest_key(key: str, allowed: list[str]) -> tuple[str | None, str]:
     for candidate in allowed:
         if _squash(key) == _squash(candidate):
             return candidate, f"did you mean {candidate!r}?"
+    for candidate in allowed:  # `pools` for `address-pools`, `selectors` for `node-selectors`
+        if candidate.endswith("-" + key.lower()):
+            return candidate, f"did you mean {candidate!r}?"
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     if close:
         return close[0], f"did you mean {close[0]!r}?"
@@ -340,8 +343,12 @@ class Decoder:
             return True, obj
         if not isinstance(node, MappingNode):
             value = node.value if isinstance(node, ScalarNode) else None
+            article = "an" if spec.name[0] in "aeiou" else "a"
             self.error(
-                path, f"expected a {spec.name} (a mapping), got {describe(node)}", value, node
+                path,
+                f"expected {article} {spec.name} (a mapping), got {describe(node)}",
+                value,
+                node,
             )
             return False, None
         allowed = list(spec.fields)

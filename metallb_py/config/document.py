@@ -49,6 +49,8 @@ def load_config_document(text: str) -> str:
 def read_config_document(text: str) -> ConfigDocument:
     """Like `load_config_document`, with where the config came from and container notes."""
     check_size(text, MAX_MANIFEST_BYTES, "the input")
+    if "kind" not in text:  # no manifest without a kind: skip composing the text twice
+        return ConfigDocument(text, "config")
     try:
         docs = [d for d in compose_all(text).documents if d is not None]
     except YamlSyntaxError:

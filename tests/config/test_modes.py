@@ -1,0 +1,117 @@
+"""Mode checks of spec 1.9, and the section 1.12 example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from metallb_py.config import parser as config_parser
+
+from .util import one, parse, peer, pool, problems
+
+EXAMPLE = (Path(__file__).parent / "spec_1_12_example.yaml").read_text()
+
+
+def test_spec_example_is_valid_in_frr_mode() -> None:
+    config = parse(EXAMPLE, "frr")
+    (p,) = config.peers
+    assert (p.hold_time, p.keepalive_time, p.bfd_profile, p.ebgp_multihop) == (
+        120,
+        30,
+        "fast",
+        True,
+    )
+    public, lan = config.pools
+    assert [a.aggregation_length for a in public.bgp_advertisements] == [32, 24]
+    assert len(lan.cidrs) == 6
+    assert config.bfd_profiles[0].name == "fast"
+
+
+def test_spec_example_is_rejected_in_native_mode_with_the_1_9_reasons() -> None:
+    found = problems(EXAMPLE, "native")
+    assert [(p.path, p.line) for p in found] == [
+        ("peers[0].bfd-profile", 11),
+        ("peers[0].keepalive-time", 7),
+        ("bfd-profiles", 32),
+    ]
+    assert all("FRR BGP implementation" in p.reason for p in found)
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    ["[2001:db8::/64]", "['2001:db8::1-2001:db8::9']", "[198.51.100.0/24, 2001:db8::/64]"],
+)
+def test_native_rejects_ipv6_in_bgp_pools(addresses: str) -> None:
+    problem = one(pool(addresses, "bgp"), "native")
+    assert problem.path.startswith("address-pools[0].addresses[")
+    assert "native BGP speaker does not support IPv6" in problem.reason
+    assert parse(pool(addresses, "bgp"), "frr").pools
+    assert parse(pool(addresses, "layer2"), "native").pools
+
+
+def test_native_ipv6_rule_is_one_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config_parser, "NATIVE_BGP_SUPPORTS_IPV6", True)
+    assert parse(pool("[2001:db8::/64]", "bgp"), "native").pools
+
+
+def test_native_rejects_frr_only_fields_even_when_empty_profile_list_item() -> None:
+    assert one("bfd-profiles:\n- name: x\n", "native").path == "bfd-profiles"
+    assert parse("bfd-profiles: []\n", "native").bfd_profiles == ()
+    assert parse(peer("keepalive-time: ''"), "native").peers[0].keepalive_time is None
+
+
+FRR_PEERS = """\
+peers:
+- {my-asn: 64500, peer-asn: 64501, peer-address: 192.0.2.1, router-id: 192.0.2.10}
+- {my-asn: 64500, peer-asn: 64502, peer-address: 192.0.2.2, router-id: 192.0.2.10}
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "reason"),
+    [
+        (
+            "router-id: 192.0.2.10}\n",
+            "router-id: 192.0.2.11}\n",
+            "peers[1].router-id",
+            "router-id 192.0.2.11 differs from peers[0]'s 192.0.2.10",
+        ),
+        (", router-id: 192.0.2.10}\n", "}\n", "peers[1].router-id", "(unset) differs"),
+        (
+            "my-asn: 64500, peer-asn: 64502",
+            "my-asn: 64510, peer-asn: 64502",
+            "peers[1].my-asn",
+            "my-asn 64510 differs from peers[0]'s 64500",
+        ),
+        (
+            "192.0.2.2,",
+            "192.0.2.1,",
+            "peers[1].peer-address",
+            "peer-address 192.0.2.1 is already used by peers[0]",
+        ),
+    ],
+)
+def test_frr_mode_peer_consistency(old: str, new: str, path: str, reason: str) -> None:
+    assert len(parse(FRR_PEERS, "frr").peers) == 2
+    index = FRR_PEERS.rindex(old)
+    text = FRR_PEERS[:index] + new + FRR_PEERS[index + len(old) :]
+    problem = one(text, "frr")
+    assert problem.path == path
+    assert reason in problem.reason
+    # the native speaker has none of these rules
+    assert len(parse(text, "native").peers) == 2
+
+
+def test_frr_mode_rules_need_more_than_one_peer() -> None:
+    assert parse(peer("router-id: 192.0.2.99"), "frr").peers
+
+
+def test_frr_mode_reports_every_inconsistent_peer() -> None:
+    text = FRR_PEERS + "- {my-asn: 1, peer-asn: 2, peer-address: 192.0.2.1}\n"
+    found = problems(text, "frr")
+    assert [p.path for p in found] == [
+        "peers[2].router-id",
+        "peers[2].my-asn",
+        "peers[2].peer-address",
+    ]
