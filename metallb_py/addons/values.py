@@ -742,10 +742,14 @@ def detect(docs: list[Node | None]) -> str:
 def read_values(text: str, fmt: str = "auto") -> AddonValues:
     """Addon values of format `fmt` (or detected); values of another format are an error."""
     docs = load_documents(text)
-    found = detect(docs)
     if fmt == "auto":
-        fmt = found
-    elif found not in (fmt, "helm"):
+        fmt = found = detect(docs)
+    else:
+        try:
+            found = detect(docs)
+        except ConfigError:
+            found = fmt  # the format's own reader explains what is wrong
+    if found not in (fmt, "helm"):
         raise ConfigError(
             [Problem("", f"these look like {found} values, not {fmt} values: use {found}")]
         )

@@ -274,8 +274,11 @@ def test_kubectl_kustomize_builds_the_install():
     )
 
 
-def test_example_config_is_a_configmap_in_the_namespace():
-    (cm,) = load("example-layer2-config.yaml")
+def test_example_config_carries_the_same_namespace():
+    ns, cm = load("example-layer2-config.yaml")
+    # Repeated so that `kubectl apply -f manifests/` (files in name order) can create the
+    # ConfigMap before namespace.yaml is reached; it must be the very same Namespace.
+    assert ns == load("namespace.yaml")[0]
     assert (cm["kind"], cm["metadata"]["name"], cm["metadata"]["namespace"]) == (
         "ConfigMap",
         "config",
