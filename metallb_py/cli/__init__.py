@@ -14,6 +14,7 @@ from metallb_py import __version__
 SUBCOMMANDS: dict[str, str] = {
     "config": "metallb_py.cli.config_cmd:config",
     "lab": "metallb_py.cli.lab_cmd:lab",
+    "plan": "metallb_py.cli.plan_cmd:plan",
     "render": "metallb_py.cli.render_cmd:render",
 }
 

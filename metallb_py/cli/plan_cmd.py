@@ -1,0 +1,137 @@
+"""`metallb-py plan`: what would this config (change) do to these Services?
+
+Exit codes: 0 accepted, 1 refused or a config is invalid, 2 usage error or unreadable file.
+The replay itself is `metallb_py.controller.plan`; this module only reads files and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from metallb_py.cli.config_cmd import _decode, _located, _read
+from metallb_py.config import BgpType, Config, ConfigError, parse_config, read_config_document
+from metallb_py.config.document import ConfigDocument
+from metallb_py.controller.plan import (
+    ServicesFileError,
+    invalid_config,
+    load_services,
+    render_text,
+    run_plan,
+)
+
+EXIT_ACCEPTED = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+def _load_config(path: str, which: str, bgp_type: BgpType) -> tuple[Config | None, list[str]]:
+    shown = "<stdin>" if path == "-" else path
+    raw = _read(path, shown)
+    document: ConfigDocument | None = None
+    try:
+        text = _decode(raw)
+        document = read_config_document(text)
+        return parse_config(document.text, bgp_type), []
+    except ConfigError as exc:
+        problems = [p if document is None else _located(document, p) for p in exc.problems]
+        return None, [f"{which} config {shown}: {p}" for p in problems]
+
+
+def _read_services(path: str) -> str:
+    shown = "<stdin>" if path == "-" else path
+    try:
+        if path == "-":
+            raw = click.get_binary_stream("stdin").read()
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
+        return raw.decode("utf-8-sig")
+    except OSError as exc:
+        click.echo(f"{shown}: cannot read: {exc.strerror or exc}", err=True)
+    except UnicodeDecodeError as exc:
+        click.echo(f"{shown}: cannot read: not UTF-8 text (byte {exc.start})", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    metavar="NEW",
+    help="The config to plan for: config YAML or a ConfigMap manifest (- for stdin).",
+)
+@click.option(
+    "--services",
+    "services_path",
+    required=True,
+    metavar="SERVICES",
+    help="Services: a v1 List (kubectl get svc -A -o yaml) or multi-document YAML/JSON.",
+)
+@click.option(
+    "--current",
+    "current_path",
+    default=None,
+    metavar="OLD",
+    help="The config in force now; the plan then says whether switching to NEW is accepted.",
+)
+@click.option(
+    "--bgp-type",
+    type=click.Choice([t.value for t in BgpType]),
+    default=BgpType.NATIVE.value,
+    show_default=True,
+    help="Validate the configs for the native BGP speaker or the FRR one.",
+)
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people; json (documented in docs/plan.md) for scripts.",
+)
+def plan(
+    config_path: str,
+    services_path: str,
+    current_path: str | None,
+    bgp_type: str,
+    output: str,
+) -> None:
+    """Replay what the MetalLB controller would do with these Services.
+
+    Services that already have addresses in status are registered first; then every Service
+    is reconciled, oldest first. Without --current: each Service's addresses and events under
+    NEW. With --current: reconcile under OLD, then switch to NEW, and report whether the
+    switch is accepted or every Service that blocks it (and why).
+
+    Exit 0 when accepted, 1 when refused or a config is invalid, 2 on usage errors or
+    unreadable files.
+    """
+    if [config_path, services_path, current_path].count("-") > 1:
+        click.echo("only one of --config, --services, --current can be - (stdin)", err=True)
+        sys.exit(EXIT_USAGE)
+    kind = BgpType(bgp_type)
+    services_text = _read_services(services_path)
+    new, problems = _load_config(config_path, "new", kind)
+    current: Config | None = None
+    if current_path is not None:
+        current, current_problems = _load_config(current_path, "current", kind)
+        problems += current_problems
+    try:
+        services, input_problems = load_services(services_text)
+    except ServicesFileError as exc:
+        shown = "<stdin>" if services_path == "-" else services_path
+        click.echo(f"{shown}: cannot read Services: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+    if problems or new is None:
+        result = invalid_config(problems)
+    else:
+        result = run_plan(new, services, current, input_problems)
+    if output == "json":
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        click.echo(render_text(result), nl=False)
+    sys.exit(EXIT_ACCEPTED if result.accepted else EXIT_REFUSED)
