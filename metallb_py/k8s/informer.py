@@ -110,6 +110,7 @@ class Informer:
                     need_list = False
                     delay = self._backoff_initial
                 need_list = self._watch()
+                continue
             except ApiException as e:
                 if self._stop.is_set():
                     break
@@ -118,14 +119,12 @@ class Informer:
                     need_list = True
                     continue
                 log.warning("informer %s: API error %s: %s", self.name, e.status, e.reason)
-                need_list = True
             except Exception as e:
                 if self._stop.is_set():
                     break
+                # A broken connection does not invalidate the resourceVersion: resume the watch
+                # from it (a re-list happens only if the server says 410).
                 log.warning("informer %s: %s: %s", self.name, type(e).__name__, e)
-                need_list = True
-            else:
-                continue
             # Failure path: wait with jitter, growing up to the cap.
             self._stop.wait(delay * (0.5 + random.random()))
             delay = min(self._backoff_cap, delay * 2)
