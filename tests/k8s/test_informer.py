@@ -69,13 +69,13 @@ def test_list_then_watch_delivers_adds_updates_deletes(api, core):
     rec = Recorder()
     inf = start(core, rec)
     try:
-        assert inf.get("default/a")["kind"] == "Service"
+        assert (inf.get("default/a") or {})["kind"] == "Service"
         api.create(svc("b", "other"))
         wait_for(lambda: inf.get("other/b"), 5, what="watch ADDED")
         obj = api.get("services", "a")
         obj["metadata"]["labels"] = {"x": "y"}
         api.update(obj)
-        wait_for(lambda: inf.get("default/a")["metadata"].get("labels") == {"x": "y"}, 5)
+        wait_for(lambda: (inf.get("default/a") or {})["metadata"].get("labels") == {"x": "y"}, 5)
         api.delete("services", "b", "other")
         wait_for(lambda: inf.get("other/b") is None, 5, what="watch DELETED")
         assert ("other/b", True, False) in rec.events
@@ -176,6 +176,7 @@ def test_status_write_retries_409_storm_on_fresh_object(api, core):
     stored = api.create(svc("s", clusterIPs=["10.96.0.10"]))
     api.conflict_storm(3, resource="services", subresource="status")
     out = write_service_status(core, stored, {"ingress": [{"ip": "192.0.2.1"}]})
+    assert out is not None
     assert out["status"]["loadBalancer"] == {"ingress": [{"ip": "192.0.2.1"}]}
     assert api.get("services", "s")["status"]["loadBalancer"]["ingress"][0]["ip"] == "192.0.2.1"
 

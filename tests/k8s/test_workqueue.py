@@ -26,6 +26,7 @@ def test_key_added_while_processing_is_requeued_after_done_not_handed_out_twice(
         q: WorkQueue[str] = WorkQueue()
         q.add("a")
         k = await q.get()
+        assert k is not None
         q.add("a")
         assert len(q) == 0  # not handed to a second worker while processing
         q.done(k)
@@ -62,6 +63,7 @@ def test_rate_limited_retry_arrives_after_its_delay():
         for _ in range(5):  # 5 failures: next delay 0.08 s
             q.add_rate_limited("x")
             k = await q.get()
+            assert k is not None
             q.done(k)
         assert q.retries("x") == 5
         delay = q.add_rate_limited("x")
