@@ -246,14 +246,14 @@ class Liveness:
         return {node: peer.address for node, peer in self._peers.items()}
 
     def _alive(self, peer: _Peer, now: float) -> bool:
-        return peer.last_heard is not None and now - peer.last_heard < self.timing.dead_after
+        return peer.last_heard is not None and now < peer.last_heard + self.timing.dead_after
 
     def _counted(self, node: str, peer: _Peer, now: float) -> bool:
         """Whether a peer counts for the partition rule: not NotReady, and heard at least once
         or watched for `dead_after` already (a just-added peer gets time to speak up)."""
         if self._ready.get(node) is False:
             return False
-        return peer.last_heard is not None or now - peer.added_at >= self.timing.dead_after
+        return peer.last_heard is not None or now >= peer.added_at + self.timing.dead_after
 
     def settled(self, now: float) -> bool:
         """The peers are known (`set_peers` was called) and every one has been heard, or
@@ -261,7 +261,7 @@ class Liveness:
         live nodes and the speaker should not act on it."""
         if self._peers_since is None:
             return False
-        return now - self._peers_since >= self.timing.dead_after or all(
+        return now >= self._peers_since + self.timing.dead_after or all(
             p.last_heard is not None for p in self._peers.values()
         )
 
@@ -286,8 +286,8 @@ class Liveness:
             if peer.last_heard is not None:
                 if self._alive(peer, now):
                     times.append(peer.last_heard + self.timing.dead_after)
-            elif now - peer.added_at < self.timing.dead_after:
+            elif now < peer.added_at + self.timing.dead_after:
                 times.append(peer.added_at + self.timing.dead_after)
-        if self._peers_since is not None and now - self._peers_since < self.timing.dead_after:
+        if self._peers_since is not None and now < self._peers_since + self.timing.dead_after:
             times.append(self._peers_since + self.timing.dead_after)
         return min(times) if times else None
