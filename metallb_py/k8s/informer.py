@@ -90,7 +90,7 @@ class Informer:
         with self._lock:
             return self._cache.get(key)
 
-    def keys(self) -> list[str]:
+    def list_keys(self) -> list[str]:
         with self._lock:
             return list(self._cache)
 

@@ -1,0 +1,86 @@
+"""`metallb-py controller`: flags and environment of spec 3.1."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from metallb_py.logs import LEVELS
+
+
+@click.command()
+@click.option("--port", default=7472, show_default=True, help="Metrics/health HTTP port.")
+@click.option(
+    "--config", "config_name", default="config", show_default=True, help="ConfigMap name."
+)
+@click.option(
+    "--namespace",
+    default=None,
+    help="Namespace of the ConfigMap and Secret [env METALLB_NAMESPACE, else the pod's].",
+)
+@click.option("--kubeconfig", default=None, help="Kubeconfig path (default: in-cluster).")
+@click.option(
+    "--ml-secret-name",
+    default=lambda: os.environ.get("METALLB_ML_SECRET_NAME", ""),
+    help="Create this memberlist Secret at start-up [env METALLB_ML_SECRET_NAME].",
+)
+@click.option(
+    "--deployment",
+    default=lambda: os.environ.get("METALLB_DEPLOYMENT", ""),
+    help="Controller Deployment owning that Secret [env METALLB_DEPLOYMENT].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(list(LEVELS)),
+    default="info",
+    show_default=True,
+)
+@click.option("--disable-epslices", is_flag=True, help="Accepted for compatibility; unused.")
+@click.option("--enable-pprof", is_flag=True, help="Serve thread stacks under /debug/pprof/.")
+def controller(
+    port: int,
+    config_name: str,
+    namespace: str | None,
+    kubeconfig: str | None,
+    ml_secret_name: str,
+    deployment: str,
+    log_level: str,
+    disable_epslices: bool,
+    enable_pprof: bool,
+) -> None:
+    """Allocate IPs to Services of type LoadBalancer (one replica per cluster).
+
+    Validates the config exactly as the speakers do: METALLB_BGP_TYPE (native|frr) selects the
+    mode checks, so the controller never allocates from a config the speakers refuse.
+    """
+    from metallb_py import logs
+    from metallb_py.config import BgpType
+    from metallb_py.controller.main import ControllerSettings, run_controller
+    from metallb_py.k8s.client import ClientConfigError, api_client, default_namespace
+
+    logs.setup(log_level)
+    ns = default_namespace(namespace, os.environ.get("METALLB_NAMESPACE"))
+    if not ns:
+        raise click.ClickException("unable to get namespace: set --namespace or METALLB_NAMESPACE")
+    try:
+        bgp_type = BgpType(os.environ.get("METALLB_BGP_TYPE") or "native")
+    except ValueError:
+        raise click.ClickException(
+            f"METALLB_BGP_TYPE must be native or frr, not {os.environ['METALLB_BGP_TYPE']!r}"
+        ) from None
+    try:
+        client = api_client(kubeconfig)
+    except ClientConfigError as e:
+        raise click.ClickException(str(e)) from None
+    settings = ControllerSettings(
+        namespace=ns,
+        config_name=config_name,
+        kubeconfig=kubeconfig,
+        port=port,
+        ml_secret_name=ml_secret_name,
+        deployment=deployment,
+        bgp_type=bgp_type,
+        enable_pprof=enable_pprof,
+    )
+    raise SystemExit(run_controller(settings, client))
