@@ -13,6 +13,7 @@ from metallb_py import __version__
 # name -> "module:attribute" of a click.Command; one line per subcommand.
 SUBCOMMANDS: dict[str, str] = {
     "config": "metallb_py.cli.config_cmd:config",
+    "controller": "metallb_py.cli.controller_cmd:controller",
     "lab": "metallb_py.cli.lab_cmd:lab",
     "plan": "metallb_py.cli.plan_cmd:plan",
     "render": "metallb_py.cli.render_cmd:render",

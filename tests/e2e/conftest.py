@@ -66,7 +66,9 @@ class Component:
                     return int(entry["port"])
             return None
 
-        return wait_for(find, 20, what="the component's metrics port in its log")
+        port = wait_for(find, 20, what="the component's metrics port in its log")
+        assert port is not None
+        return port
 
     def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
