@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "lab": "metallb_py.cli.lab_cmd:lab",
     "plan": "metallb_py.cli.plan_cmd:plan",
     "render": "metallb_py.cli.render_cmd:render",
+    "doctor": "metallb_py.cli.doctor_cmd:doctor",
 }
 
 
