@@ -245,6 +245,11 @@ class Liveness:
         """Where to send heartbeats: node → address of every peer."""
         return {node: peer.address for node, peer in self._peers.items()}
 
+    def alive(self, node: str, now: float) -> bool:
+        """Whether peer `node` is alive by heartbeats (Node readiness not applied)."""
+        peer = self._peers.get(node)
+        return peer is not None and self._alive(peer, now)
+
     def _alive(self, peer: _Peer, now: float) -> bool:
         return peer.last_heard is not None and now < peer.last_heard + self.timing.dead_after
 

@@ -201,9 +201,12 @@ class Membership:
             self.on_change(view)
 
     def _received(self, data: bytes, source: str) -> None:
+        now = time.monotonic()
+        was_alive = True
         try:
             heartbeat = decode(data, self._key, self.authenticated)
-            reason = self._liveness.accept(heartbeat, time.monotonic(), time.time_ns() // 10**6)
+            was_alive = self._liveness.alive(heartbeat.node, now)
+            reason = self._liveness.accept(heartbeat, now, time.time_ns() // 10**6)
         except MessageError as exc:
             reason, heartbeat = exc.reason, None
         if reason is not None:
@@ -215,7 +218,10 @@ class Membership:
         self.stats["accepted"] += 1
         if heartbeat is not None and heartbeat.leaving:
             log.info("membership: %s is leaving", heartbeat.node)
-        self._publish()
+        # A heartbeat from a peer that stays alive changes nothing: skip the view (the
+        # common case, N times per round).
+        if not was_alive or (heartbeat is not None and heartbeat.leaving):
+            self._publish()
 
     def _send_round(self, leaving: bool = False) -> None:
         if self._transport is None:

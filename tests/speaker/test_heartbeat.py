@@ -135,9 +135,11 @@ def test_dead_after_threshold_and_alive_again():
     state = cluster("b", "c")
     assert state.accept(hb("b", seq=1), now=1.0, wall_ms=WALL) is None
     assert state.view(1.0 + 0.349).live_nodes == {"a", "b"}
+    assert state.alive("b", 1.349) and not state.alive("c", 1.349) and not state.alive("z", 1.0)
     assert state.next_change(1.2) == pytest.approx(1.35)
     # No valid heartbeat for 350 ms: dead.
     assert state.view(1.35).live_nodes == {"a"}
+    assert not state.alive("b", 1.35)
     assert state.next_change(1.35) is None
     # The next valid heartbeat revives it.
     assert state.accept(hb("b", seq=2), now=5.0, wall_ms=WALL) is None
