@@ -104,6 +104,9 @@ class Announce:
     protocol's handler first."""
     node_assigned: bool = False
     """Emit the Normal event `nodeAssigned` ("announcing from node ...")."""
+    changed: bool = True
+    """The record differs from the current one. False: the handler already announces exactly
+    this, so the process need not call it again (no gratuitous ARP burst per reconcile, 9.8)."""
 
 
 @dataclass(frozen=True)
@@ -263,7 +266,7 @@ def decide(
 
     new = Announcement(pool.protocol, ips, pool.name, assigned)
     still = current is not None and replaced is None and current.assigned
-    return Announce(new, replaced, node_assigned=assigned and not still)
+    return Announce(new, replaced, node_assigned=assigned and not still, changed=new != current)
 
 
 def event_message(node_name: str) -> str:

@@ -349,6 +349,8 @@ def test_node_assigned_only_when_starting_to_announce():
         svc(address), eps(a="node-a", b="node-b"), CONFIG, view(owner), first.announcement
     )
     assert isinstance(again, Announce) and not again.node_assigned and again.replaced is None
+    # Nothing to tell the layer2 handler: no new gratuitous ARP burst (9.8).
+    assert first.changed and not again.changed
     assert event_message(owner) == f'announcing from node "{owner}"'
 
 
@@ -361,7 +363,7 @@ def test_bgp_node_assigned_waits_for_a_selected_peer():
     with_peer = decide(
         service, eps(a="node-a"), CONFIG, view("node-a", has_bgp_peers=True), no_peer.announcement
     )
-    assert isinstance(with_peer, Announce) and with_peer.node_assigned
+    assert isinstance(with_peer, Announce) and with_peer.node_assigned and with_peer.changed
     assert with_peer.replaced is None and with_peer.announcement.assigned
     steady = decide(
         service, eps(a="node-a"), CONFIG, view("node-a", has_bgp_peers=True), with_peer.announcement
