@@ -175,6 +175,11 @@ def _why_not_scheduled(ds: Obj, node: Obj) -> str | None:
 # --- the checks -------------------------------------------------------------------------------
 
 
+def _unread(view: ClusterView, what: str) -> bool:
+    """True when `what` could not be read (so "missing" would be a guess, not a finding)."""
+    return any(u.startswith(what + ":") for u in view.unreadable)
+
+
 @dataclass(frozen=True)
 class _Config:
     config: Config | None
@@ -189,6 +194,8 @@ def _bgp_type(view: ClusterView) -> BgpType:
 
 def _check_config(view: ClusterView) -> _Config:
     where = f"{view.namespace}/{view.config_name}"
+    if view.configmap is None and _unread(view, f"ConfigMap {where}"):
+        return _Config(None, None)
     if view.configmap is None:
         return _Config(
             None,
@@ -351,6 +358,8 @@ def _check_overlaps(view: ClusterView, config: Config | None) -> list[Finding]:
 
 def _check_speakers(view: ClusterView) -> list[Finding]:
     ds = view.speaker_daemonset
+    if ds is None and _unread(view, f"DaemonSet {view.namespace}/speaker"):
+        return []
     if ds is None:
         return [
             Finding(
@@ -414,6 +423,8 @@ def _check_secret(view: ClusterView) -> list[Finding]:
         f"kubectl -n {view.namespace} create secret generic {view.secret_name} "
         '--from-literal=secretkey="$(openssl rand -base64 16)"'
     )
+    if view.secret is None and _unread(view, f"Secret {view.namespace}/{view.secret_name}"):
+        return []
     if view.secret is None:
         return [
             Finding(

@@ -295,3 +295,29 @@ def test_unreachable_cluster_exits_2(tmp_path: Path):
 def test_diagnose_is_pure_on_an_empty_view():
     findings = diagnose(ClusterView())
     assert [f.check for f in findings] == ["config", "speaker"]
+
+
+def test_forbidden_reads_are_reported(api: ApiServer):
+    api.fail_next(1, code=403, methods=("GET",), resource="secrets")
+    code, lines = doctor(api)
+    assert code == 1
+    (line,) = lines
+    assert line.startswith("access: cannot read Secret metallb-system/memberlist: HTTP 403")
+
+
+def test_ipvs_from_kube_proxy_flags():
+    ds = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "kube-proxy", "command": ["kube-proxy", "--proxy-mode=ipvs"]}
+                    ]
+                }
+            }
+        }
+    }
+    view = ClusterView(kube_proxy_daemonset=ds)
+    assert "kube-proxy" in [f.check for f in diagnose(view)]
+    ds["spec"]["template"]["spec"]["containers"][0]["command"].append("--ipvs-strict-arp=true")
+    assert "kube-proxy" not in [f.check for f in diagnose(view)]

@@ -335,3 +335,17 @@ def test_default_image_is_ours():
     addon = values.read_values("{}\n")
     assert addon.options.controller.image == DEFAULT_IMAGE
     assert addon.options.speaker.image == DEFAULT_IMAGE
+
+
+def test_render_into_another_namespace(tmp_path: Path):
+    result = render(tmp_path, "configInline: {address-pools: []}\n", "--namespace", "lb")
+    assert result.exit_code == 0, result.output
+    objs = objects(result.stdout)
+    assert ("Namespace", "lb") in objs
+    for (kind, name), obj in objs.items():
+        if kind in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+            assert kind == "Namespace" or name.startswith("lb:")
+            continue
+        assert obj["metadata"]["namespace"] == "lb", (kind, name)
+    for binding in [o for (k, _), o in objs.items() if k.endswith("Binding")]:
+        assert all(s["namespace"] == "lb" for s in binding["subjects"])
