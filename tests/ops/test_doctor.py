@@ -306,18 +306,11 @@ def test_forbidden_reads_are_reported(api: ApiServer):
 
 
 def test_ipvs_from_kube_proxy_flags():
-    ds = {
-        "spec": {
-            "template": {
-                "spec": {
-                    "containers": [
-                        {"name": "kube-proxy", "command": ["kube-proxy", "--proxy-mode=ipvs"]}
-                    ]
-                }
-            }
-        }
+    command = ["kube-proxy", "--proxy-mode=ipvs"]
+    ds: dict[str, Any] = {
+        "spec": {"template": {"spec": {"containers": [{"name": "kube-proxy", "command": command}]}}}
     }
     view = ClusterView(kube_proxy_daemonset=ds)
     assert "kube-proxy" in [f.check for f in diagnose(view)]
-    ds["spec"]["template"]["spec"]["containers"][0]["command"].append("--ipvs-strict-arp=true")
+    command.append("--ipvs-strict-arp=true")
     assert "kube-proxy" not in [f.check for f in diagnose(view)]
