@@ -24,7 +24,7 @@ from metallb_py.testing.apiserver import errors, tables
 from metallb_py.testing.apiserver.errors import ApiError
 from metallb_py.testing.apiserver.resources import ALL_VERBS, SUBRESOURCE_VERBS, ResourceType
 from metallb_py.testing.apiserver.selectors import parse_field_selector, parse_label_selector
-from metallb_py.testing.apiserver.store import APPLY_PATCH, PATCH_TYPES, Watcher
+from metallb_py.testing.apiserver.store import PATCH_TYPES, Watcher
 
 if TYPE_CHECKING:
     from metallb_py.testing.apiserver.server import ApiServer
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0+metallb-py"}
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
+_JSON_TYPES = ("application/json", "application/merge-patch+json",
+               "application/strategic-merge-patch+json", "application/json-patch+json")  # fmt: skip
+_YAML_TYPES = ("application/yaml", "text/yaml", "application/apply-patch+yaml")
 
 
 @dataclass(frozen=True)
@@ -401,9 +404,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                     f"the body of the request was in an unknown format - accepted media types "
                     f"include: {', '.join(PATCH_TYPES)}",
                 )
-            patch_body = self._decode(
-                body, "application/yaml" if content_type == APPLY_PATCH else "application/json"
-            )
+            patch_body = self._decode(body, content_type)
             obj, was_created = store.patch(
                 rt,
                 info.namespace,
@@ -462,11 +463,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def _decode(body: bytes, content_type: str) -> Any:
         if not body.strip():
             raise errors.bad_request("the request body is empty")
+        if content_type not in _JSON_TYPES + _YAML_TYPES:
+            raise errors.unsupported_media_type(content_type)
         try:
-            if content_type in ("application/yaml", "text/yaml", "application/apply-patch+yaml"):
+            if content_type in _YAML_TYPES:
                 return yaml.safe_load(body.decode())
-            if "protobuf" in content_type:
-                raise errors.unsupported_media_type(content_type)
             return json.loads(body)
         except (ValueError, yaml.YAMLError) as e:
             raise errors.bad_request(f"couldn't get version/kind; json parse error: {e}") from None

@@ -141,8 +141,10 @@ class _HttpServer(HTTPServer):
                 self.connections.pop(request, None)
 
     def drop_connections(self) -> list[threading.Thread]:
+        """Shut every client connection but the caller's own (a /_fault request must answer)."""
+        me = threading.current_thread()
         with self.conn_lock:
-            conns = list(self.connections.items())
+            conns = [(s, t) for s, t in self.connections.items() if t is not me]
         for sock, _ in conns:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -160,6 +162,7 @@ class ApiServer:
         resources: tuple[ResourceType, ...] = DEFAULT_RESOURCES,
         cluster: ClusterConfig | None = None,
         history_size: int = 10_000,
+        max_watch_queue: int = 100_000,
         bookmark_interval: float = 5.0,
         watch_timeout: float = 1800.0,
         namespaces: tuple[str, ...] = (),
@@ -167,7 +170,7 @@ class ApiServer:
         request_log_size: int = 10_000,
     ) -> None:
         self.table = ResourceTable(resources)
-        self.store = Store(self.table, cluster, history_size)
+        self.store = Store(self.table, cluster, history_size, max_watch_queue)
         self.bookmark_interval = bookmark_interval
         self.watch_timeout = watch_timeout
         self._requested = (host, port)
@@ -179,6 +182,7 @@ class ApiServer:
         self._stop = threading.Event()
         self._http: _HttpServer | None = None
         self._listening = False
+        self._listener_down = threading.Event()
         self._loop: threading.Thread | None = None
         self._tmpdir: Path | None = None
         self.host = host
@@ -260,8 +264,10 @@ class ApiServer:
                 if self._listening:
                     http.socket.close()
                     self._listening = False
+                self._listener_down.set()
                 self._stop.wait(0.05)
                 continue
+            self._listener_down.clear()
             if not self._listening:
                 try:
                     http.socket = socket.socket(http.address_family, socket.SOCK_STREAM)
@@ -487,9 +493,14 @@ class ApiServer:
         with self._fault_lock:
             self._faults.outage_until = time.monotonic() + seconds
             self._faults.outage_mode = mode
+            if mode == "refuse":
+                self._listener_down.clear()
         self.store.close_watchers("abrupt")
         if self._http is not None:
             self._http.drop_connections()
+        if mode == "refuse" and self._loop is not None and seconds > 0:
+            # Return only once connections are really refused (bounded by the outage itself).
+            self._listener_down.wait(min(seconds, 2.0))
 
     def outage_active(self) -> bool:
         with self._fault_lock:
