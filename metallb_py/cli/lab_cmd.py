@@ -46,6 +46,22 @@ def lab() -> None:
     help="Changes kept per resource for watches; older versions get 410 Gone.",
 )
 @click.option(
+    "--service-cidr",
+    "service_cidrs",
+    multiple=True,
+    metavar="CIDR",
+    help="Cluster IP range (repeatable; the first is the primary family; two make the cluster "
+    "dual-stack). Default: 10.96.0.0/16 and fd00:10:96::/112.",
+)
+@click.option(
+    "--node-port-range",
+    default="30000-32767",
+    show_default=True,
+    metavar="LOW-HIGH",
+    help="Node ports for NodePort/LoadBalancer Services (a large lab needs a larger range, or "
+    "Services with allocateLoadBalancerNodePorts: false).",
+)
+@click.option(
     "--bookmark-interval",
     default=5.0,
     show_default=True,
@@ -59,6 +75,8 @@ def apiserver(
     kubeconfig_out: Path | None,
     namespaces: tuple[str, ...],
     history_size: int,
+    service_cidrs: tuple[str, ...],
+    node_port_range: str,
     bookmark_interval: float,
 ) -> None:
     """Serve the test Kubernetes API until SIGINT/SIGTERM.
@@ -66,8 +84,22 @@ def apiserver(
     Prints one JSON line with `url` (and `kubeconfig`) once it accepts connections. Fault
     switches: POST /_fault/{drop-watches,expire-history,outage,fail,delay,conflict,reset}.
     """
-    from metallb_py.testing.apiserver import ApiServer
+    import ipaddress
 
+    from metallb_py.testing.apiserver import ApiServer, ClusterConfig
+
+    try:
+        low_text, _, high_text = node_port_range.partition("-")
+        ports = (int(low_text), int(high_text))
+        for cidr in service_cidrs:
+            ipaddress.ip_network(cidr)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+    if not 1 <= ports[0] <= ports[1] <= 65535:
+        raise click.BadParameter(f"bad node port range {node_port_range}")
+    cluster = ClusterConfig(node_port_range=ports)
+    if service_cidrs:
+        cluster.service_cidrs = service_cidrs
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -79,6 +111,7 @@ def apiserver(
         host,
         port,
         namespaces=namespaces,
+        cluster=cluster,
         history_size=history_size,
         bookmark_interval=bookmark_interval,
     )

@@ -216,6 +216,9 @@ def test_apply_the_project_manifests_and_config_examples(api: ApiServer, kubectl
     again = kubectl("apply", "-f", str(manifests)).stdout.splitlines()
     assert again and all(line.endswith("unchanged") for line in again), again
     # "unchanged" means kubectl read each object back and found what it applied.
+    if (manifests / "Kustomization").exists() or (manifests / "kustomization.yaml").exists():
+        kustomized = kubectl("apply", "-k", str(manifests)).stdout.splitlines()
+        assert kustomized and all(line.endswith("unchanged") for line in kustomized), kustomized
     examples = [
         path for path in sorted((REPO / "config-examples").glob("*.yaml"))
         if {d.get("kind") for d in yaml.safe_load_all(path.read_text()) if d} == {"ConfigMap"}

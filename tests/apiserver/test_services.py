@@ -177,3 +177,17 @@ def test_node_port_exhaustion_is_reported() -> None:
         assert "range is full" in str(info.value)
         api.delete("services", "a")
         api.create(service("c", type="NodePort"))
+
+
+def test_tiny_service_cidr_fills_up_and_frees() -> None:
+    with ApiServer(cluster=ClusterConfig(service_cidrs=("10.97.0.0/29",))) as api:
+        # /29: offsets 1..6 usable, .1 is the `kubernetes` Service.
+        ips = [api.create(service(f"s{i}"))["spec"]["clusterIP"] for i in range(5)]
+        assert sorted(ips) == [f"10.97.0.{i}" for i in range(2, 7)]
+        with pytest.raises(Exception) as info:
+            api.create(service("full"))
+        assert "range is full" in str(info.value)
+        api.delete("services", "s2")
+        assert api.create(service("full"))["spec"]["clusterIP"] == ips[2]
+    with pytest.raises(ValueError):
+        ApiServer(cluster=ClusterConfig(service_cidrs=("10.0.0.0/8",)))

@@ -171,6 +171,11 @@ class ServiceAllocator:
         self.networks = {}
         for cidr in self.config.service_cidrs:
             net = ipaddress.ip_network(cidr)
+            # The limits kube-apiserver puts on --service-cluster-ip-range.
+            if (net.version == 4 and net.prefixlen < 12) or (
+                net.version == 6 and net.prefixlen < 108
+            ):
+                raise ValueError(f"service CIDR {cidr} is too large (IPv4 /12, IPv6 /108 at most)")
             self.networks.setdefault("IPv4" if net.version == 4 else "IPv6", net)
         self._port_cursor = self.config.node_port_range[0]
 
@@ -181,13 +186,15 @@ class ServiceAllocator:
     def free_ip(self, family: str, key: str, taken: set[str]) -> str | None:
         net = self.networks[family]
         size = net.num_addresses
-        start = self._ip_cursor.get(family, 2)  # .0 is the network, .1 the `kubernetes` Service
-        for step in range(size):
-            offset = (start - 1 + step) % (size - 2) + 1 if size > 2 else 0
+        # Usable offsets: 1 .. last (the network address, and the IPv4 broadcast, are never used).
+        last = size - 2 if net.version == 4 else size - 1
+        if last < 1:
+            return None
+        start = self._ip_cursor.get(family, 1)
+        for step in range(last):
+            offset = 1 + (start - 1 + step) % last
             ip = str(net.network_address + offset)
             if ip in taken or self.ip_owner.get(ip, key) != key:
-                continue
-            if offset == 0 or (net.version == 4 and offset == size - 1):
                 continue
             self._ip_cursor[family] = offset + 1
             return ip
