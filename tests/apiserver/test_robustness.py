@@ -150,3 +150,10 @@ def test_server_survives_many_concurrent_clients(api: ApiServer) -> None:
     assert len(listed["items"]) == 80
     versions = [int(i["metadata"]["resourceVersion"]) for i in listed["items"]]
     assert len(set(versions)) == 80
+
+
+def test_bad_content_length_is_400(api: ApiServer) -> None:
+    with socket.create_connection((api.host, api.port), timeout=5) as sock:
+        sock.sendall(f"POST {CMS} HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".encode())
+        assert sock.recv(200).split(b"\r\n")[0] == b"HTTP/1.1 400 Bad Request"
+    assert raw(api, "GET", CMS)[0] == 200

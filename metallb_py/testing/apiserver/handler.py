@@ -175,7 +175,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         query = parse_qs(url.query, keep_blank_values=True)
         try:
             body = self._read_body()
-        except (ValueError, OSError):
+        except ValueError:
+            self.close_connection = True
+            self._send_error(errors.bad_request("malformed request body framing"))
+            return
+        except OSError:
             self.close_connection = True
             return
         try:

@@ -89,7 +89,7 @@ def _strip(value: Any, path: tuple[str, ...]) -> Any:
             return _DELETE
         out: dict[str, Any] = {}
         for k, v in value.items():
-            if k.startswith("$") or k.startswith("$setElementOrder/"):
+            if k.startswith("$"):
                 continue
             if v is None:
                 continue

@@ -13,7 +13,6 @@ import base64
 import binascii
 import ipaddress
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -705,11 +704,6 @@ def _is_ip(text: str) -> bool:
 
 
 # --- the per-kind dispatcher ---------------------------------------------------------------------
-
-
-def _walk_strings(data: Any) -> Iterator[tuple[str, Any]]:
-    if isinstance(data, dict):
-        yield from data.items()
 
 
 class Strategies:
