@@ -20,6 +20,7 @@ from metallb_py.allocator.ips import (
     go_quote,
     go_quote_list,
     ip_key,
+    ip_text,
     is_buggy_key,
     key_ip,
 )
@@ -31,8 +32,7 @@ class AllocatorError(ValueError):
     """An assignment or allocation that cannot be made; the message is user-facing."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Port:
+class Port(NamedTuple):
     """One `spec.ports[]` entry; two ports conflict when protocol and number are equal."""
 
     protocol: str
@@ -42,8 +42,7 @@ class Port:
         return f"{self.protocol}/{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """How a Service wants to use an IP: the inputs of the sharing check (spec 2.1, 2.3)."""
 
     ports: tuple[Port, ...] = ()
@@ -71,13 +70,36 @@ class Allocation(NamedTuple):
         return Usage(self.ports, self.sharing_key, self.backend_key)
 
 
-@dataclass(frozen=True, slots=True)
-class Blocker:
-    """A Service whose current IPs the proposed pools cannot own (spec 2.8)."""
+class Blocker(NamedTuple):
+    """A Service whose current IPs the proposed pools cannot own (spec 2.8).
+
+    `causes` is the raw finding per IP (the pool containing it, if any, and whether
+    avoid-buggy-ips rules it out); `reason` turns it into text only when asked, so checking a
+    config that 60,000 Services block stays cheap."""
 
     service: str
     ips: tuple[IPAddress, ...]
-    reason: str
+    causes: tuple[tuple[str | None, bool], ...]
+
+    @property
+    def reason(self) -> str:
+        reasons: list[str] = []
+        owners: list[str] = []
+        for ip, (pool, buggy) in zip(self.ips, self.causes, strict=True):
+            if pool is None:
+                reasons.append(f"{ip_text(ip)} is not in any pool")
+            elif buggy:
+                reasons.append(
+                    f"{ip_text(ip)} ends in .0 or .255 and pool {go_quote(pool)} sets "
+                    "avoid-buggy-ips"
+                )
+            else:
+                owners.append(pool)
+        if not reasons and len(set(owners)) > 1:
+            reasons.append(
+                "the addresses are in different pools " + ", ".join(map(go_quote, owners))
+            )
+        return "; ".join(reasons) or "no pool owns these addresses"
 
     def __str__(self) -> str:
         return (
@@ -249,6 +271,18 @@ class Allocator:
 
     def assign(self, service: str, ips: Sequence[IPAddress], usage: Usage) -> Allocation:
         """Spec 2.4: give `service` exactly `ips`, replacing what it held before."""
+        existing = self._allocs.get(service)
+        if (
+            existing is not None
+            and existing.ips == tuple(ips)
+            and existing.ports == usage.ports
+            and existing.sharing_key == usage.sharing_key
+            and existing.backend_key == usage.backend_key
+        ):
+            # Re-validating an unchanged allocation (every reconcile does): it is owned and
+            # compatible by construction, set_pools keeps it so, and re-recording it would
+            # only churn the indexes.
+            return existing
         keys = tuple([ip_key(ip) for ip in ips])
         pool = self._pools.owner_of(keys)
         if pool is None:
@@ -391,7 +425,7 @@ class Allocator:
         for service, alloc in self._allocs.items():
             owner = new.owner_of(alloc.keys)
             if owner is None:
-                blockers.append(Blocker(service, alloc.ips, _why_not_owned(new, alloc)))
+                blockers.append(Blocker(service, alloc.ips, _causes(new, alloc.keys)))
             elif owner.name != alloc.pool:
                 rehome.append((service, owner.name))
         if blockers:
@@ -569,19 +603,12 @@ class Allocator:
         self._pool_services[alloc.pool] = self._pool_services.get(alloc.pool, 0) + 1
 
 
-def _why_not_owned(pools: PoolSet, alloc: Allocation) -> str:
-    reasons: list[str] = []
-    owners: list[str] = []
-    for ip, key in zip(alloc.ips, alloc.keys, strict=True):
+def _causes(pools: PoolSet, keys: tuple[int, ...]) -> tuple[tuple[str | None, bool], ...]:
+    out: list[tuple[str | None, bool]] = []
+    for key in keys:
         pool = pools.pool_containing(key)
         if pool is None:
-            reasons.append(f"{ip} is not in any pool")
-        elif pool.avoid_buggy_ips and is_buggy_key(key):
-            reasons.append(
-                f"{ip} ends in .0 or .255 and pool {go_quote(pool.name)} sets avoid-buggy-ips"
-            )
+            out.append((None, False))
         else:
-            owners.append(pool.name)
-    if not reasons and len(set(owners)) > 1:
-        reasons.append("the addresses are in different pools " + ", ".join(map(go_quote, owners)))
-    return "; ".join(reasons) or "no pool owns these addresses"
+            out.append((pool.name, pool.avoid_buggy_ips and is_buggy_key(key)))
+    return tuple(out)

@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from metallb_py.allocator.allocator import Allocation, Allocator, AllocatorError, Blocker
-from metallb_py.allocator.ips import FamilyError, family_of_strings, go_quote, go_quote_list
+from metallb_py.allocator.ips import (
+    FamilyError,
+    family_of_strings,
+    go_quote,
+    go_quote_list,
+    ip_text,
+)
 from metallb_py.config.model import Config, IPAddress
 from metallb_py.controller.service import (
     RequestError,
@@ -369,7 +375,7 @@ class Controller:
                 return None if work.cleared else Outcome.SUCCESS
             work.ips = list(alloc.ips)
             work.normal("IPAllocated", f"Assigned IP {go_quote_list(work.ips)}")
-            work.log.append({"event": "ipAllocated", "ip": ",".join(map(str, work.ips))})
+            work.log.append({"event": "ipAllocated", "ip": ",".join(map(ip_text, work.ips))})
 
         # Step 8: sanity.
         if not work.ips:
@@ -418,7 +424,7 @@ class Controller:
         """
         entries = view.ingress_entries
         if work.ips:
-            wanted = [str(ip) for ip in work.ips]
+            wanted = [ip_text(ip) for ip in work.ips]
             current = [e.get("ip") for e in entries]
             if current == wanted:
                 return None
