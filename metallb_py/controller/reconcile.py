@@ -157,6 +157,8 @@ class Controller:
         """True once `bootstrap` ran (informer caches synced)."""
         self._registered = False
         """True once status IPs were registered under a loaded config."""
+        self._pending: dict[str, Mapping[str, Any]] = {}
+        """Services seen before any config was loaded: registered when the first one is."""
         self._last_warning: dict[str, Event] = {}
 
     @property
@@ -176,8 +178,9 @@ class Controller:
         existing_services: Iterable[Mapping[str, Any]] | None = None,
     ) -> ConfigDecision:
         """Spec 3.3. A refused config changes nothing; `blockers` names every Service in the
-        way. If status IPs were never registered (no config at start-up), pass the informer's
-        Services as `existing_services` so they are registered before anything is allocated."""
+        way. The first accepted config registers the status IPs of every Service seen so far
+        (from `bootstrap` and from reconciles while there was no config), plus
+        `existing_services` if given, before anything can be allocated (9.22)."""
         if config is None:
             return ConfigDecision(
                 Outcome.ERROR_NO_RETRY,
@@ -188,8 +191,13 @@ class Controller:
         decision = self._config_decision(change.accepted, change.blockers, change.message)
         if change.accepted:
             self.config = config
-            if not self._registered and existing_services is not None:
-                self.register_existing(existing_services)
+            if not self._registered:
+                known = dict(self._pending)
+                for obj in existing_services or ():
+                    if isinstance(obj, Mapping):
+                        known[read_service(obj).key] = obj
+                self._pending.clear()
+                self.register_existing(known.values())
         return decision
 
     @staticmethod
@@ -213,6 +221,10 @@ class Controller:
         refused: tuple[StatusClaim, ...] = ()
         if self.config is not None:
             registered, refused = self.register_existing(services)
+        else:
+            for obj in services:
+                if isinstance(obj, Mapping):
+                    self._pending[read_service(obj).key] = obj
         self.synced = True
         return BootstrapReport(decision, registered, refused)
 
@@ -261,11 +273,14 @@ class Controller:
         """Spec 3.4 for the Service `key` (`namespace/name`); None means it was deleted."""
         if service is None:
             self._last_warning.pop(key, None)
+            self._pending.pop(key, None)
             if self.allocator.release(key):
                 log = ({"event": "serviceDeleted", "msg": "service deleted"},)
                 return Decision(Outcome.REPROCESS_ALL, log=log)
             return Decision(Outcome.REPROCESS_ALL)
         if self.config is None:
+            if isinstance(service, Mapping):
+                self._pending[key] = service
             return Decision(
                 Outcome.SUCCESS,
                 log=({"event": "noConfig", "msg": "not processing, still waiting for config"},),

@@ -183,13 +183,19 @@ class ControllerMachine(RuleBasedStateMachine):
         assert {s: a.ips for s, a in self.ctrl.allocator.allocations().items()} == held
         self.reprocess_all()
 
-    @rule()
-    def restart(self) -> None:
-        """A new controller process rebuilds everything from the statuses."""
+    @rule(late_config=st.booleans())
+    def restart(self, late_config: bool) -> None:
+        """A new controller process rebuilds everything from the statuses; with
+        `late_config` the ConfigMap only shows up after the caches synced."""
         held = {k: status_ips(o) for k, o in self.cluster.items() if status_ips(o)}
         cfg = self.ctrl.config
         self.ctrl = Controller()
-        report = self.ctrl.bootstrap(cfg, list(self.cluster.values()))
+        if late_config:
+            report = self.ctrl.bootstrap(None, list(self.cluster.values()))
+            self.reprocess_all()  # "no config yet" for everyone
+            assert self.ctrl.set_config(cfg).accepted
+        else:
+            report = self.ctrl.bootstrap(cfg, list(self.cluster.values()))
         assert report.refused == ()
         self.reprocess_all()
         for k, ips in held.items():

@@ -413,16 +413,20 @@ def test_bootstrap_contested_ip_goes_to_the_oldest_claimant() -> None:
     assert not d.write
 
 
-def test_allocation_waits_for_registration_when_config_came_late() -> None:
+def test_late_config_registers_every_service_seen_before_it() -> None:
+    """No ConfigMap at start-up: the Services from bootstrap and those reconciled while there
+    was no config are registered when the first config is accepted, before any allocation."""
     old = svc("old", status_ips=("192.0.2.0",))
+    later = svc("later", status_ips=("192.0.2.1",))
+    gone = svc("gone", status_ips=("192.0.2.2",))
     c = Controller()
-    c.bootstrap(None, [old])
-    assert c.reconcile("default/new", svc("new")).outcome is Outcome.SUCCESS  # no config yet
-    c.set_config(CFG)
-    assert c.reconcile("default/new", svc("new")).outcome is Outcome.ERROR
-    c.register_existing([old])
+    c.bootstrap(None, [old, gone])
+    assert c.reconcile("default/later", later).outcome is Outcome.SUCCESS  # no config yet
+    assert c.reconcile("default/gone", None).outcome is Outcome.REPROCESS_ALL
+    assert c.set_config(CFG).accepted
+    assert sorted(c.allocator.allocations()) == ["default/later", "default/old"]
     _, n = run(c, svc("new"))
-    assert status_ips(n) == ["192.0.2.1"]
+    assert status_ips(n) == ["192.0.2.2"]
 
 
 def test_late_config_with_existing_services_registers_them() -> None:
