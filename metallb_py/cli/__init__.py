@@ -14,6 +14,7 @@ from metallb_py import __version__
 SUBCOMMANDS: dict[str, str] = {
     "config": "metallb_py.cli.config_cmd:config",
     "controller": "metallb_py.cli.controller_cmd:controller",
+    "speaker": "metallb_py.cli.speaker_cmd:speaker",
     "lab": "metallb_py.cli.lab_cmd:lab",
     "plan": "metallb_py.cli.plan_cmd:plan",
     "render": "metallb_py.cli.render_cmd:render",

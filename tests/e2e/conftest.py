@@ -25,8 +25,11 @@ NS = "metallb-system"
 class Component:
     """A `metallb-py <component>` subprocess; its JSON log lines are collected."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str] | None = None, wrap: list[str] | None = None
+    ) -> None:
         self.args = args
+        self.wrap = wrap or []
         self.env = {**os.environ, **(env or {})}
         self.lines: list[dict[str, Any]] = []
         self.proc: subprocess.Popen[str] | None = None
@@ -35,7 +38,7 @@ class Component:
     def start(self) -> Component:
         self.lines = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "metallb_py", *self.args],
+            [*self.wrap, sys.executable, "-m", "metallb_py", *self.args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -57,6 +60,9 @@ class Component:
     def logs(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self.lines)
+
+    def log_has(self, **fields: str) -> bool:
+        return any(all(e.get(k) == v for k, v in fields.items()) for e in self.logs())
 
     @property
     def port(self) -> int:

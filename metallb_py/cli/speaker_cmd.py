@@ -1,0 +1,123 @@
+"""`metallb-py speaker`: flags and environment of spec 4.1."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from metallb_py.logs import LEVELS
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+@click.command()
+@click.option(
+    "--node-name",
+    default=lambda: _env("METALLB_NODE_NAME"),
+    help="This node's name, as the Node object [env METALLB_NODE_NAME]. Required.",
+)
+@click.option(
+    "--host",
+    default=lambda: _env("METALLB_HOST"),
+    help="Address the metrics server binds to [env METALLB_HOST; default all].",
+)
+@click.option("--port", default=7472, show_default=True, help="Metrics/health HTTP port.")
+@click.option(
+    "--config", "config_name", default="config", show_default=True, help="ConfigMap name."
+)
+@click.option(
+    "--namespace",
+    default=None,
+    help="Namespace of the ConfigMap and speaker Pods [env METALLB_NAMESPACE, else the pod's].",
+)
+@click.option("--kubeconfig", default=None, help="Kubeconfig path (default: in-cluster).")
+@click.option(
+    "--ml-bindaddr",
+    default=lambda: _env("METALLB_ML_BIND_ADDR"),
+    help="Membership bind address [env METALLB_ML_BIND_ADDR]; empty disables membership.",
+)
+@click.option(
+    "--ml-bindport",
+    type=int,
+    default=lambda: int(_env("METALLB_ML_BIND_PORT", "7946") or 7946),
+    help="Membership UDP port [env METALLB_ML_BIND_PORT; default 7946].",
+)
+@click.option(
+    "--ml-labels",
+    default=lambda: _env("METALLB_ML_LABELS"),
+    help="Label selector of the speaker Pods [env METALLB_ML_LABELS].",
+)
+@click.option(
+    "--ml-secret-key",
+    default=lambda: _env("METALLB_ML_SECRET_KEY"),
+    help="Membership authentication secret [env METALLB_ML_SECRET_KEY].",
+)
+@click.option("--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True)
+@click.option("--disable-epslices", is_flag=True, help="Use Endpoints instead of EndpointSlices.")
+@click.option("--enable-pprof", is_flag=True, help="Serve thread stacks under /debug/pprof/.")
+@click.option(
+    "--layer2-interface",
+    "layer2_interfaces",
+    multiple=True,
+    help="Answer ARP/NDP only on this interface (repeatable; default: every qualifying one).",
+)
+def speaker(
+    node_name: str,
+    host: str,
+    port: int,
+    config_name: str,
+    namespace: str | None,
+    kubeconfig: str | None,
+    ml_bindaddr: str,
+    ml_bindport: int,
+    ml_labels: str,
+    ml_secret_key: str,
+    log_level: str,
+    disable_epslices: bool,
+    enable_pprof: bool,
+    layer2_interfaces: tuple[str, ...],
+) -> None:
+    """Announce Service IPs from this node with ARP/NDP (layer2) or BGP (one per node).
+
+    METALLB_BGP_TYPE (native|frr, default native) selects the config validation mode.
+    """
+    from metallb_py import logs
+    from metallb_py.config import BgpType
+    from metallb_py.k8s.client import ClientConfigError, api_client, default_namespace
+    from metallb_py.speaker.main import SpeakerSettings, run_speaker
+
+    logs.setup(log_level)
+    if not node_name:
+        raise click.ClickException("--node-name (or METALLB_NODE_NAME) is required")
+    ns = default_namespace(namespace, os.environ.get("METALLB_NAMESPACE"))
+    if not ns:
+        raise click.ClickException("unable to get namespace: set --namespace or METALLB_NAMESPACE")
+    try:
+        bgp_type = BgpType(_env("METALLB_BGP_TYPE") or "native")
+    except ValueError:
+        raise click.ClickException(
+            f"METALLB_BGP_TYPE must be native or frr, not {_env('METALLB_BGP_TYPE')!r}"
+        ) from None
+    try:
+        client = api_client(kubeconfig)
+    except ClientConfigError as e:
+        raise click.ClickException(str(e)) from None
+    settings = SpeakerSettings(
+        node_name=node_name,
+        namespace=ns,
+        config_name=config_name,
+        host=host,
+        port=port,
+        ml_bind_addr=ml_bindaddr,
+        ml_bind_port=ml_bindport,
+        ml_labels=ml_labels,
+        ml_secret_key=ml_secret_key,
+        disable_epslices=disable_epslices,
+        bgp_type=bgp_type,
+        enable_pprof=enable_pprof,
+        layer2_interfaces=layer2_interfaces or None,
+    )
+    raise SystemExit(run_speaker(settings, client))

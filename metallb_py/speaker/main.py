@@ -1,0 +1,584 @@
+"""The `metallb-py speaker` process: glue between the API, the pure decisions and the protocols.
+
+One asyncio loop runs everything that touches the network (layer2 responders, BGP sessions,
+membership heartbeats) and the single worker that reconciles queue items in order; informers
+run in threads and only enqueue keys. Membership changes re-queue every Service at once, without
+the retry rate limiter, so a takeover is decided within one heartbeat deadline (spec 9.9).
+
+Before the first reconcile the speaker waits for its caches and for membership to settle, so it
+never elects itself for every IP just because it has not heard the others yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from metallb_py.bgp import messages as bgp_messages
+from metallb_py.bgp.session import BgpSession
+from metallb_py.config import BgpType, Config, Peer, Protocol
+from metallb_py.k8s.configmap import load_configmap
+from metallb_py.k8s.informer import Informer, Obj
+from metallb_py.k8s.workqueue import Outcome, WorkQueue
+from metallb_py.k8s.writes import EventRecorder
+from metallb_py.layer2.announcer import Announcer
+from metallb_py.logs import kv
+from metallb_py.metrics import Registry
+from metallb_py.metrics.metallb import BgpPeerStats, K8sClientMetrics, SpeakerMetrics
+from metallb_py.metrics.server import MetricsServer
+from metallb_py.speaker import decision as d
+from metallb_py.speaker.endpoints import ServiceEndpoints, from_endpoint_slices, from_endpoints
+from metallb_py.speaker.membership import Membership
+from metallb_py.speaker.nodes import fallback_live_nodes, node_labels, node_name, node_ready
+
+log = logging.getLogger("metallb.speaker")
+
+Item = tuple[str, str]
+CONFIG_ITEM = ("config", "")
+NODE_ITEM = ("node", "")
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+POD_POLL_INTERVAL = 10.0
+ROUTE_PUSH_DELAY = 0.005
+
+
+@dataclass(frozen=True)
+class SpeakerSettings:
+    node_name: str
+    namespace: str
+    config_name: str = "config"
+    host: str = ""
+    port: int = 7472
+    ml_bind_addr: str = ""
+    ml_bind_port: int = 7946
+    ml_labels: str = ""
+    ml_secret_key: str = ""
+    disable_epslices: bool = False
+    bgp_type: BgpType = BgpType.NATIVE
+    enable_pprof: bool = False
+    layer2_interfaces: tuple[str, ...] | None = None
+    """Limit layer2 to these interfaces (None: every qualifying interface)."""
+
+    @property
+    def membership_enabled(self) -> bool:
+        return bool(self.ml_labels and self.ml_bind_addr)
+
+
+@dataclass
+class _Index:
+    """Service key -> keys of its EndpointSlices (maintained from informer threads)."""
+
+    by_service: dict[str, set[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def update(self, slice_key: str, old: Obj | None, new: Obj | None) -> set[str]:
+        touched = set()
+        with self.lock:
+            for obj, add in ((old, False), (new, True)):
+                if obj is None:
+                    continue
+                svc = _slice_service_key(obj)
+                if not svc:
+                    continue
+                touched.add(svc)
+                keys = self.by_service.setdefault(svc, set())
+                if add:
+                    keys.add(slice_key)
+                else:
+                    keys.discard(slice_key)
+                    if not keys:
+                        del self.by_service[svc]
+        return touched
+
+    def slices(self, svc: str) -> list[str]:
+        with self.lock:
+            return list(self.by_service.get(svc, ()))
+
+
+def _slice_service_key(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    ns = meta.get("namespace")
+    return f"{ns}/{name}" if name and ns else ""
+
+
+class SpeakerProcess:
+    def __init__(self, settings: SpeakerSettings, api_client: Any) -> None:
+        self.settings = settings
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.registry = Registry()
+        self.k8s_metrics = K8sClientMetrics(self.registry)
+        self.announcer = Announcer(only_interfaces=settings.layer2_interfaces)
+        self.sessions: dict[Peer, BgpSession] = {}
+        self.metrics = SpeakerMetrics(self.registry, self.announcer.stats.snapshot, self._bgp_stats)
+        self.queue: WorkQueue[Item] = WorkQueue()
+        self.events = EventRecorder(self.core, d.COMPONENT, host=settings.node_name)
+        self.config: Config | None = None
+        self.announced: dict[str, d.Announcement] = {}
+        self.membership: Membership | None = None
+        self._fallback_live: frozenset[str] = frozenset()
+        self._speaker_pods: list[Obj] = []
+        self._slice_index = _Index()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = asyncio.Event()
+        self._ready_reason = "informer caches not synced"
+        self._route_push: asyncio.TimerHandle | None = None
+        self._last_config_problem = ""
+        ns = settings.namespace
+        self.services = Informer(
+            "services", self.core.list_service_for_all_namespaces, self._on_service
+        )
+        self.configmaps = Informer(
+            "configmap",
+            self.core.list_namespaced_config_map,
+            self._on_configmap,
+            kwargs={"namespace": ns, "field_selector": f"metadata.name={settings.config_name}"},
+        )
+        self.nodes = Informer("nodes", self.core.list_node, self._on_node)
+        self.endpoints: Informer | None = None
+        self.use_slices = False
+        self.metrics_server = MetricsServer(
+            self.registry,
+            settings.host,
+            settings.port,
+            readiness=self._readiness,
+            enable_pprof=settings.enable_pprof,
+        )
+
+    # -- metrics / readiness ------------------------------------------------------------------
+
+    def _bgp_stats(self) -> list[BgpPeerStats]:
+        return [
+            BgpPeerStats(
+                s.peer_label,
+                s.stats.up,
+                s.stats.updates_sent,
+                s.stats.announced_prefixes,
+                s.stats.pending_prefixes,
+            )
+            for s in list(self.sessions.values())
+        ]
+
+    def _readiness(self) -> tuple[bool, str]:
+        if self._ready_reason:
+            return False, self._ready_reason
+        if self.config is None:
+            return False, "no configuration loaded"
+        return True, "ok"
+
+    # -- informer callbacks (threads) -----------------------------------------------------------
+
+    def _enqueue(self, *items: Item) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._add_all, items)
+
+    def _add_all(self, items: tuple[Item, ...]) -> None:
+        for item in items:
+            self.queue.add(item)
+
+    def _on_service(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        self._enqueue(("service", key))
+
+    def _on_slice(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        touched = self._slice_index.update(key, old, new)
+        self._enqueue(*(("service", svc) for svc in touched))
+
+    def _on_endpoints(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        self._enqueue(("service", key))
+
+    def _on_configmap(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        self._enqueue(CONFIG_ITEM)
+
+    def _on_node(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._node_changed, key, old, new)
+
+    def _node_changed(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        if self.membership is not None:
+            self.membership.set_node_ready(key, node_ready(new) if new is not None else False)
+        else:
+            self._refresh_fallback_live()
+        if key == self.settings.node_name and node_labels(old) != node_labels(new):
+            self.queue.add(NODE_ITEM)
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.metrics_server.start()
+        log.info(
+            "speaker starting",
+            extra=kv(op="startup", node=self.settings.node_name, port=self.metrics_server.port),
+        )
+        await self.announcer.start()
+        self._choose_endpoint_source()
+        informers = [self.services, self.configmaps, self.nodes]
+        if self.endpoints is not None:
+            informers.append(self.endpoints)
+        for inf in informers:
+            inf.start()
+        while not all(inf.synced for inf in informers):
+            if self._stop.is_set():
+                return
+            await asyncio.sleep(0.05)
+        await self._start_membership()
+        pods_task = asyncio.create_task(self._poll_speaker_pods())
+        self._ready_reason = ""
+        self.queue.add(CONFIG_ITEM)
+        self.queue.add(NODE_ITEM)
+        worker = asyncio.create_task(self._worker())
+        await self._stop.wait()
+        self.queue.shutdown()
+        pods_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pods_task
+        await worker
+        await self._shutdown_protocols()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        for inf in (self.services, self.configmaps, self.nodes, self.endpoints):
+            if inf is not None:
+                inf.stop()
+        self.events.stop()
+        self.metrics_server.stop()
+
+    async def _shutdown_protocols(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.close(bgp_messages.CeaseSubcode.ADMINISTRATIVE_SHUTDOWN)
+        self.sessions.clear()
+        if self.membership is not None:
+            await self.membership.stop()
+        await self.announcer.close()
+
+    def _choose_endpoint_source(self) -> None:
+        """EndpointSlices (discovery.k8s.io/v1) unless disabled or not served (spec 4.2, 9.12)."""
+        if not self.settings.disable_epslices:
+            discovery = client.DiscoveryV1Api(self.api_client)
+            try:
+                discovery.list_endpoint_slice_for_all_namespaces(limit=1, _request_timeout=10)
+                self.use_slices = True
+            except ApiException as e:
+                log.info(
+                    "EndpointSlices not available, using Endpoints",
+                    extra=kv(op="startup", error=f"{e.status} {e.reason}"),
+                )
+        if self.use_slices:
+            discovery = client.DiscoveryV1Api(self.api_client)
+            self.endpoints = Informer(
+                "endpointslices", discovery.list_endpoint_slice_for_all_namespaces, self._on_slice
+            )
+        else:
+            self.endpoints = Informer(
+                "endpoints", self.core.list_endpoints_for_all_namespaces, self._on_endpoints
+            )
+
+    # -- membership -------------------------------------------------------------------------------
+
+    async def _start_membership(self) -> None:
+        await self._list_speaker_pods()
+        if not self.settings.membership_enabled:
+            log.warning(
+                "membership disabled (--ml-labels/--ml-bindaddr empty): live speakers are taken "
+                "from Ready Nodes running a speaker Pod, which notices a crash only after the "
+                "Node turns NotReady",
+                extra=kv(op="startup"),
+            )
+            self._refresh_fallback_live()
+            return
+        self.membership = Membership(
+            self.settings.node_name,
+            secret=self.settings.ml_secret_key or None,
+            bind_host=self.settings.ml_bind_addr,
+            port=self.settings.ml_bind_port,
+            on_change=lambda view: self._reprocess_all(),
+        )
+        await self.membership.start()
+        for node in self.nodes.items():
+            self.membership.set_node_ready(node_name(node), node_ready(node))
+        self.membership.set_peers(self._peer_addresses())
+        try:
+            await asyncio.wait_for(self.membership.wait_settled(), 5)
+        except TimeoutError:
+            log.warning("membership did not settle within 5 s", extra=kv(op="startup"))
+
+    def _peer_addresses(self) -> dict[str, str]:
+        peers = {}
+        for pod in self._speaker_pods:
+            spec, status = pod.get("spec") or {}, pod.get("status") or {}
+            node, ip = spec.get("nodeName"), status.get("podIP")
+            if node and ip and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+                peers[node] = ip
+        return peers
+
+    async def _list_speaker_pods(self) -> None:
+        if not self.settings.ml_labels:
+            self._speaker_pods = []
+            return
+        try:
+            resp: Any = await asyncio.to_thread(
+                self.core.list_namespaced_pod,
+                self.settings.namespace,
+                label_selector=self.settings.ml_labels,
+                _preload_content=False,
+                _request_timeout=10,
+            )
+            self._speaker_pods = list(json.loads(resp.data).get("items") or [])
+        except Exception as e:
+            log.warning("listing speaker pods failed", extra=kv(op="memberDiscovery", error=str(e)))
+
+    async def _poll_speaker_pods(self) -> None:
+        while True:
+            await asyncio.sleep(POD_POLL_INTERVAL)
+            await self._list_speaker_pods()
+            if self.membership is not None:
+                self.membership.set_peers(self._peer_addresses())
+            else:
+                self._refresh_fallback_live()
+
+    def _refresh_fallback_live(self) -> None:
+        live = fallback_live_nodes(self.nodes.items(), self._speaker_pods)
+        if not self.settings.ml_labels:
+            # No way to see speaker Pods: every Ready Node is assumed to run a speaker.
+            live = frozenset(node_name(n) for n in self.nodes.items() if node_ready(n) is True) | {
+                self.settings.node_name
+            }
+        if live != self._fallback_live:
+            self._fallback_live = live
+            self._reprocess_all()
+
+    def _reprocess_all(self) -> None:
+        for key in self.services.list_keys():
+            self.queue.add(("service", key))
+        for key in list(self.announced):
+            self.queue.add(("service", key))
+
+    def _node_view(self) -> d.NodeView:
+        if self.membership is not None:
+            view = self.membership.view()
+            live, minority = view.live_nodes, view.in_minority
+        else:
+            live, minority = self._fallback_live, False
+        return d.NodeView(
+            self.settings.node_name, live, minority, has_bgp_peers=bool(self.sessions)
+        )
+
+    # -- the worker -------------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self.queue.get()
+            if item is None:
+                return
+            try:
+                outcome = await self._handle(item)
+            except Exception:
+                log.exception("unexpected error", extra=kv(op="process", item=":".join(item)))
+                outcome = Outcome.ERROR
+            self.k8s_metrics.updates.inc()
+            if outcome is Outcome.ERROR:
+                self.k8s_metrics.update_errors.inc()
+                self.queue.add_rate_limited(item)
+            else:
+                self.queue.forget(item)
+            if outcome is Outcome.REPROCESS_ALL:
+                self._reprocess_all()
+            self.queue.done(item)
+            # Let responders, sessions and heartbeats run between items.
+            await asyncio.sleep(0)
+
+    async def _handle(self, item: Item) -> Outcome:
+        kind, key = item
+        if kind == "config":
+            return await self._handle_config()
+        if kind == "node":
+            return await self._handle_node()
+        return self._handle_service(key)
+
+    async def _handle_config(self) -> Outcome:
+        cm_key = f"{self.settings.namespace}/{self.settings.config_name}"
+        load = load_configmap(self.configmaps.get(cm_key), self.settings.bgp_type)
+        if load.missing:
+            self.k8s_metrics.config_stale.set(1)
+            log.error("configmap missing: keeping the previous config", extra=kv(op="setConfig"))
+            return Outcome.ERROR_NO_RETRY
+        if load.config is None:
+            self.k8s_metrics.config_stale.set(1)
+            summary = load.summary()
+            if summary != self._last_config_problem:
+                self._last_config_problem = summary
+                log.error(
+                    "config invalid, keeping the previous one",
+                    extra=kv(op="setConfig", error=summary),
+                )
+            return Outcome.SUCCESS
+        if load.config == self.config:
+            self.k8s_metrics.config_stale.set(0)
+            return Outcome.SUCCESS
+        blockers = d.config_blockers(load.config, self.announced)
+        if blockers:
+            self.k8s_metrics.config_stale.set(1)
+            for b in blockers:
+                log.error(
+                    "config refused: an announced Service's IPs are in no pool of the new config",
+                    extra=kv(op="setConfig", service=b.service, ip=",".join(map(str, b.ips))),
+                )
+            return Outcome.ERROR
+        self.config = load.config
+        self._last_config_problem = ""
+        await self._sync_sessions()
+        self.k8s_metrics.config_loaded.set(1)
+        self.k8s_metrics.config_stale.set(0)
+        log.info("config loaded", extra=kv(op="setConfig", event="configLoaded"))
+        return Outcome.REPROCESS_ALL
+
+    async def _handle_node(self) -> Outcome:
+        had_peers = bool(self.sessions)
+        await self._sync_sessions()
+        return Outcome.REPROCESS_ALL if bool(self.sessions) != had_peers else Outcome.SUCCESS
+
+    async def _sync_sessions(self) -> None:
+        """Open/close BGP sessions for the config and this Node's labels (spec 4.6)."""
+        own = self.nodes.get(self.settings.node_name)
+        labels = node_labels(own) if own is not None else None
+        plan = d.plan_sessions(self.sessions, self.config, labels)
+        for peer, reason in plan.close:
+            session = self.sessions.pop(peer)
+            log.info(
+                "closing BGP session",
+                extra=kv(op="peerRemoved", peer=session.peer_label, reason=reason),
+            )
+            await session.close()
+        for peer in plan.open:
+            session = BgpSession(peer, self.settings.node_name)
+            self.sessions[peer] = session
+            log.info("BGP session added", extra=kv(op="peerAdded", peer=session.peer_label))
+        if plan.changed:
+            self._push_routes()
+
+    def _handle_service(self, key: str) -> Outcome:
+        svc = self.services.get(key)
+        endpoints = self._endpoints_of(key)
+        current = self.announced.get(key)
+        result = d.decide(svc, endpoints, self.config, self._node_view(), current)
+        if isinstance(result, d.Unchanged):
+            return Outcome.SUCCESS
+        if isinstance(result, d.Withdraw):
+            if current is not None:
+                self._withdraw(key, current, result.replaced or result.reason)
+            return Outcome.SUCCESS
+        if result.replaced is not None and current is not None:
+            self._withdraw(key, current, result.replaced)
+            current = None
+        new = result.announcement
+        if result.changed or current is None:
+            if new.protocol is Protocol.LAYER2:
+                self.announcer.announce(key, new.ips)
+            self.announced[key] = new
+            if new.protocol is Protocol.BGP:
+                self._schedule_route_push()
+            for ip in new.ips:
+                self.metrics.announced.set(
+                    1, key, str(new.protocol), self.settings.node_name, str(ip)
+                )
+            log.info(
+                "service announced",
+                extra=kv(
+                    event="serviceAnnounced",
+                    service=key,
+                    protocol=str(new.protocol),
+                    ips=",".join(map(str, new.ips)),
+                ),
+            )
+        if result.node_assigned and svc is not None:
+            self.events.event(
+                svc, "Normal", d.EVENT_NODE_ASSIGNED, d.event_message(self.settings.node_name)
+            )
+        return Outcome.SUCCESS
+
+    def _withdraw(self, key: str, current: d.Announcement, reason: str) -> None:
+        self.announced.pop(key, None)
+        if current.protocol is Protocol.LAYER2:
+            self.announcer.withdraw(key)
+        else:
+            self._schedule_route_push()
+        for ip in current.ips:
+            self.metrics.announced.remove(
+                key, str(current.protocol), self.settings.node_name, str(ip)
+            )
+        log.info(
+            "service withdrawn", extra=kv(event="serviceWithdrawn", service=key, reason=reason)
+        )
+
+    def _endpoints_of(self, key: str) -> ServiceEndpoints | None:
+        if self.endpoints is None:
+            return None
+        if self.use_slices:
+            slices = [s for k in self._slice_index.slices(key) if (s := self.endpoints.get(k))]
+            if not slices:
+                return None
+            return from_endpoint_slices(slices, key.split("/", 1)[-1])
+        return from_endpoints(self.endpoints.get(key))
+
+    # -- BGP routes -------------------------------------------------------------------------------
+
+    def _schedule_route_push(self) -> None:
+        """Coalesce route changes: one push for a burst of reconciles."""
+        if self._route_push is None and self._loop is not None:
+            self._route_push = self._loop.call_later(ROUTE_PUSH_DELAY, self._push_routes)
+
+    def _push_routes(self) -> None:
+        self._route_push = None
+        if self.config is None:
+            routes: list[bgp_messages.Route] = []
+        else:
+            routes = [
+                bgp_messages.Route(r.prefix, r.localpref, r.communities)
+                for r in d.speaker_routes(self.config, self.announced)
+            ]
+        for session in self.sessions.values():
+            session.set_routes(routes)
+
+
+def run_speaker(settings: SpeakerSettings, api_client: Any) -> int:
+    process = SpeakerProcess(settings, api_client)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, process.stop)
+        await process.run()
+
+    from metallb_py.layer2.responder import Layer2Error
+
+    started = time.monotonic()
+    try:
+        asyncio.run(main())
+    except Layer2Error as e:
+        log.error("cannot start layer2", extra=kv(op="startup", error=str(e)))
+        return 1
+    except OSError as e:
+        log.error("cannot start", extra=kv(op="startup", error=str(e)))
+        return 1
+    finally:
+        process.close()
+    log.info(
+        "speaker stopped", extra=kv(op="shutdown", uptime=round(time.monotonic() - started, 1))
+    )
+    return 0

@@ -1,0 +1,236 @@
+"""The speaker process end to end in layer2 mode: test API server on the host's loopback (reached
+from node namespaces through a portal), controller and speakers as subprocesses, real arping."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metallb_py.speaker.decision import election_order
+from metallb_py.testing import netns
+from metallb_py.testing.apiserver import ApiServer
+from metallb_py.testing.netns import wait_for
+
+from .conftest import NS, Component
+from .test_controller import ips, service, set_config
+
+pytestmark = pytest.mark.netns
+
+NODES = ("n1", "n2", "n3")
+CONFIG = """
+address-pools:
+- name: lan
+  protocol: layer2
+  addresses: [192.0.2.100-192.0.2.120]
+- name: routed
+  protocol: bgp
+  addresses: [203.0.113.0/28]
+"""
+
+
+def status_of_create(api: ApiServer, obj: dict) -> dict:
+    """Create, then write the status too (like the API server, create ignores status)."""
+    created = api.create(obj)
+    created["status"] = obj["status"]
+    return api.update_status(created)
+
+
+class Lan:
+    def __init__(self, topo: netns.Topology, api: ApiServer, tmp: Path) -> None:
+        self.topo, self.api, self.tmp = topo, api, tmp
+        self.client = topo.add_ns("c")
+        topo.bridge(self.client, "br0")
+        topo.addr(self.client, "br0", "192.0.2.1/24")
+        self.nodes: dict[str, netns.Netns] = {}
+        for i, name in enumerate(NODES, start=1):
+            ns = topo.add_ns(name)
+            topo.veth(ns, "eth0", self.client, f"p{i}")
+            self.client.ip("link", "set", f"p{i}", "master", "br0")
+            topo.addr(ns, "eth0", f"192.0.2.1{i}/24")
+            self.nodes[name] = ns
+            status_of_create(
+                api,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+                    "status": {
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                        "addresses": [{"type": "InternalIP", "address": f"192.0.2.1{i}"}],
+                    },
+                },
+            )
+            status_of_create(
+                api,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": f"speaker-{name}",
+                        "namespace": NS,
+                        "labels": {"app": "metallb", "component": "speaker"},
+                    },
+                    "spec": {
+                        "nodeName": name,
+                        "containers": [{"name": "speaker", "image": "metallb-py"}],
+                    },
+                    "status": {"phase": "Running", "podIP": f"192.0.2.1{i}"},
+                },
+            )
+        self.portal = topo.spawn(
+            None,
+            [sys.executable, "-m", "metallb_py.testing.portal", "--target", f"127.0.0.1:{api.port}"]
+            + [f"--listen={ns.name}=127.0.0.1:6443" for ns in self.nodes.values()],
+        )
+        kc = api.kubeconfig(NS)
+        kc["clusters"][0]["cluster"]["server"] = "http://127.0.0.1:6443"
+        import yaml
+
+        self.kubeconfig = tmp / "node-kubeconfig"
+        self.kubeconfig.write_text(yaml.safe_dump(kc))
+        self.speakers: dict[str, Component] = {}
+
+    def start_speaker(self, name: str) -> Component:
+        ns = self.nodes[name]
+        env = {
+            "METALLB_NODE_NAME": name,
+            "METALLB_ML_BIND_ADDR": f"192.0.2.1{NODES.index(name) + 1}",
+            "METALLB_ML_LABELS": "app=metallb,component=speaker",
+            "METALLB_ML_SECRET_KEY": "lab-secret-key-0123456789",
+        }
+        c = Component(
+            ["speaker", "--kubeconfig", str(self.kubeconfig), "--namespace", NS, "--port", "7472"],
+            env,
+            wrap=ns.argv([]),
+        ).start()
+        assert c.proc is not None
+        self.topo.processes.append(c.proc)  # type: ignore[arg-type]
+        self.speakers[name] = c
+        return c
+
+    def arping(self, ip: str) -> str | None:
+        """The MAC that answers ARP for `ip` on the LAN, or None."""
+        out = self.client.run(["arping", "-c", "1", "-w", "1", "-I", "br0", ip], check=False).stdout
+        for line in out.splitlines():
+            if "reply from" in line.lower() or "bytes from" in line.lower():
+                return line.split("[")[1].split("]")[0].lower() if "[" in line else line
+        return None
+
+    def mac(self, name: str) -> str:
+        return self.nodes[name].run(["cat", "/sys/class/net/eth0/address"]).stdout.strip().lower()
+
+    def answering(self, ip: str, tries: int = 3) -> str | None:
+        for _ in range(tries):
+            mac = self.arping(ip)
+            if mac:
+                return next((n for n in NODES if self.mac(n) == mac), mac)
+        return None
+
+
+@pytest.fixture
+def lan(topo, tmp_path, api) -> Iterator[tuple[Lan, ApiServer]]:
+    yield Lan(topo, api, tmp_path), api
+
+
+def announcers(net: Lan, ip: str) -> set[str]:
+    """Nodes whose speaker reports `metallb_speaker_announced` for `ip`."""
+    out = set()
+    for name, speaker in net.speakers.items():
+        if speaker.proc is None or speaker.proc.poll() is not None:
+            continue
+        metrics = (
+            net.nodes[name].run(["curl", "-s", "http://127.0.0.1:7472/metrics"], check=False).stdout
+        )
+        if f'ip="{ip}"' in metrics and "metallb_speaker_announced{" in metrics:
+            out.add(name)
+    return out
+
+
+def endpoints(api: ApiServer, name: str, nodes: list[str], ready: bool = True) -> None:
+    body: dict[str, Any] = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{name}-abc",
+            "namespace": "apps",
+            "labels": {"kubernetes.io/service-name": name},
+        },
+        "addressType": "IPv4",
+        "endpoints": [
+            {"addresses": [f"198.51.100.{10 + i}"], "nodeName": n, "conditions": {"ready": ready}}
+            for i, n in enumerate(nodes)
+        ],
+        "ports": [{"port": 80, "protocol": "TCP"}],
+    }
+    try:
+        old = api.get("endpointslices", f"{name}-abc", "apps")
+        body["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        api.update(body)
+    except Exception:
+        api.create(body)
+
+
+def test_layer2_announce_elect_failover_and_protocol_change(lan, start_controller):
+    net, api = lan
+    set_config(api, CONFIG)
+    api.create(service("web"))
+    endpoints(api, "web", ["n1", "n2"])
+    start_controller()
+    wait_for(lambda: ips(api, "web"), 20, what="IP allocated")
+    ip = ips(api, "web")[0]
+    assert ip == "192.0.2.100"
+    for name in NODES:
+        net.start_speaker(name)
+    expected = election_order(NODES, ipaddress.ip_address(ip))[0]
+    # While speakers start one by one the early ones may briefly elect among themselves.
+    wait_for(lambda: net.answering(ip) == expected, 30, interval=0.2, what="the elected node")
+    # Exactly one speaker announces, and keeps answering.
+    try:
+        wait_for(lambda: announcers(net, ip) == {expected}, 10, what="a single announcer")
+    except TimeoutError:
+        for name in NODES:
+            print(
+                name,
+                net.nodes[name].run(["curl", "-s", "http://127.0.0.1:7472/metrics"], check=False),
+            )
+            print([e for e in net.speakers[name].logs() if "service" not in e][-12:])
+        raise
+    assert [net.answering(ip) for _ in range(3)] == [expected] * 3
+    assert any(
+        e["reason"] == "nodeAssigned" and e["source"]["host"] == expected
+        for e in api.list("events", "apps")
+    )
+    unannounced = "192.0.2.119"
+    assert net.arping(unannounced) is None
+
+    # Kill the owner's speaker and cut its link: another node takes over quickly.
+    net.speakers[expected].kill()
+    net.nodes[expected].ip("link", "set", "eth0", "down")
+    new_owner = wait_for(
+        lambda: (o := net.answering(ip, 1)) and o != expected and o, 10, interval=0.1
+    )
+    assert (
+        new_owner
+        == election_order([n for n in NODES if n != expected], ipaddress.ip_address(ip))[0]
+    )
+
+    # Local traffic policy with endpoints on one node: that node announces.
+    svc = api.get("services", "web", "apps")
+    svc["spec"]["externalTrafficPolicy"] = "Local"
+    api.update(svc)
+    survivor = election_order([n for n in ("n1", "n2") if n != expected], ipaddress.ip_address(ip))[
+        0
+    ]
+    wait_for(lambda: net.answering(ip, 1) == survivor, 15, interval=0.2)
+
+    # Move the Service to the bgp pool: layer2 answers stop.
+    svc = api.get("services", "web", "apps")
+    svc["metadata"].setdefault("annotations", {})["metallb.universe.tf/address-pool"] = "routed"
+    api.update(svc)
+    wait_for(lambda: ips(api, "web") == ["203.0.113.0"], 20, what="re-allocation from the bgp pool")
+    wait_for(lambda: net.arping(ip) is None, 15, what="layer2 withdrawn")
