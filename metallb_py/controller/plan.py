@@ -310,8 +310,13 @@ def render_text(plan: Plan) -> str:
             lines.append("config change: ACCEPTED")
         elif blockers:
             lines.append(
-                f"config change: REFUSED ({len(blockers)} Service"
-                f"{'' if len(blockers) == 1 else 's'} would lose their addresses)"
+                "config change: REFUSED ("
+                + (
+                    "1 Service would lose its"
+                    if len(blockers) == 1
+                    else f"{len(blockers)} Services would lose their"
+                )
+                + " addresses)"
             )
         else:
             lines.append("config change: REFUSED")
