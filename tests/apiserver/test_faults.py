@@ -204,3 +204,37 @@ def test_fault_endpoints_over_http(core: Any, api: ApiServer) -> None:
     assert code == 400
     requests = raw(api, "GET", "/_admin/requests")[1]["requests"]
     assert any(r["code"] == 503 for r in requests)
+
+
+def test_no_watch_survives_an_outage_even_with_eager_reconnects(api: ApiServer) -> None:
+    stop = threading.Event()
+    path = "/api/v1/configmaps?watch=1&resourceVersion=1"
+
+    def hammer() -> None:  # reconnects as fast as it can, like a client without backoff
+        while not stop.is_set():
+            try:
+                conn = http.client.HTTPConnection(api.host, api.port, timeout=2)
+                conn.request("GET", path)
+                conn.getresponse().read()
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                conn.close()
+
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: api.watch_count() >= 1, timeout=5, what="the watches to open")
+        api.outage(1.5)
+        assert api.watch_count() == 0
+        deadline = time.monotonic() + 0.8
+        while time.monotonic() < deadline:  # bounded: the outage lasts 1.5 s
+            assert api.watch_count() == 0
+            time.sleep(0.05)
+        wait_for(lambda: api.watch_count() >= 1, timeout=10, what="watches after the outage")
+    finally:
+        stop.set()
+        api.drop_watches()
+        for t in threads:
+            t.join(10)

@@ -171,6 +171,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         started = time.monotonic()
         self._code = 0
+        if self.api.refusing() and not self.path.startswith(("/_fault", "/_admin")):
+            self.close_connection = True  # the server is "down": hang up without an answer
+            return
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         try:

@@ -118,6 +118,9 @@ class _HttpServer(HTTPServer):
         self.server_port = int(port)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        if self.api.refusing():  # accepted just before the listener closed for an outage
+            self.shutdown_request(request)
+            return
         thread = threading.Thread(
             target=self._run_connection,
             args=(request, client_address),
@@ -171,6 +174,7 @@ class ApiServer:
     ) -> None:
         self.table = ResourceTable(resources)
         self.store = Store(self.table, cluster, history_size, max_watch_queue)
+        self.store.watch_gate = lambda: not self.outage_active()
         self.bookmark_interval = bookmark_interval
         self.watch_timeout = watch_timeout
         self._requested = (host, port)
@@ -258,11 +262,7 @@ class ApiServer:
         http = self._http
         assert http is not None
         while not self._stop.is_set():
-            with self._fault_lock:
-                refusing = self._faults.outage_mode == "refuse" and (
-                    time.monotonic() < self._faults.outage_until
-                )
-            if refusing:
+            if self.refusing():
                 if self._listening:
                     http.socket.close()
                     self._listening = False
@@ -497,16 +497,23 @@ class ApiServer:
             self._faults.outage_mode = mode
             if mode == "refuse":
                 self._listener_down.clear()
+        if mode == "refuse" and self._loop is not None and seconds > 0:
+            # Close the listener before cutting connections, so that no client reconnects in
+            # between and keeps a watch through the outage; return once connections are refused.
+            self._listener_down.wait(min(seconds, 2.0))
         self.store.close_watchers("abrupt")
         if self._http is not None:
             self._http.drop_connections()
-        if mode == "refuse" and self._loop is not None and seconds > 0:
-            # Return only once connections are really refused (bounded by the outage itself).
-            self._listener_down.wait(min(seconds, 2.0))
 
     def outage_active(self) -> bool:
         with self._fault_lock:
             return time.monotonic() < self._faults.outage_until
+
+    def refusing(self) -> bool:
+        """A `refuse` outage is on: anything that still reaches the server is hung up on."""
+        with self._fault_lock:
+            f = self._faults
+            return f.outage_mode == "refuse" and time.monotonic() < f.outage_until
 
     def fail_next(
         self,

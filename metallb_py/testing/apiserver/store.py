@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -191,6 +191,9 @@ class Store:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.rv = 1
+        # False while the server is "down": a watch registered then is born closed (checked under
+        # the lock, so no watch slips between an outage starting and open watches being cut).
+        self.watch_gate: Callable[[], bool] = lambda: True
         self.storages: dict[str, Storage] = {
             key: Storage(rt) for key, rt in table.storage_types.items()
         }
@@ -762,6 +765,10 @@ class Store:
             max_queue=self.max_watch_queue,
         )
         with self.lock:
+            if not self.watch_gate():
+                watcher.closed = True
+                watcher.close_reason = "abrupt"
+                return watcher
             st = self.storage(rt)
             wanted = _parse_rv(resource_version) if resource_version else 0
             if send_initial_events and not bookmarks:
@@ -816,8 +823,9 @@ class Store:
         }
 
     def watchers(self) -> builtins.list[Watcher]:
+        """Open watches (a closed one is gone even if its thread is still winding down)."""
         with self.lock:
-            return [w for st in self.storages.values() for w in st.watchers]
+            return [w for st in self.storages.values() for w in st.watchers if not w.closed]
 
     def close_watchers(self, reason: str) -> int:
         watchers = self.watchers()
