@@ -27,6 +27,8 @@ from metallb_py.allocator.ips import (
 from metallb_py.allocator.pools import CompiledCidr, InvalidPoolsError, PoolSet
 from metallb_py.config.model import AddressPool, IPAddress
 
+_VERSIONS = {family: family.versions for family in Family}
+
 
 class AllocatorError(ValueError):
     """An assignment or allocation that cannot be made; the message is user-facing."""
@@ -317,7 +319,7 @@ class Allocator:
         pool = self._pools.by_name.get(pool_name)
         if pool is None:
             raise AllocatorError(f"unknown pool {go_quote(pool_name)}")
-        wanted = list(family.versions)
+        wanted = list(_VERSIONS[family])
         keys: list[int] = []
         for cidr in pool.cidrs:
             if cidr.version not in wanted:
@@ -335,13 +337,13 @@ class Allocator:
         # _first_fit only returns addresses the pool owns and the sharing rules allow, one per
         # family, so the checks of `assign` would only repeat themselves.
         alloc = Allocation(
-            service=service,
-            pool=pool.name,
-            ips=tuple(key_ip(k) for k in keys),
-            ports=usage.ports,
-            sharing_key=usage.sharing_key,
-            backend_key=usage.backend_key,
-            keys=tuple(keys),
+            service,
+            pool.name,
+            (key_ip(keys[0]),) if len(keys) == 1 else tuple([key_ip(k) for k in keys]),
+            usage.ports,
+            usage.sharing_key,
+            usage.backend_key,
+            tuple(keys),
         )
         self._record(alloc)
         return alloc
@@ -583,8 +585,9 @@ class Allocator:
 
     def _record(self, alloc: Allocation) -> None:
         """Unconditionally make `alloc` the Service's allocation; callers checked it."""
-        self.release(alloc.service)
         service = alloc.service
+        if service in self._allocs:
+            self.release(service)
         self._allocs[service] = alloc
         pool_ips = self._pool_ips.setdefault(alloc.pool, {})
         for key in alloc.keys:
