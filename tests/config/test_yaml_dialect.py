@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from metallb_py.config import MAX_CONFIG_BYTES, Community, Config, ConfigError, parse_config
+from metallb_py.config import (
+    MAX_CONFIG_BYTES,
+    Community,
+    Config,
+    ConfigError,
+    parse_config,
+    read_config_document,
+)
 from metallb_py.config.decode import MAX_PROBLEMS
-from metallb_py.config.yamltree import MAX_DEPTH, Kind, classify_plain
+from metallb_py.config.document import MAX_MANIFEST_BYTES
+from metallb_py.config.yamltree import MAX_ALIASES, MAX_DEPTH, Kind, classify_plain
 
 from .util import one, parse, peer, pool, problems
 
@@ -257,6 +265,17 @@ def test_merge_keys_and_anchors_are_yaml_not_duplicates() -> None:
     assert config.peers[2].hold_time == 30
 
 
+def test_explicit_keys_win_over_merged_ones_wherever_the_merge_key_is() -> None:
+    config = parse(
+        """\
+        peers:
+        - &base {my-asn: 64500, peer-asn: 64501, peer-address: 192.0.2.1, hold-time: 10s}
+        - {hold-time: 30s, <<: *base, peer-address: 192.0.2.2}
+        """
+    )
+    assert [p.hold_time for p in config.peers] == [10, 30]
+
+
 def test_bad_merge_value_is_reported() -> None:
     problem = one("peers:\n- <<: 5\n  my-asn: 1\n  peer-asn: 2\n  peer-address: 192.0.2.1\n")
     assert "merge key" in problem.reason
@@ -334,6 +353,21 @@ def test_alias_fan_out_is_budgeted() -> None:
     text = "x: &a [" + ", ".join(["192.0.2.0/32"] * 100) + "]\naddress-pools:\n" + pools
     found = problems(text)
     assert any("expands to more than" in p.reason for p in found)
+
+
+def test_alias_count_is_capped() -> None:
+    text = "peers: &p []\nx: [" + ", ".join(["*p"] * (MAX_ALIASES + 1)) + "]\n"
+    problem = one(text)
+    assert f"more than {MAX_ALIASES} aliases" in problem.reason
+
+
+def test_manifest_size_limit() -> None:
+    with pytest.raises(ConfigError, match="at most 1 MiB"):
+        read_config_document("kind: ConfigMap\n#" + "x" * MAX_MANIFEST_BYTES)
+    # a manifest may be larger than the config it carries
+    padding = "#" + "x" * (MAX_CONFIG_BYTES + 10) + "\n"
+    doc = read_config_document(padding + "kind: ConfigMap\ndata: {config: 'peers: []'}\n")
+    assert doc.text == "peers: []"
 
 
 def test_deep_nesting_refused() -> None:
