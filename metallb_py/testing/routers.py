@@ -42,6 +42,8 @@ class Neighbor:
     four_octet_as: bool = True
     """False makes the router hide the 4-octet AS capability (a "2-byte" peer)."""
     multihop: bool = False
+    local_address: str | None = None
+    """The router's own source address for this session (GoBGP `local-address`)."""
 
 
 def daemons_available() -> str | None:
@@ -381,9 +383,9 @@ class GobgpRouter(Router):
             ]
             if n.password:
                 lines.append(f'    auth-password = "{n.password}"')
+            lines += ["  [neighbors.timers.config]", "    connect-retry = 1"]
             if n.hold_time is not None:
                 lines += [
-                    "  [neighbors.timers.config]",
                     f"    hold-time = {n.hold_time}",
                     f"    keepalive-interval = {max(1, n.hold_time // 3)}",
                 ]
@@ -391,6 +393,8 @@ class GobgpRouter(Router):
                 "  [neighbors.transport.config]",
                 f"    passive-mode = {str(n.passive).lower()}",
             ]
+            if n.local_address:
+                lines.append(f'    local-address = "{n.local_address}"')
             if n.multihop:
                 lines += [
                     "  [neighbors.ebgp-multihop.config]",
@@ -457,14 +461,24 @@ def mrt_table_dump_v2(
     peer_asn: int,
     next_hop: str,
     collector_id: str = "192.0.2.1",
+    peer_bgp_id: str | None = None,
+    as_path: Sequence[int] = (),
 ) -> bytes:
     """A minimal MRT TABLE_DUMP_V2 (RFC 6396) file: PEER_INDEX_TABLE then one RIB entry per
-    prefix with ORIGIN, AS_PATH and the family's next hop; for `gobgp mrt inject`."""
+    prefix with ORIGIN, AS_PATH and the family's next hop; for `gobgp mrt inject`. The AS path
+    is empty by default: locally originated, as a speaker's own routes are (a path holding the
+    injecting speaker's own AS would be dropped by its loop check)."""
     import struct
 
     from metallb_py.bgp import messages as m
 
     now = int(time.time())
+    as_path_value = (
+        bytes([m.SegmentType.AS_SEQUENCE, len(as_path)])
+        + b"".join(a.to_bytes(4, "big") for a in as_path)
+        if as_path
+        else b""
+    )
 
     def record(subtype: int, body: bytes) -> bytes:
         return struct.pack("!IHHI", now, 13, subtype, len(body)) + body
@@ -476,7 +490,7 @@ def mrt_table_dump_v2(
         + struct.pack("!H", 0)
         + struct.pack("!H", 1)
         + bytes([peer_type])
-        + ipaddress.IPv4Address(collector_id).packed
+        + ipaddress.IPv4Address(peer_bgp_id or collector_id).packed
         + peer_ip.packed
         + struct.pack("!I", peer_asn)
     )
@@ -486,19 +500,19 @@ def mrt_table_dump_v2(
         attrs = m.encode_attribute(
             m.FLAG_TRANSITIVE, m.AttrType.ORIGIN, bytes([m.Origin.INCOMPLETE])
         )
-        attrs += m.encode_attribute(
-            m.FLAG_TRANSITIVE,
-            m.AttrType.AS_PATH,
-            bytes([m.SegmentType.AS_SEQUENCE, 1]) + peer_asn.to_bytes(4, "big"),
-        )
+        attrs += m.encode_attribute(m.FLAG_TRANSITIVE, m.AttrType.AS_PATH, as_path_value)
         if prefix.version == 4:
             attrs += m.encode_attribute(m.FLAG_TRANSITIVE, m.AttrType.NEXT_HOP, hop.packed)
             subtype = 2  # RIB_IPV4_UNICAST
         else:
-            # RFC 6396 4.3.4: MP_REACH_NLRI in RIB entries holds only next hop length + next hop.
-            attrs += m.encode_attribute(
-                m.FLAG_OPTIONAL, m.AttrType.MP_REACH_NLRI, bytes([len(hop.packed)]) + hop.packed
+            # The full MP_REACH_NLRI: GoBGP 3.10 does not read RFC 6396's abbreviated form.
+            value = (
+                struct.pack("!HBB", m.AFI_IPV6, m.SAFI_UNICAST, len(hop.packed))
+                + hop.packed
+                + b"\0"
+                + m.encode_prefix(prefix)
             )
+            attrs += m.encode_attribute(m.FLAG_OPTIONAL, m.AttrType.MP_REACH_NLRI, value)
             subtype = 4  # RIB_IPV6_UNICAST
         entry = struct.pack("!HIH", 0, now, len(attrs)) + attrs
         body = struct.pack("!I", seq) + m.encode_prefix(prefix) + struct.pack("!H", 1) + entry
