@@ -345,11 +345,11 @@ class BgpSession:
                 else:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
             if peer.password:
-                sock.setsockopt(
-                    socket.IPPROTO_TCP,
-                    TCP_MD5SIG,
-                    tcp_md5sig(peer.address, peer.password.encode()),
-                )
+                try:
+                    md5 = tcp_md5sig(peer.address, peer.password.encode())
+                except ValueError as exc:  # longer than the kernel's 80 bytes
+                    raise SessionDownError(f"password unusable: {exc}") from None
+                sock.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG, md5)
             source = peer.source_address
             if source is not None:
                 if source.version != peer.address.version:

@@ -240,3 +240,21 @@ def test_close_sends_cease_and_stats_follow_the_session() -> None:
 def test_local_host_sees_loopback() -> None:
     addrs = LocalHost().addresses()
     assert any(a.address == ip("127.0.0.1") for a in addrs)
+
+
+def test_a_password_longer_than_80_bytes_is_reported_not_crashed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="metallb_py.bgp")
+
+    async def main() -> None:
+        sleep = RecordingSleep(stop_after=2)
+        peer = Peer(64512, 64500, ip("127.0.0.1"), port=9, password="k" * 81)
+        session = BgpSession(peer, "n", sleep=sleep)
+        await asyncio.wait_for(sleep.enough.wait(), 30)
+        assert "password unusable" in session.stats.last_error
+        assert "80" in session.stats.last_error
+        await session.close()
+
+    run(main())
+    assert "internal error" not in caplog.text
