@@ -606,7 +606,22 @@ class Allocator:
         self._pool_services[alloc.pool] = self._pool_services.get(alloc.pool, 0) + 1
 
 
+_ONE_CAUSE: dict[tuple[str | None, bool], tuple[tuple[str | None, bool], ...]] = {}
+"""Interned single-IP causes: a refusal naming 60,000 Services allocates 60,000 fewer tuples."""
+
+
 def _causes(pools: PoolSet, keys: tuple[int, ...]) -> tuple[tuple[str | None, bool], ...]:
+    if len(keys) == 1:
+        pool = pools.pool_containing(keys[0])
+        cause = (
+            (None, False)
+            if pool is None
+            else (pool.name, pool.avoid_buggy_ips and is_buggy_key(keys[0]))
+        )
+        interned = _ONE_CAUSE.get(cause)
+        if interned is None:
+            interned = _ONE_CAUSE[cause] = (cause,)
+        return interned
     out: list[tuple[str | None, bool]] = []
     for key in keys:
         pool = pools.pool_containing(key)
