@@ -460,7 +460,16 @@ def _wrapper_hint(value: Node, spec: Struct) -> str:
     ]
     if not inner:
         return ""
-    return (
+    hint = (
         f"; it contains {', '.join(inner)}: the MetalLB config must start at the top level"
         " (the ConfigMap's data.config), not nested under another key"
     )
+    renamed = [
+        f"{key!r} is {meant!r}"
+        for key in inner
+        for meant in [suggest_key(key, list(spec.fields))[0]]
+        if meant is not None and meant != key
+    ]
+    if renamed:
+        hint += "; keys are written in lower-case kebab-case there: " + ", ".join(renamed)
+    return hint

@@ -48,6 +48,10 @@ def test_kontena_addon_block_is_refused_as_a_wrapper(name: str) -> None:
     assert problem.path == "kontena-network-lb"
     assert "it contains address_pools" in problem.reason
     assert "must start at the top level" in problem.reason
+    assert (
+        "keys are written in lower-case kebab-case there: 'address_pools' is 'address-pools'"
+        in (problem.reason)
+    )
 
 
 def _unwrapped(name: str) -> str:
