@@ -185,8 +185,6 @@ class FrrRouter(Router):
                 lines.append(f" neighbor {n.address} dont-capability-negotiate")
             if n.multihop:
                 lines.append(f" neighbor {n.address} ebgp-multihop 255")
-            else:
-                lines.append(f" neighbor {n.address} disable-connected-check")
         for afi, enabled in (("ipv4", "ipv4"), ("ipv6", "ipv6")):
             lines.append(f" address-family {afi} unicast")
             for n in self.neighbors:
