@@ -378,7 +378,8 @@ class BgpSession:
     ) -> None:
         peer = self.peer
         conn.router_id = derive_router_id(peer.router_id, conn.local, addresses, self.node_name)
-        conn.send(m.encode_open(peer.my_asn, peer.hold_time, conn.router_id))
+        hold = min(peer.hold_time, 0xFFFF)  # the OPEN field is 16 bits
+        conn.send(m.encode_open(peer.my_asn, hold, conn.router_id))
         # OpenSent
         msg = await self._read(conn)
         if isinstance(msg, m.Notification):
@@ -394,7 +395,7 @@ class BgpSession:
             msg, peer_asn=peer.peer_asn, local_id=conn.router_id, ibgp=peer.is_ibgp
         )
         conn.four_octet_as = msg.four_octet_as is not None
-        conn.hold_time = min(peer.hold_time, msg.hold_time)
+        conn.hold_time = min(hold, msg.hold_time)
         conn.families = msg.families & frozenset(OUR_FAMILIES)
         hops = choose_next_hops(
             conn.local,

@@ -258,3 +258,22 @@ def test_a_password_longer_than_80_bytes_is_reported_not_crashed(
 
     run(main())
     assert "internal error" not in caplog.text
+
+
+def test_hold_time_above_16_bits_is_clamped_in_the_open() -> None:
+    async def main() -> None:
+        opens: list[m.Open] = []
+
+        async def record(conn: PeerConn) -> None:
+            opens.append(await conn.establish())
+            await conn.until_eof()
+
+        peer = ScriptedPeer([record])
+        port = await start_peer(peer)
+        session = BgpSession(Peer(64512, 64500, ip("127.0.0.1"), port=port, hold_time=100_000), "n")
+        await session.wait_established(10)
+        await session.close()
+        await peer.close()
+        assert [o.hold_time for o in opens] == [65535]
+
+    run(main())
