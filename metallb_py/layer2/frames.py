@@ -101,36 +101,42 @@ def parse_arp(frame: bytes) -> ArpPacket | Ignored:
     return ArpPacket(dst, src, op, smac, sip, tmac, tip)
 
 
+# Bytes 12..22 of an Ethernet/IPv4 ARP request and reply: EtherType, htype, ptype, hlen, plen, op.
+_REQUEST_TYPE = struct.pack("!HHHBBH", ETH_P_ARP, *_ARP_HEAD_IPV4, ARP_REQUEST)
+_REPLY_TYPE = struct.pack("!HHHBBH", ETH_P_ARP, *_ARP_HEAD_IPV4, ARP_REPLY)
+_TRUNCATED = Ignored("truncated")
+_NOT_ANNOUNCED = Ignored("target not announced")
+_WRONG_DESTINATION = Ignored("Ethernet destination is neither broadcast nor us")
+_NOT_UNICAST = Ignored("requester MAC is not unicast")
+_OURS = Ignored("our own request")
+
+
 def arp_reply_for(frame: bytes, our_mac: bytes, announced: Mapping[bytes, str]) -> Reply | Ignored:
-    """The responder's whole decision for one received frame (spec 5.3)."""
-    pkt = parse_arp(frame)
-    if type(pkt) is Ignored:
-        return pkt
-    assert isinstance(pkt, ArpPacket)
-    if pkt.op != ARP_REQUEST:
-        return Ignored("not a request")
-    if pkt.eth_dst not in (BROADCAST_MAC, our_mac):
-        return Ignored("Ethernet destination is neither broadcast nor us")
-    ip = announced.get(pkt.target_ip)
+    """The responder's whole decision for one received frame (spec 5.3).
+
+    This is the per-request hot path, so it compares raw slices instead of building an
+    `ArpPacket`; `parse_arp` names the reason when the frame is not an Ethernet/IPv4 request.
+    """
+    if len(frame) < ETH_HLEN + ARP_LEN:
+        return _TRUNCATED
+    if frame[12:22] != _REQUEST_TYPE:
+        pkt = parse_arp(frame)
+        return pkt if type(pkt) is Ignored else Ignored("not a request")
+    dst = frame[0:6]
+    if dst != BROADCAST_MAC and dst != our_mac:  # noqa: PLR1714 (faster than a tuple test)
+        return _WRONG_DESTINATION
+    target_ip = frame[38:42]
+    ip = announced.get(target_ip)
     if ip is None:
-        return Ignored("target not announced")
-    if is_multicast_mac(pkt.sender_mac) or pkt.sender_mac == ZERO_MAC:
-        return Ignored("requester MAC is not unicast")
-    if pkt.sender_mac == our_mac:
-        return Ignored("our own request")
-    reply = _ETH_ARP.pack(
-        pkt.sender_mac,
-        our_mac,
-        ETH_P_ARP,
-        1,
-        0x0800,
-        6,
-        4,
-        ARP_REPLY,
-        our_mac,
-        pkt.target_ip,
-        pkt.sender_mac,
-        pkt.sender_ip,
+        return _NOT_ANNOUNCED
+    sender_mac = frame[22:28]
+    if sender_mac[0] & 1 or sender_mac == ZERO_MAC:
+        return _NOT_UNICAST
+    if sender_mac == our_mac:
+        return _OURS
+    # Ethernet to the requester; ARP reply: we (our MAC, the service IP) -> the requester.
+    reply = b"".join(
+        (sender_mac, our_mac, _REPLY_TYPE, our_mac, target_ip, sender_mac, frame[28:32])
     )
     return Reply(reply, ip)
 

@@ -139,31 +139,33 @@ class Responder:
         return True
 
     def _on_readable(self) -> None:
+        """Answer what is queued (bounded per wake-up). The reply goes out before any
+        bookkeeping; the kernel filter already dropped our own outgoing frames."""
         sock = self._sock
         if sock is None:
             return
+        answer = self._answer
+        stats = self.stats
         for _ in range(_BATCH):
             try:
-                frame, addr = sock.recvfrom(bpf.SNAP_LEN)
+                frame = sock.recv(bpf.SNAP_LEN)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # e.g. ENETDOWN while the link goes away; the scan cleans up
                 log.warning("%s responder on %s: receive failed: %s", self.kind, self.name, exc)
                 return
-            if addr[2] == bpf.PACKET_OUTGOING:
-                continue
             try:
-                result = self._answer(frame)
+                result = answer(frame)
             except Exception:  # a parser bug must not kill the responder; count and go on
                 log.exception("%s responder on %s: error on a frame", self.kind, self.name)
                 self.ignored["internal error"] += 1
                 continue
-            if type(result) is frames.Reply:
-                self.stats.got_request(result.ip)
-                if self.send(result.frame):
-                    self.stats.sent_response(result.ip)
+            if isinstance(result, frames.Reply):
+                sent = self.send(result.frame)
+                stats.got_request(result.ip)
+                if sent:
+                    stats.sent_response(result.ip)
             else:
-                assert isinstance(result, frames.Ignored)
                 self.ignored[result.reason] += 1
 
     def gratuitous(self, ip: IPAddress) -> int:
