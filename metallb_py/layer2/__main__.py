@@ -56,6 +56,8 @@ def counters(announcer: Announcer) -> dict[str, Any]:
         "stats": announcer.stats.snapshot(),
         "ignored": {f"{r.kind}/{r.name}": dict(r.ignored) for r in responders if r.ignored},
         "send_errors": sum(r.send_errors for r in responders),
+        "membership_errors": sum(r.membership_errors for r in announcer.ndp.values()),
+        "membership_sockets": {name: r.membership_sockets() for name, r in announcer.ndp.items()},
     }
 
 

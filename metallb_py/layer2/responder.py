@@ -255,6 +255,10 @@ class NdpResponder(Responder):
     def joined_groups(self) -> set[bytes]:
         return set(self._group_sock)
 
+    def membership_sockets(self) -> int:
+        """How many sockets hold the memberships (one per ~2,300 groups on Linux 6.x)."""
+        return len(self._membership_socks)
+
     def _mreq(self, group: bytes) -> bytes:
         return group + struct.pack("@I", self.iface.index)
 

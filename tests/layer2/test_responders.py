@@ -230,3 +230,22 @@ def test_clear_errors_for_missing_interface_and_missing_privileges(lan: Lan) -> 
     assert unprivileged.returncode == 1, unprivileged.stderr
     assert "CAP_NET_RAW" in unprivileged.stderr
     assert "Traceback" not in unprivileged.stderr
+
+
+def test_thousands_of_ipv6_groups(lan: Lan) -> None:
+    """One socket holds ~2,300 memberships (option memory); the responder adds sockets."""
+    node = lan.nodes[0]
+    speaker = lan.speaker(node)
+    before = set(maddrs(node, "eth0").split())
+    ips = [f"2001:db8:1::{i >> 8:x}:{i & 0xFF:x}" for i in range(1, 3001)]
+    speaker.cmd("announce default/many " + " ".join(ips), timeout=60)
+    stats = speaker.stats()
+    assert stats["membership_errors"] == 0
+    assert stats["membership_sockets"]["eth0"] >= 2
+    assert len(speaker.state()["groups"]["eth0"]) == 3000
+    joined = maddrs(node, "eth0")
+    assert joined.count("ff02::1:ff") >= 3000
+    assert set(lan.ndisc(ips[-1])) == {lan.mac(node)}
+    speaker.cmd("withdraw default/many", timeout=60)
+    assert set(maddrs(node, "eth0").split()) == before
+    assert speaker.state()["groups"]["eth0"] == []
