@@ -22,7 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from metallb_py.allocator.allocator import Allocation, Allocator, AllocatorError, Blocker
+from metallb_py.allocator.allocator import (
+    Allocation,
+    Allocator,
+    AllocatorError,
+    Blocker,
+    PoolChange,
+)
 from metallb_py.allocator.ips import (
     FamilyError,
     family_of_strings,
@@ -80,7 +86,15 @@ class ConfigDecision:
     accepted: bool
     blockers: tuple[Blocker, ...] = ()
     """Every Service whose IPs the new config cannot own (sorted by key)."""
-    message: str = ""
+    change: PoolChange | None = None
+    note: str = ""
+
+    @property
+    def message(self) -> str:
+        """One line for logs and events; built on demand (it names every blocker)."""
+        if self.change is not None:
+            return "config accepted" if self.accepted else self.change.message
+        return self.note
 
 
 @dataclass(frozen=True)
@@ -169,8 +183,7 @@ class Controller:
 
     def check_config(self, config: Config) -> ConfigDecision:
         """What `set_config` would answer, without changing anything (for `plan`)."""
-        change = self.allocator.check_pools(config.pools)
-        return self._config_decision(change.accepted, change.blockers, change.message)
+        return self._config_decision(self.allocator.check_pools(config.pools))
 
     def set_config(
         self,
@@ -185,10 +198,10 @@ class Controller:
             return ConfigDecision(
                 Outcome.ERROR_NO_RETRY,
                 accepted=False,
-                message="no MetalLB configuration in cluster; keeping the previous one",
+                note="no MetalLB configuration in cluster; keeping the previous one",
             )
         change = self.allocator.set_pools(config.pools)
-        decision = self._config_decision(change.accepted, change.blockers, change.message)
+        decision = self._config_decision(change)
         if change.accepted:
             self.config = config
             if not self._registered:
@@ -201,12 +214,10 @@ class Controller:
         return decision
 
     @staticmethod
-    def _config_decision(
-        accepted: bool, blockers: tuple[Blocker, ...], message: str
-    ) -> ConfigDecision:
-        if accepted:
-            return ConfigDecision(Outcome.REPROCESS_ALL, True, (), "config accepted")
-        return ConfigDecision(Outcome.ERROR, False, blockers, message)
+    def _config_decision(change: PoolChange) -> ConfigDecision:
+        if change.accepted:
+            return ConfigDecision(Outcome.REPROCESS_ALL, True, (), change)
+        return ConfigDecision(Outcome.ERROR, False, change.blockers, change)
 
     # ---- start-up ------------------------------------------------------------------------
 
