@@ -1,13 +1,17 @@
-"""`metallb-py lab`: the local lab. `lab apiserver` runs the test Kubernetes API server in the
-foreground, so kubectl, the controller and the speaker can be pointed at it."""
+"""`metallb-py lab`: the local lab. `up`, `status`, `down` and `demo` drive a whole cluster in
+network namespaces (metallb_py/lab/, docs/lab.md); `apiserver` runs the test Kubernetes API
+server in the foreground, so kubectl, the controller and the speaker can be pointed at it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -128,3 +132,127 @@ def apiserver(
             pass
     finally:
         api.stop()
+
+
+def _lab_errors(fn: Callable[..., None]) -> Callable[..., None]:
+    """LabError (and a missing namespace tool) become a one-line error, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from metallb_py.lab.lab import LabError
+
+        try:
+            fn(*args, **kwargs)
+        except LabError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+@lab.command()
+@click.option(
+    "--nodes",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 9),
+    help="Node namespaces, each running a speaker and a backend.",
+)
+@click.option(
+    "--mode",
+    default="layer2",
+    show_default=True,
+    type=click.Choice(["layer2", "bgp"]),
+    help="How Service IPs are announced (bgp: not yet available).",
+)
+@_lab_errors
+def up(nodes: int, mode: str) -> None:
+    """Build the lab (as root): namespaces, API server, controller, speakers, Services.
+
+    Processes keep running after this command; `lab status` shows them, `lab down` removes
+    everything. METALLB_LAB_DIR (default /run/metallb-py-lab) holds the state and the logs.
+    """
+    from metallb_py.lab import render
+    from metallb_py.lab.lab import up as lab_up
+    from metallb_py.lab.layout import Mode
+
+    lab_obj = lab_up(nodes, Mode(mode), progress=lambda m: click.echo(f"  {m}"))
+    status = lab_obj.status()
+    click.echo("")
+    click.echo(render.picture(status))
+    click.echo("")
+    click.echo(render.services_table(status.services))
+    click.echo("")
+    click.echo(render.kubectl_hint(lab_obj.state.api_url, lab_obj.state.kubeconfig))
+    click.echo(f"logs: {lab_obj.directory / 'logs'}")
+    click.echo("next: metallb-py lab status | metallb-py lab down")
+
+
+@lab.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_lab_errors
+def status(as_json: bool) -> None:
+    """Topology, and per Service: IP, announcing node, ARP/NDP answers, reachability.
+
+    Exit status 0 when every Service is reachable and answered by exactly one node, else 1.
+    """
+    import dataclasses
+
+    from metallb_py.lab import render
+    from metallb_py.lab.lab import Lab, preflight
+
+    preflight()
+    lab_obj = Lab.load()
+    st = lab_obj.status()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "api_url": st.api_url,
+                    "kubeconfig": st.kubeconfig,
+                    "nodes": [dataclasses.asdict(n) for n in st.nodes],
+                    "services": [{**dataclasses.asdict(s), "ok": s.ok} for s in st.services],
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(render.picture(st))
+        click.echo("")
+        click.echo(render.services_table(st.services))
+        click.echo("")
+        click.echo(render.kubectl_hint(st.api_url, st.kubeconfig))
+    if not all(s.ok for s in st.services):
+        raise SystemExit(1)
+
+
+@lab.command()
+@_lab_errors
+def down() -> None:
+    """Remove the lab: processes, namespaces, state and logs (also after a crash)."""
+    from metallb_py.lab.lab import down as lab_down
+
+    report = lab_down()
+    click.echo(
+        f"stopped {len(report.stopped)} processes, removed {len(report.namespaces)} namespaces"
+        + (f" ({', '.join(report.namespaces)})" if report.namespaces else "")
+    )
+    if not report.clean:
+        raise click.ClickException(
+            f"still there: namespaces {list(report.leftover_namespaces)}, "
+            f"processes {list(report.leftover_processes)}"
+        )
+
+
+@lab.command()
+@click.option("--nodes", default=3, show_default=True, type=click.IntRange(2, 9))
+@_lab_errors
+def demo(nodes: int) -> None:
+    """Up, curl every Service, crash the owner of one, measure the failover, down.
+
+    Exit status 0 only when every step worked and nothing was left behind.
+    """
+    from metallb_py.lab.demo import run_demo
+
+    result = run_demo(nodes, echo=click.echo)
+    if not result.ok:
+        raise SystemExit(1)

@@ -1,0 +1,183 @@
+"""The lab's plan, pure: names, documentation addresses, Services and the MetalLB config.
+
+Everything the lab builds is decided here from (prefix, node count, mode), so the builder, the
+status view, the tests and the benchmarks agree on one picture. Only documentation ranges are
+used: the LAN is 192.0.2.0/24 and 2001:db8::/64, pools sit inside it (layer2 answers only where
+the subnet contains the IP), endpoint addresses are 198.51.100.0/24 / 2001:db8:100::/64 data
+that never reaches the wire.
+
+The client namespace is also the LAN's router, so `--mode bgp` is an addition: a BGP daemon in
+the client namespace peering with every node address and a `bgp` pool; see docs/lab.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "mlblab"
+MAX_NODES = 9
+METALLB_NAMESPACE = "metallb-system"
+APPS_NAMESPACE = "default"
+SPEAKER_LABELS = {"app": "metallb", "component": "speaker"}
+SPEAKER_METRICS_PORT = 7472
+NODE_API_PORT = 6443
+"""Where the portal makes the host's API server reachable inside each node namespace."""
+BACKEND_PORT = 80
+BRIDGE = "br0"
+NODE_IFACE = "eth0"
+CLIENT_IPV4 = "192.0.2.1"
+CLIENT_IPV6 = "2001:db8::1"
+LAN_V4_PREFIXLEN = 24
+LAN_V6_PREFIXLEN = 64
+POOL_NAME = "lab"
+POOL_V4 = "192.0.2.100-192.0.2.119"
+POOL_V6 = "2001:db8::100-2001:db8::11f"
+
+
+class Mode(enum.StrEnum):
+    LAYER2 = "layer2"
+    BGP = "bgp"
+
+
+AVAILABLE_MODES = frozenset({Mode.LAYER2})
+"""Modes `lab up` can build today; BGP is planned (a router in the client namespace)."""
+
+
+class LayoutError(ValueError):
+    """The requested lab cannot be planned (bad node count, unknown mode, bad prefix)."""
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    netns: str
+    ipv4: str
+    ipv6: str
+    bridge_port: str
+    """The veth end in the client namespace, enslaved to the bridge."""
+
+    @property
+    def ipv4_cidr(self) -> str:
+        return f"{self.ipv4}/{LAN_V4_PREFIXLEN}"
+
+    @property
+    def ipv6_cidr(self) -> str:
+        return f"{self.ipv6}/{LAN_V6_PREFIXLEN}"
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    name: str
+    family: str
+    """"IPv4" or "IPv6", as in `spec.ipFamilies`."""
+    local: bool
+    """externalTrafficPolicy: Local (only nodes with a ready endpoint may announce)."""
+    endpoint_nodes: tuple[str, ...]
+
+    @property
+    def traffic_policy(self) -> str:
+        return "Local" if self.local else "Cluster"
+
+
+@dataclass(frozen=True)
+class LabLayout:
+    prefix: str
+    mode: Mode
+    client_netns: str
+    nodes: tuple[NodePlan, ...]
+    services: tuple[ServicePlan, ...]
+
+    def node(self, name: str) -> NodePlan:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.nodes)
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return (self.client_netns, *(n.netns for n in self.nodes))
+
+
+def check_prefix(prefix: str) -> str:
+    """Namespace prefixes are short names; the `-` separator is added by the lab."""
+    if not (
+        1 <= len(prefix) <= 24
+        and prefix[0].isalpha()
+        and all(c.isalnum() or c in "._" for c in prefix)
+    ):
+        raise LayoutError(f"bad lab prefix {prefix!r}: letters, digits, '.', '_' (max 24)")
+    return prefix
+
+
+def plan_lab(nodes: int = 3, mode: Mode = Mode.LAYER2, prefix: str = DEFAULT_PREFIX) -> LabLayout:
+    """The lab for `nodes` nodes: n1..nN at 192.0.2.11.. and 2001:db8::11.., three Services.
+
+    `web` (Cluster, IPv4, endpoints everywhere), `local` (Local, IPv4, one endpoint on the last
+    node, so that node must announce it) and `web6` (Cluster, IPv6).
+    """
+    check_prefix(prefix)
+    if not 1 <= nodes <= MAX_NODES:
+        raise LayoutError(f"--nodes must be between 1 and {MAX_NODES}, not {nodes}")
+    plans = tuple(
+        NodePlan(
+            name=f"n{i}",
+            netns=f"{prefix}-n{i}",
+            ipv4=f"192.0.2.{10 + i}",
+            ipv6=f"2001:db8::{10 + i}",
+            bridge_port=f"p{i}",
+        )
+        for i in range(1, nodes + 1)
+    )
+    names = tuple(p.name for p in plans)
+    services = (
+        ServicePlan("web", "IPv4", local=False, endpoint_nodes=names),
+        ServicePlan("local", "IPv4", local=True, endpoint_nodes=(names[-1],)),
+        ServicePlan("web6", "IPv6", local=False, endpoint_nodes=names),
+    )
+    return LabLayout(
+        prefix=prefix,
+        mode=mode,
+        client_netns=f"{prefix}-client",
+        nodes=plans,
+        services=services,
+    )
+
+
+def config_text(layout: LabLayout) -> str:
+    """The MetalLB ConfigMap `config` for the lab's mode."""
+    if layout.mode is not Mode.LAYER2:
+        raise LayoutError(f"mode {layout.mode} is not yet available in the lab")
+    return (
+        "address-pools:\n"
+        f"- name: {POOL_NAME}\n"
+        "  protocol: layer2\n"
+        "  addresses:\n"
+        f"  - {POOL_V4}\n"
+        f"  - {POOL_V6}\n"
+    )
+
+
+def endpoint_address(family: str, node_index: int) -> str:
+    """A pod address per node: data in the API only, never configured on an interface."""
+    if family == "IPv6":
+        return str(ipaddress.IPv6Address("2001:db8:100::") + node_index)
+    return f"198.51.100.{10 + node_index}"
+
+
+def expected_owner(service: ServicePlan, ip: str, live_nodes: Iterable[str]) -> str | None:
+    """The node that must announce `ip` when `live_nodes` run a speaker (spec 4.5): the
+    election winner among live nodes, restricted to nodes with an endpoint for `Local`."""
+    from metallb_py.speaker.decision import election_order
+
+    candidates = set(live_nodes)
+    if service.local:
+        candidates &= set(service.endpoint_nodes)
+    order = election_order(candidates, ipaddress.ip_address(ip))
+    return order[0] if order else None
