@@ -55,7 +55,7 @@ def analyse(samples: Sequence[Sample], crash_at: float | None = None) -> Failove
     answered = sorted((s for s in samples if s[2] is not None), key=lambda s: s[0])
     if not answered:
         return None
-    before = [s for s in answered if crash_at is None or s[0] < crash_at]
+    before = [s for s in answered if crash_at is not None and s[0] < crash_at]
     old = (before[-1] if before else answered[0])[2]
     assert old is not None
     last_old = max(s[0] for s in answered if s[2] == old)

@@ -1,0 +1,405 @@
+"""The lab's pure parts (plan, objects, failover analysis, rendering) and its small adapters
+(REST client against the real test API server, backend and probe on loopback, process records).
+No namespaces needed."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from metallb_py.config import Protocol, parse_config
+from metallb_py.lab import objects, processes, render
+from metallb_py.lab.kube import RestClient, RestError
+from metallb_py.lab.lab import (
+    LabError,
+    LabState,
+    LabStatus,
+    NodeStatus,
+    ServiceStatus,
+    preflight,
+    target_of,
+    url_of,
+)
+from metallb_py.lab.layout import (
+    LayoutError,
+    Mode,
+    check_prefix,
+    config_text,
+    expected_owner,
+    plan_lab,
+)
+from metallb_py.lab.probe import analyse, probe
+from metallb_py.speaker.decision import election_order
+from metallb_py.testing.apiserver import ApiServer
+from metallb_py.testing.netns import is_documentation_address
+
+# --- layout ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("nodes", [1, 3, 9])
+def test_plan_uses_only_documentation_addresses(nodes: int) -> None:
+    layout = plan_lab(nodes, prefix="mlblabx")
+    assert layout.node_names == tuple(f"n{i}" for i in range(1, nodes + 1))
+    assert layout.client_netns == "mlblabx-client"
+    assert {n.netns for n in layout.nodes} == {f"mlblabx-n{i}" for i in range(1, nodes + 1)}
+    for n in layout.nodes:
+        assert is_documentation_address(n.ipv4_cidr)
+        assert is_documentation_address(n.ipv6_cidr)
+    assert len({n.ipv4 for n in layout.nodes}) == nodes
+    assert len({n.bridge_port for n in layout.nodes}) == nodes
+
+
+@pytest.mark.parametrize("nodes", [0, 10, -1])
+def test_plan_refuses_bad_node_counts(nodes: int) -> None:
+    with pytest.raises(LayoutError, match="between 1 and 9"):
+        plan_lab(nodes)
+
+
+@pytest.mark.parametrize("prefix", ["", "9lab", "lab-x", "a" * 25, "la b", "lab/x"])
+def test_prefix_is_checked(prefix: str) -> None:
+    with pytest.raises(LayoutError):
+        check_prefix(prefix)
+
+
+def test_services_cover_cluster_local_and_ipv6() -> None:
+    layout = plan_lab(3)
+    by_name = {s.name: s for s in layout.services}
+    assert by_name["web"].traffic_policy == "Cluster"
+    assert by_name["local"].local and by_name["local"].endpoint_nodes == ("n3",)
+    assert by_name["web6"].family == "IPv6"
+    assert by_name["web"].endpoint_nodes == ("n1", "n2", "n3")
+
+
+def test_config_is_valid_and_pools_sit_in_the_lan() -> None:
+    layout = plan_lab(3)
+    config = parse_config(config_text(layout))
+    (pool,) = config.pools
+    assert pool.protocol is Protocol.LAYER2
+    lan4 = ipaddress.ip_network("192.0.2.0/24")
+    lan6 = ipaddress.ip_network("2001:db8::/64")
+    for net in pool.cidrs:
+        assert net.subnet_of(lan4 if net.version == 4 else lan6)  # type: ignore[arg-type]
+    assert pool.contains(ipaddress.ip_address("192.0.2.100"))
+    assert pool.contains(ipaddress.ip_address("2001:db8::100"))
+    # The pool never covers a node or the client.
+    for n in layout.nodes:
+        assert not pool.contains(ipaddress.ip_address(n.ipv4))
+        assert not pool.contains(ipaddress.ip_address(n.ipv6))
+
+
+def test_bgp_mode_is_not_yet_planned() -> None:
+    with pytest.raises(LayoutError, match="not yet available"):
+        config_text(plan_lab(3, Mode.BGP))
+
+
+def test_expected_owner_follows_the_election() -> None:
+    layout = plan_lab(3)
+    web, local, _ = layout.services
+    ip = "192.0.2.100"
+    assert (
+        expected_owner(web, ip, ["n1", "n2", "n3"])
+        == election_order(["n1", "n2", "n3"], ipaddress.ip_address(ip))[0]
+    )
+    # Local: only nodes with an endpoint, whatever the hash says.
+    assert expected_owner(local, ip, ["n1", "n2", "n3"]) == "n3"
+    assert expected_owner(local, ip, ["n1", "n2"]) is None
+    survivors = ["n1", "n2", "n3"]
+    survivors.remove(expected_owner(web, ip, survivors) or "")
+    assert (
+        expected_owner(web, ip, survivors) == election_order(survivors, ipaddress.ip_address(ip))[0]
+    )
+
+
+# --- objects --------------------------------------------------------------------------------------
+
+
+def test_endpoint_slice_readiness_per_node_and_stable_addresses() -> None:
+    s = objects.endpoint_slice(
+        "web", "IPv4", ["n1", "n3"], all_nodes=["n1", "n2", "n3"], ready={"n3": False}
+    )
+    assert s["metadata"]["labels"] == {"kubernetes.io/service-name": "web"}
+    eps = {e["nodeName"]: e for e in s["endpoints"]}
+    assert eps["n1"]["conditions"]["ready"] is True
+    assert eps["n3"]["conditions"]["ready"] is False
+    assert eps["n3"]["addresses"] == ["198.51.100.13"]
+    v6 = objects.endpoint_slice("web6", "IPv6", ["n2"], all_nodes=["n1", "n2"])
+    assert v6["endpoints"][0]["addresses"] == ["2001:db8:100::2"]
+    assert v6["addressType"] == "IPv6"
+
+
+def test_register_keeps_status_through_the_real_api_server() -> None:
+    with ApiServer(namespaces=("metallb-system",)) as api:
+        rest = RestClient(api.url)
+        objects.register(rest, objects.node("n1", "192.0.2.11"))
+        objects.register(rest, objects.speaker_pod("n1", "192.0.2.11"))
+        node = rest.get("nodes", "n1")
+        assert node["status"]["conditions"] == [{"type": "Ready", "status": "True"}]
+        pod = rest.get("pods", "speaker-n1", "metallb-system")
+        assert pod["status"]["podIP"] == "192.0.2.11"
+        assert pod["status"]["phase"] == "Running"
+        # The same code works against the in-process server.
+        objects.register(api, objects.node("n2", "192.0.2.12", ready=False))
+        assert rest.get("nodes", "n2")["status"]["conditions"][0]["status"] == "False"
+        layout = plan_lab(2)
+        svc = rest.create(objects.service(layout.services[1]))
+        assert svc["spec"]["externalTrafficPolicy"] == "Local"
+        assert objects.ingress_ips(svc) == []
+        rest.create(objects.endpoint_slice("local", "IPv4", ["n2"]))
+        changed = objects.endpoint_slice("local", "IPv4", ["n2"], ready=False)
+        rest.replace(changed)
+        got = rest.get("endpointslices", "local-lab", "default")
+        assert got["endpoints"][0]["conditions"]["ready"] is False
+        assert [s["metadata"]["name"] for s in rest.list("services")] == ["kubernetes", "local"]
+        with pytest.raises(RestError) as err:
+            rest.get("services", "missing", "default")
+        assert err.value.code == 404
+
+
+def test_rest_client_reports_unreachable_servers() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with pytest.raises(RestError) as err:
+        RestClient(f"http://127.0.0.1:{port}", timeout=2).list("nodes")
+    assert err.value.code == 0
+
+
+def test_ingress_ips() -> None:
+    svc = {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.100"}, {"hostname": "x"}]}}}
+    assert objects.ingress_ips(svc) == ["192.0.2.100"]
+    assert objects.ingress_ips({}) == []
+
+
+def test_urls_bracket_ipv6() -> None:
+    assert url_of("2001:db8::100") == "http://[2001:db8::100]:80/"
+    assert target_of("192.0.2.100", 8080) == "192.0.2.100:8080"
+    assert target_of("2001:db8::1") == "[2001:db8::1]:80"
+
+
+# --- failover analysis ----------------------------------------------------------------------------
+
+
+def _samples(pattern: str, step: float = 0.01) -> list[tuple[float, float, str | None]]:
+    """One probe per character: a/b/c = that node answered, '.' = no answer."""
+    return [
+        (i * step, i * step + 0.001, None if c == "." else f"n{'abc'.index(c) + 1}")
+        for i, c in enumerate(pattern)
+    ]
+
+
+def test_analyse_measures_the_gap_between_owners() -> None:
+    result = analyse(_samples("aaaa" + "." * 30 + "bbbbb"))
+    assert result is not None
+    assert (result.old_owner, result.new_owner) == ("n1", "n2")
+    assert result.gap == pytest.approx(0.31)
+    assert result.failed == 30
+    assert result.since(0.035) == pytest.approx(0.305)
+
+
+def test_analyse_uses_the_owner_at_the_crash() -> None:
+    # n2 owned it before the crash at t=0.055; n1 answered only at the very start.
+    samples = _samples("aabbbb" + "." * 10 + "cccc")
+    result = analyse(samples, crash_at=0.055)
+    assert result is not None
+    assert (result.old_owner, result.new_owner) == ("n2", "n3")
+    assert result.gap == pytest.approx(0.11)
+
+
+def test_analyse_without_takeover_or_answers() -> None:
+    result = analyse(_samples("aaa......"))
+    assert result is not None and result.new_owner is None and result.gap is None
+    assert result.failed == 6
+    assert analyse(_samples("....")) is None
+    # Out-of-order completion does not matter: samples are ordered by send time.
+    shuffled = list(reversed(_samples("aa..bb")))
+    result = analyse(shuffled)
+    assert result is not None and result.gap == pytest.approx(0.03) and result.failed == 2
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+
+def _status(nodes: int = 3) -> LabStatus:
+    layout = plan_lab(nodes)
+    return LabStatus(
+        layout=layout,
+        api_url="http://127.0.0.1:40000",
+        kubeconfig="/run/metallb-py-lab/kubeconfig",
+        processes_running=8,
+        processes_total=9,
+        nodes=tuple(
+            NodeStatus(n.name, n.netns, n.ipv4, n.ipv6, speaker=n.name != "n1", link=True)
+            for n in layout.nodes
+        ),
+        services=(
+            ServiceStatus("web", "Cluster", ("192.0.2.100",), ("n2",), ("n2",), "n2"),
+            ServiceStatus("web6", "Cluster", ("2001:db8::100",), (), (), None),
+        ),
+    )
+
+
+def test_picture_shows_every_node_and_its_state() -> None:
+    text = render.picture(_status())
+    for word in ("mlblab-client", "br0", "[n1]", "[n2]", "[n3]", "192.0.2.13", "2001:db8::12"):
+        assert word in text
+    assert "speaker DOWN" in text
+    assert "http://127.0.0.1:40000" in text
+    assert "8 running of 9" in text
+
+
+def test_services_table() -> None:
+    status = _status()
+    text = render.services_table(status.services)
+    lines = text.splitlines()
+    assert lines[0].split() == [
+        "SERVICE",
+        "POLICY",
+        "IP",
+        "ANNOUNCED",
+        "BY",
+        "ARP/NDP",
+        "FROM",
+        "REACHABLE",
+        "ANSWERED",
+        "BY",
+    ]
+    assert lines[2].split() == ["default/web", "Cluster", "192.0.2.100", "n2", "n2", "yes", "n2"]
+    assert lines[3].split() == ["default/web6", "Cluster", "2001:db8::100", "-", "-", "NO", "-"]
+    assert status.services[0].ok and not status.services[1].ok
+
+
+# --- adapters on loopback -------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_backend_and_probe_on_loopback(tmp_path: Path) -> None:
+    port = _free_port()
+    rec = processes.spawn(
+        "backend",
+        [
+            sys.executable,
+            "-m",
+            "metallb_py.lab.backend",
+            "--name",
+            "n7",
+            f"--listen=127.0.0.1:{port}",
+        ],
+        tmp_path / "backend.log",
+        "mlblabunit",
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while "listening" not in processes.tail(rec.log) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes.running(rec.pid, rec.start_time)
+        samples = asyncio.run(probe("127.0.0.1", port, 0.01, 1.0, 0.3, 5))
+        assert len(samples) >= 10
+        assert {s[2] for s in samples} == {"n7"}
+        result = analyse(samples)
+        assert result is not None and result.old_owner == "n7" and result.new_owner is None
+        # A closed port: every probe fails fast, none answers.
+        assert analyse(asyncio.run(probe("127.0.0.1", _free_port(), 0.01, 0.2, 0.1, 5))) is None
+        # The marker finds it; a different lab id does not.
+        assert rec.pid in processes.marked_pids("mlblabunit")
+        assert rec.pid not in processes.marked_pids("mlblabother")
+    finally:
+        stopped = processes.stop([(rec.pid, rec.start_time)])
+    assert stopped == [rec.pid]
+    assert not processes.running(rec.pid, rec.start_time)
+    assert processes.marked_pids("mlblabunit") == []
+
+
+def test_probe_command_line_prints_ready_and_samples() -> None:
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "metallb_py.lab.backend",
+            "--name",
+            "x",
+            f"--listen=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and "listening" in server.stdout.readline()
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "metallb_py.lab.probe",
+                f"--target=127.0.0.1:{port}",
+                "--max-seconds=0.2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.splitlines()
+        assert json.loads(out[0])["event"] == "ready"
+        done = json.loads(out[-1])
+        assert done["event"] == "done" and all(s[2] == "x" for s in done["samples"])
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_backend_refuses_bad_listen() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "metallb_py.lab.backend", "--name", "x", "--listen", "nope"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "bad --listen" in proc.stderr
+
+
+def test_running_tells_reused_pids_apart() -> None:
+    stat = processes.stat_of(os.getpid())
+    assert stat is not None
+    assert processes.running(os.getpid(), stat[1])
+    assert not processes.running(os.getpid(), stat[1] + 1)
+    assert processes.stat_of(2**22 + 1) is None
+
+
+def test_state_round_trip_and_bad_state(tmp_path: Path) -> None:
+    state = LabState(prefix="mlblabx", mode="layer2", nodes=2, directory=str(tmp_path))
+    state.processes.append(processes.ProcessRecord("speaker", 1, 2, "/x.log", "n1", ["a"]))
+    state.service_ips = {"web": ["192.0.2.100"]}
+    state.save()
+    loaded = LabState.load(tmp_path)
+    assert loaded == state
+    (tmp_path / "state.json").write_text("{not json")
+    with pytest.raises(LabError, match="lab down"):
+        LabState.load(tmp_path)
+    assert LabState.load(tmp_path / "missing") is None
+
+
+def test_preflight_names_missing_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    if os.geteuid() != 0:
+        with pytest.raises(LabError, match="needs root"):
+            preflight()
+        return
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(
+        LabError, match=r"missing ip, curl, arping, ndisc6: run `bash scripts/setup.sh`"
+    ):
+        preflight()
