@@ -40,6 +40,7 @@ from metallb_py.metrics.server import MetricsServer
 log = logging.getLogger("metallb.controller")
 
 CONFIG_ITEM = ("config", "")
+MAX_WRITES_IN_FLIGHT = 8
 Item = tuple[str, str]
 """Queue items: ("service", "ns/name") or CONFIG_ITEM."""
 
@@ -234,30 +235,84 @@ class ControllerProcess:
     # -- the worker ---------------------------------------------------------------------------
 
     async def _worker(self) -> None:
+        """Reconcile items one at a time, in order; status writes run concurrently.
+
+        Decisions are sequential (the allocator sees every change in order), but a decision does
+        not wait for its status write: up to MAX_WRITES_IN_FLIGHT writes proceed while the next
+        Services are reconciled. A Service stays "processing" in the queue until its write
+        finished, so two writes of one Service never race.
+        """
+        slots = asyncio.Semaphore(MAX_WRITES_IN_FLIGHT)
+        writes: set[asyncio.Task[None]] = set()
         while True:
             item = await self.queue.get()
             if item is None:
-                return
+                break
             try:
-                outcome = await self._handle(item)
+                if item == CONFIG_ITEM:
+                    self._finish(item, self._handle_config())
+                    continue
+                key = item[1]
+                svc = self.services.get(key)
+                decision = self.logic.reconcile(key, svc)
+                for entry in decision.log:
+                    log.info(
+                        entry.get("msg", entry.get("event", "")),
+                        extra=kv(service=key, **_no_msg(entry)),
+                    )
+                if decision.write and svc is not None:
+                    await slots.acquire()
+                    task = asyncio.create_task(self._write_status(item, svc, decision))
+                    writes.add(task)
+                    task.add_done_callback(writes.discard)
+                    task.add_done_callback(lambda _t: slots.release())
+                    continue
+                self._emit_events(svc, decision)
+                self._finish(item, decision.outcome)
             except Exception:
                 log.exception("unexpected error", extra=kv(op="process", item=":".join(item)))
-                outcome = Outcome.ERROR
-            self.k8s_metrics.updates.inc()
-            if outcome is Outcome.ERROR:
-                self.k8s_metrics.update_errors.inc()
-                self.queue.add_rate_limited(item)
-            else:
-                self.queue.forget(item)
-            if outcome is Outcome.REPROCESS_ALL:
-                for key in self.services.list_keys():
-                    self.queue.add(("service", key))
-            self.queue.done(item)
+                self._finish(item, Outcome.ERROR)
+        await asyncio.gather(*writes, return_exceptions=True)
 
-    async def _handle(self, item: Item) -> Outcome:
-        if item == CONFIG_ITEM:
-            return self._handle_config()
-        return await self._handle_service(item[1])
+    async def _write_status(self, item: Item, svc: Obj, decision: Decision) -> None:
+        key = item[1]
+        assert decision.load_balancer is not None
+        outcome = decision.outcome
+        try:
+            await asyncio.to_thread(write_service_status, self.core, svc, decision.load_balancer)
+        except StatusConflictError as e:
+            log.info(
+                "service changed during status write; retrying",
+                extra=kv(service=key, error=str(e)),
+            )
+            outcome = Outcome.ERROR
+        except Exception as e:
+            log.warning(
+                "failed to update service status",
+                extra=kv(op="updateServiceStatus", service=key, error=_api_error(e)),
+            )
+            outcome = Outcome.ERROR
+        else:
+            log.info("updated service object", extra=kv(event="serviceUpdated", service=key))
+            self._emit_events(svc, decision)
+        self._finish(item, outcome)
+
+    def _emit_events(self, svc: Obj | None, decision: Decision) -> None:
+        if svc is not None:
+            for ev in decision.events:
+                self.events.event(svc, ev.type, ev.reason, ev.message)
+
+    def _finish(self, item: Item, outcome: Outcome) -> None:
+        self.k8s_metrics.updates.inc()
+        if outcome is Outcome.ERROR:
+            self.k8s_metrics.update_errors.inc()
+            self.queue.add_rate_limited(item)
+        else:
+            self.queue.forget(item)
+        if outcome is Outcome.REPROCESS_ALL:
+            for key in self.services.list_keys():
+                self.queue.add(("service", key))
+        self.queue.done(item)
 
     def _handle_config(self) -> Outcome:
         cm = self.configmaps.get(f"{self.settings.namespace}/{self.settings.config_name}")
@@ -340,36 +395,11 @@ class ControllerProcess:
     def _cm_name(self) -> str:
         return f"{self.settings.namespace}/{self.settings.config_name}"
 
-    async def _handle_service(self, key: str) -> Outcome:
-        svc = self.services.get(key)
-        decision: Decision = self.logic.reconcile(key, svc)
-        for entry in decision.log:
-            log.info(
-                entry.get("msg", entry.get("event", "")), extra=kv(service=key, **_no_msg(entry))
-            )
-        if decision.write and svc is not None:
-            assert decision.load_balancer is not None
-            try:
-                await asyncio.to_thread(
-                    write_service_status, self.core, svc, decision.load_balancer
-                )
-            except StatusConflictError as e:
-                log.info(
-                    "service changed during status write; retrying",
-                    extra=kv(service=key, error=str(e)),
-                )
-                return Outcome.ERROR
-            except ApiException as e:
-                log.warning(
-                    "failed to update service status",
-                    extra=kv(op="updateServiceStatus", service=key, error=f"{e.status} {e.reason}"),
-                )
-                return Outcome.ERROR
-            log.info("updated service object", extra=kv(event="serviceUpdated", service=key))
-        if svc is not None:
-            for ev in decision.events:
-                self.events.event(svc, ev.type, ev.reason, ev.message)
-        return decision.outcome
+
+def _api_error(e: Exception) -> str:
+    if isinstance(e, ApiException):
+        return f"{e.status} {e.reason}"
+    return f"{type(e).__name__}: {e}"
 
 
 def _no_msg(entry: dict[str, str]) -> dict[str, str]:
