@@ -57,22 +57,22 @@ def check(path: str, bgp_type: str, output: str) -> None:
     read.
     """
     shown = "<stdin>" if path == "-" else path
-    raw = _read(path, shown)
+    raw = read_input(path, shown)
     problems: list[Problem]
     warnings: list[Problem] = []
     result: Config | None = None
     document: ConfigDocument | None = None
     try:
-        text = _decode(raw)
+        text = decode_input(raw)
         if not text.strip():
             raise ConfigError([Problem("", "the input is empty: there is no config to check")])
         document = read_config_document(text)
         warnings.extend(document.notes)
         result, config_warnings = parse_config_with_warnings(document.text, BgpType(bgp_type))
-        warnings.extend(_located(document, w) for w in config_warnings)
+        warnings.extend(locate_problem(document, w) for w in config_warnings)
         problems = []
     except ConfigError as exc:
-        problems = [p if document is None else _located(document, p) for p in exc.problems]
+        problems = [p if document is None else locate_problem(document, p) for p in exc.problems]
     if output == "json":
         click.echo(json.dumps(_report(shown, bgp_type, result, problems, warnings), indent=2))
     else:
@@ -87,7 +87,7 @@ def check(path: str, bgp_type: str, output: str) -> None:
     sys.exit(EXIT_VALID if result is not None else EXIT_INVALID)
 
 
-def _read(path: str, shown: str) -> bytes:
+def read_input(path: str, shown: str) -> bytes:
     """At most one byte more than the largest accepted input; exit 2 when unreadable."""
     try:
         if path == "-":
@@ -99,7 +99,7 @@ def _read(path: str, shown: str) -> bytes:
         sys.exit(EXIT_USAGE)
 
 
-def _decode(raw: bytes) -> str:
+def decode_input(raw: bytes) -> str:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ConfigError(
             [
@@ -118,7 +118,7 @@ def _decode(raw: bytes) -> str:
         ) from None
 
 
-def _located(document: ConfigDocument, problem: Problem) -> Problem:
+def locate_problem(document: ConfigDocument, problem: Problem) -> Problem:
     """Point config lines at the input file's lines when the config sits in a ConfigMap."""
     if (
         document.source != "configmap"

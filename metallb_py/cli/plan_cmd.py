@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
-from metallb_py.cli.config_cmd import _decode, _located, _read
+from metallb_py.cli.config_cmd import decode_input, locate_problem, read_input
 from metallb_py.config import BgpType, Config, ConfigError, parse_config, read_config_document
 from metallb_py.config.document import ConfigDocument
 from metallb_py.controller.plan import (
@@ -29,14 +30,14 @@ EXIT_USAGE = 2
 
 def _load_config(path: str, which: str, bgp_type: BgpType) -> tuple[Config | None, list[str]]:
     shown = "<stdin>" if path == "-" else path
-    raw = _read(path, shown)
+    raw = read_input(path, shown)
     document: ConfigDocument | None = None
     try:
-        text = _decode(raw)
+        text = decode_input(raw)
         document = read_config_document(text)
         return parse_config(document.text, bgp_type), []
     except ConfigError as exc:
-        problems = [p if document is None else _located(document, p) for p in exc.problems]
+        problems = [p if document is None else locate_problem(document, p) for p in exc.problems]
         return None, [f"{which} config {shown}: {p}" for p in problems]
 
 
@@ -56,6 +57,57 @@ def _read_services(path: str) -> str:
     sys.exit(EXIT_USAGE)
 
 
+def _read_live(
+    kubeconfig: str | None, namespace: str, name: str, bgp_type: BgpType
+) -> tuple[str, Config | None, list[str]]:
+    """Services (as a v1 List text) and the config in force, read from the cluster."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from metallb_py.k8s.client import ClientConfigError, api_client
+    from metallb_py.k8s.configmap import load_configmap
+
+    try:
+        api = api_client(kubeconfig)
+    except ClientConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_USAGE)
+    core = client.CoreV1Api(api)
+    try:
+        resp: Any = core.list_service_for_all_namespaces(
+            _preload_content=False, _request_timeout=30
+        )
+        services = json.loads(resp.data)
+        try:
+            raw: Any = core.read_namespaced_config_map(
+                name, namespace, _preload_content=False, _request_timeout=30
+            )
+            configmap: dict[str, Any] | None = json.loads(raw.data)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            configmap = None
+    except ApiException as exc:
+        click.echo(f"cannot read from the cluster: {exc.status} {exc.reason}", err=True)
+        sys.exit(EXIT_USAGE)
+    except Exception as exc:
+        click.echo(f"cannot reach the cluster: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    finally:
+        api.close()
+    for item in services.get("items") or []:
+        item.setdefault("apiVersion", "v1")
+        item.setdefault("kind", "Service")
+    services["kind"], services["apiVersion"] = "List", "v1"
+    load = load_configmap(configmap, bgp_type)
+    problems = []
+    if load.missing:
+        click.echo(f"note: no ConfigMap {namespace}/{name}: nothing is in force yet", err=True)
+    elif load.config is None:
+        problems = [f"current config {namespace}/{name}: {p}" for p in load.problems]
+    return json.dumps(services), load.config, problems
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
@@ -67,9 +119,28 @@ def _read_services(path: str) -> str:
 @click.option(
     "--services",
     "services_path",
-    required=True,
+    default=None,
     metavar="SERVICES",
     help="Services: a v1 List (kubectl get svc -A -o yaml) or multi-document YAML/JSON.",
+)
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Read the Services and the current ConfigMap from the cluster (instead of "
+    "--services/--current): what would applying NEW do right now?",
+)
+@click.option("--kubeconfig", default=None, help="With --live: kubeconfig (default in-cluster).")
+@click.option(
+    "--namespace",
+    default="metallb-system",
+    show_default=True,
+    help="With --live: namespace of the MetalLB ConfigMap.",
+)
+@click.option(
+    "--configmap",
+    default="config",
+    show_default=True,
+    help="With --live: name of the MetalLB ConfigMap.",
 )
 @click.option(
     "--current",
@@ -94,7 +165,11 @@ def _read_services(path: str) -> str:
 )
 def plan(
     config_path: str,
-    services_path: str,
+    services_path: str | None,
+    live: bool,
+    kubeconfig: str | None,
+    namespace: str,
+    configmap: str,
     current_path: str | None,
     bgp_type: str,
     output: str,
@@ -106,16 +181,36 @@ def plan(
     NEW. With --current: reconcile under OLD, then switch to NEW, and report whether the
     switch is accepted or every Service that blocks it (and why).
 
+    With --live the Services and the config in force come from the cluster (--kubeconfig,
+    --namespace, --configmap), so you can ask before `kubectl apply`.
+
     Exit 0 when accepted, 1 when refused or a config is invalid, 2 on usage errors or
-    unreadable files.
+    unreadable files (or an unreachable cluster).
     """
+    if live and (services_path is not None or current_path is not None):
+        click.echo(
+            "--live reads Services and the current config from the cluster; "
+            "do not combine it with --services or --current",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
+    if not live and services_path is None:
+        click.echo("give --services SERVICES, or --live to read them from the cluster", err=True)
+        sys.exit(EXIT_USAGE)
     if [config_path, services_path, current_path].count("-") > 1:
         click.echo("only one of --config, --services, --current can be - (stdin)", err=True)
         sys.exit(EXIT_USAGE)
     kind = BgpType(bgp_type)
-    services_text = _read_services(services_path)
     new, problems = _load_config(config_path, "new", kind)
     current: Config | None = None
+    if live:
+        services_text, current, current_problems = _read_live(
+            kubeconfig, namespace, configmap, kind
+        )
+        problems += current_problems
+    else:
+        assert services_path is not None
+        services_text = _read_services(services_path)
     if current_path is not None:
         current, current_problems = _load_config(current_path, "current", kind)
         problems += current_problems

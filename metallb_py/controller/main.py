@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -227,6 +228,9 @@ class ControllerProcess:
             "caches synced; existing IPs registered",
             extra=kv(op="startup", registered=len(report.registered), refused=len(report.refused)),
         )
+        # The cached objects live as long as the process: keep the collector from re-scanning
+        # them on every collection (a large share of reconcile time with 50,000 Services).
+        gc.freeze()
         self._ready_reason = ""
         for key in self.services.list_keys():
             self.queue.add(("service", key))
