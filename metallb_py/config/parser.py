@@ -66,8 +66,9 @@ from metallb_py.config.yamltree import (
     line_of,
 )
 
-NATIVE_BGP_SUPPORTS_IPV6 = False
-"""Spec 1.9: the native speaker refuses IPv6 in bgp pools. Flip when it learns IPv6."""
+NATIVE_BGP_SUPPORTS_IPV6 = True
+"""Spec 1.9's native rule "no IPv6 in bgp pools" is off: metallb-py's native speaker announces
+IPv6 (docs/behaviour-differences.md, "BGP"). False restores v0.12's refusal."""
 
 MAX_CONFIG_BYTES = 1024 * 1024
 """Kubernetes refuses ConfigMaps over 1 MiB, so a longer config can never be deployed."""

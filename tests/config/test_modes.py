@@ -38,21 +38,29 @@ def test_spec_example_is_rejected_in_native_mode_with_the_1_9_reasons() -> None:
     assert all("FRR BGP implementation" in p.reason for p in found)
 
 
-@pytest.mark.parametrize(
-    "addresses",
-    ["[2001:db8::/64]", "['2001:db8::1-2001:db8::9']", "[198.51.100.0/24, 2001:db8::/64]"],
-)
-def test_native_rejects_ipv6_in_bgp_pools(addresses: str) -> None:
+IPV6_POOLS = ["[2001:db8::/64]", "['2001:db8::1-2001:db8::9']", "[198.51.100.0/24, 2001:db8::/64]"]
+
+
+@pytest.mark.parametrize("addresses", IPV6_POOLS)
+def test_native_accepts_ipv6_and_dual_stack_bgp_pools(addresses: str) -> None:
+    """The native speaker announces IPv6 (MP_REACH_NLRI), so native mode no longer refuses
+    IPv6 in bgp pools (a documented difference from v0.12's spec 1.9 rule)."""
+    (native,) = parse(pool(addresses, "bgp"), "native").pools
+    assert any(c.version == 6 for c in native.cidrs)
+    assert parse(pool(addresses, "bgp"), "frr").pools == (native,)
+    assert parse(pool(addresses, "layer2"), "native").pools
+
+
+@pytest.mark.parametrize("addresses", IPV6_POOLS)
+def test_native_ipv6_rule_is_one_switch(monkeypatch: pytest.MonkeyPatch, addresses: str) -> None:
+    """With the switch off, v0.12's rule comes back: the IPv6 entry is named, FRR mode and
+    layer2 pools are unaffected."""
+    monkeypatch.setattr(config_parser, "NATIVE_BGP_SUPPORTS_IPV6", False)
     problem = one(pool(addresses, "bgp"), "native")
     assert problem.path.startswith("address-pools[0].addresses[")
     assert "native BGP speaker does not support IPv6" in problem.reason
     assert parse(pool(addresses, "bgp"), "frr").pools
     assert parse(pool(addresses, "layer2"), "native").pools
-
-
-def test_native_ipv6_rule_is_one_switch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_parser, "NATIVE_BGP_SUPPORTS_IPV6", True)
-    assert parse(pool("[2001:db8::/64]", "bgp"), "native").pools
 
 
 def test_native_rejects_frr_only_fields_even_when_empty_profile_list_item() -> None:
