@@ -4,13 +4,16 @@ from node namespaces through a portal), controller and speakers as subprocesses,
 from __future__ import annotations
 
 import ipaddress
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from metallb_py.lab import objects
+from metallb_py.lab.lab import node_kubeconfig, portal_command, speaker_args, speaker_env
+from metallb_py.lab.layout import plan_lab
+from metallb_py.lab.topology import build_lan, mac_of
 from metallb_py.speaker.decision import election_order
 from metallb_py.testing import netns
 from metallb_py.testing.apiserver import ApiServer
@@ -33,81 +36,29 @@ address-pools:
 """
 
 
-def status_of_create(api: ApiServer, obj: dict) -> dict:
-    """Create, then write the status too (like the API server, create ignores status)."""
-    created = api.create(obj)
-    created["status"] = obj["status"]
-    return api.update_status(created)
-
-
 class Lan:
+    """The lab's LAN (metallb_py.lab) under the test's `mlbt-` topology, with the test's
+    in-process API server: Nodes and speaker Pods registered, a portal into every node."""
+
     def __init__(self, topo: netns.Topology, api: ApiServer, tmp: Path) -> None:
         self.topo, self.api, self.tmp = topo, api, tmp
-        self.client = topo.add_ns("c")
-        topo.bridge(self.client, "br0")
-        topo.addr(self.client, "br0", "192.0.2.1/24")
-        self.nodes: dict[str, netns.Netns] = {}
-        for i, name in enumerate(NODES, start=1):
-            ns = topo.add_ns(name)
-            topo.veth(ns, "eth0", self.client, f"p{i}")
-            self.client.ip("link", "set", f"p{i}", "master", "br0")
-            topo.addr(ns, "eth0", f"192.0.2.1{i}/24")
-            self.nodes[name] = ns
-            status_of_create(
-                api,
-                {
-                    "apiVersion": "v1",
-                    "kind": "Node",
-                    "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-                    "status": {
-                        "conditions": [{"type": "Ready", "status": "True"}],
-                        "addresses": [{"type": "InternalIP", "address": f"192.0.2.1{i}"}],
-                    },
-                },
-            )
-            status_of_create(
-                api,
-                {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": {
-                        "name": f"speaker-{name}",
-                        "namespace": NS,
-                        "labels": {"app": "metallb", "component": "speaker"},
-                    },
-                    "spec": {
-                        "nodeName": name,
-                        "containers": [{"name": "speaker", "image": "metallb-py"}],
-                    },
-                    "status": {"phase": "Running", "podIP": f"192.0.2.1{i}"},
-                },
-            )
+        self.layout = plan_lab(len(NODES))
+        assert self.layout.node_names == NODES
+        lan = build_lan(topo, self.layout, client_suffix="c")
+        self.client, self.nodes = lan.client, lan.nodes
+        for plan in self.layout.nodes:
+            objects.register(api, objects.node(plan.name, plan.ipv4))
+            objects.register(api, objects.speaker_pod(plan.name, plan.ipv4, NS))
         self.portal = topo.spawn(
-            None,
-            [sys.executable, "-m", "metallb_py.testing.portal", "--target", f"127.0.0.1:{api.port}"]
-            + [f"--listen={ns.name}=127.0.0.1:6443" for ns in self.nodes.values()],
+            None, portal_command(api.port, [ns.name for ns in lan.nodes.values()])
         )
-        kc = api.kubeconfig(NS)
-        kc["clusters"][0]["cluster"]["server"] = "http://127.0.0.1:6443"
-        import yaml
-
-        self.kubeconfig = tmp / "node-kubeconfig"
-        self.kubeconfig.write_text(yaml.safe_dump(kc))
+        self.kubeconfig = node_kubeconfig(tmp / "node-kubeconfig", NS)
         self.speakers: dict[str, Component] = {}
 
     def start_speaker(self, name: str) -> Component:
         ns = self.nodes[name]
-        env = {
-            "METALLB_NODE_NAME": name,
-            "METALLB_ML_BIND_ADDR": f"192.0.2.1{NODES.index(name) + 1}",
-            "METALLB_ML_LABELS": "app=metallb,component=speaker",
-            "METALLB_ML_SECRET_KEY": "lab-secret-key-0123456789",
-        }
-        c = Component(
-            ["speaker", "--kubeconfig", str(self.kubeconfig), "--namespace", NS, "--port", "7472"],
-            env,
-            wrap=ns.argv([]),
-        ).start()
+        env = speaker_env(name, self.layout.node(name).ipv4, "lab-secret-key-0123456789")
+        c = Component(speaker_args(self.kubeconfig), env, wrap=ns.argv([])).start()
         assert c.proc is not None
         self.topo.processes.append(c.proc)  # type: ignore[arg-type]
         self.speakers[name] = c
@@ -122,7 +73,7 @@ class Lan:
         return None
 
     def mac(self, name: str) -> str:
-        return self.nodes[name].run(["cat", "/sys/class/net/eth0/address"]).stdout.strip().lower()
+        return mac_of(self.nodes[name])
 
     def answering(self, ip: str, tries: int = 3) -> str | None:
         for _ in range(tries):
