@@ -192,15 +192,17 @@ class Announcer:
         return [i for i in self._interfaces if i.name in table]
 
     def _place(self, ip: IPAddress) -> frozenset[str]:
-        candidates = self._candidates(ip.version)
-        if not self.restrict_to_subnet:
-            return frozenset(i.name for i in candidates)
-        return ifaces.answering_interfaces(ip, candidates)
+        return ifaces.answering_interfaces(
+            ip, self._candidates(ip.version), self.restrict_to_subnet
+        )
 
     async def _scan_forever(self) -> None:
         while True:
             await asyncio.sleep(self.scan_interval)
-            await self.scan()
+            try:
+                await self.scan()
+            except Exception:  # keep scanning: the next tick may well succeed
+                log.exception("layer2: interface scan failed")
 
     def _apply_scan(self, found: list[ifaces.Interface]) -> None:
         """Open/close responders to match `found`; one failing interface never stops the rest."""

@@ -7,7 +7,7 @@ adapter (pyroute2) that produces them. It blocks briefly, so async callers run i
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from metallb_py.layer2.state import IPAddress
@@ -56,33 +56,20 @@ class Interface:
         )
 
 
-def answering_interfaces(ip: IPAddress, candidates: Sequence[Interface]) -> frozenset[str]:
+def answering_interfaces(
+    ip: IPAddress, candidates: Sequence[Interface], restrict_to_subnet: bool = True
+) -> frozenset[str]:
     """Interfaces that answer for `ip`: those whose subnet contains it, if any; else all.
 
-    metallb-py's restriction of spec 9.6: upstream answers on every qualifying interface,
-    which leaks replies onto CNI bridges and other segments the IP does not belong to.
+    metallb-py's restriction of spec 9.6: upstream answers on every qualifying interface
+    (`restrict_to_subnet=False`), which leaks replies onto CNI bridges and other segments the IP
+    does not belong to. `candidates` are the interfaces with a responder of the IP's family.
     """
-    matching = [i.name for i in candidates if i.contains(ip)]
-    return frozenset(matching) if matching else frozenset(i.name for i in candidates)
-
-
-def plan(
-    ips: Iterable[IPAddress], interfaces: Sequence[Interface], restrict_to_subnet: bool = True
-) -> dict[str, set[IPAddress]]:
-    """Interface name -> IPs it answers for, for ARP (IPv4) and NDP (IPv6) together."""
-    arp = [i for i in interfaces if i.wants_arp]
-    ndp = [i for i in interfaces if i.wants_ndp]
-    result: dict[str, set[IPAddress]] = {i.name: set() for i in (*arp, *ndp)}
-    for ip in ips:
-        candidates = arp if ip.version == 4 else ndp
-        names = (
-            answering_interfaces(ip, candidates)
-            if restrict_to_subnet
-            else frozenset(i.name for i in candidates)
-        )
-        for name in names:
-            result[name].add(ip)
-    return result
+    if restrict_to_subnet:
+        matching = frozenset(i.name for i in candidates if i.contains(ip))
+        if matching:
+            return matching
+    return frozenset(i.name for i in candidates)
 
 
 def list_interfaces() -> list[Interface]:

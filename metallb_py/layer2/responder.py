@@ -8,6 +8,7 @@ never lets an exception reach the event loop.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
 import errno
@@ -67,11 +68,7 @@ def open_packet_socket(ifname: str, ethertype: int, program: list[bpf.Insn]) -> 
     return sock
 
 
-def _packed(ip: IPAddress) -> bytes:
-    return ip.packed
-
-
-class Responder:
+class Responder(abc.ABC):
     """Shared part of the two responders: socket, reader callback, target table, counters."""
 
     kind = ""
@@ -90,11 +87,13 @@ class Responder:
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @abc.abstractmethod
     def _program(self) -> list[bpf.Insn]:
-        raise NotImplementedError
+        """The kernel filter for this responder's frames."""
 
+    @abc.abstractmethod
     def _answer(self, frame: bytes) -> frames.Reply | frames.Ignored:
-        raise NotImplementedError
+        """The pure decision for one received frame."""
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._sock = open_packet_socket(self.name, self.ethertype, self._program())
@@ -113,18 +112,18 @@ class Responder:
         return self._sock is not None
 
     def add_target(self, ip: IPAddress) -> None:
-        self.targets[_packed(ip)] = str(ip)
+        self.targets[ip.packed] = str(ip)
 
     def remove_target(self, ip: IPAddress) -> None:
-        self.targets.pop(_packed(ip), None)
+        self.targets.pop(ip.packed, None)
 
     def set_targets(self, ips: Iterable[IPAddress]) -> None:
-        wanted = {_packed(ip): str(ip) for ip in ips}
+        wanted = {ip.packed: ip for ip in ips}
         for packed in [p for p in self.targets if p not in wanted]:
             self.remove_target(_ip_of(packed))
-        for packed, _text in wanted.items():
+        for packed, ip in wanted.items():
             if packed not in self.targets:
-                self.add_target(_ip_of(packed))
+                self.add_target(ip)
 
     def send(self, frame: bytes) -> bool:
         sock = self._sock
@@ -134,7 +133,14 @@ class Responder:
             sock.send(frame)
         except OSError as exc:
             self.send_errors += 1
-            log.warning("%s responder on %s: send failed: %s", self.kind, self.name, exc)
+            if self.send_errors == 1 or self.send_errors % 1000 == 0:  # no log flood
+                log.warning(
+                    "%s responder on %s: send failed (%d so far): %s",
+                    self.kind,
+                    self.name,
+                    self.send_errors,
+                    exc,
+                )
             return False
         return True
 
@@ -168,9 +174,9 @@ class Responder:
             else:
                 self.ignored[result.reason] += 1
 
+    @abc.abstractmethod
     def gratuitous(self, ip: IPAddress) -> int:
         """Send this family's unsolicited announcement(s) for `ip`; returns frames sent."""
-        raise NotImplementedError
 
 
 def _ip_of(packed: bytes) -> IPAddress:

@@ -14,7 +14,6 @@ from metallb_py.layer2.interfaces import (
     IFF_UP,
     Interface,
     answering_interfaces,
-    plan,
 )
 from metallb_py.testing import netns
 
@@ -62,17 +61,13 @@ def test_subnet_restriction_prefers_containing_interfaces() -> None:
     assert answering_interfaces(ip("fe80::99"), candidates) == {"eth0", "eth1", "cni0"}
 
 
-def test_plan_splits_families_and_can_be_turned_off() -> None:
+def test_restriction_can_be_turned_off() -> None:
     eth0 = iface("eth0", "192.0.2.11/24", "fe80::11/64")
-    eth1 = iface("eth1", "198.51.100.11/24")  # no link-local: ARP only
-    ips = [ipaddress.ip_address(a) for a in ("192.0.2.100", "2001:db8::100", "203.0.113.1")]
-    restricted = plan(ips, [eth0, eth1])
-    assert restricted == {
-        "eth0": {ips[0], ips[1], ips[2]},
-        "eth1": {ips[2]},
-    }
-    everywhere = plan(ips, [eth0, eth1], restrict_to_subnet=False)
-    assert everywhere == {"eth0": set(ips), "eth1": {ips[0], ips[2]}}
+    eth1 = iface("eth1", "198.51.100.11/24")
+    ip = ipaddress.ip_address("192.0.2.100")
+    assert answering_interfaces(ip, [eth0, eth1]) == {"eth0"}
+    assert answering_interfaces(ip, [eth0, eth1], restrict_to_subnet=False) == {"eth0", "eth1"}
+    assert answering_interfaces(ip, []) == frozenset()
 
 
 LIST = """
