@@ -92,7 +92,7 @@ class Announcer:
         loop = asyncio.get_running_loop()
         try:
             found = await asyncio.to_thread(self._list_interfaces)
-        except OSError as exc:
+        except Exception as exc:  # netlink errors are not OSErrors in pyroute2
             raise Layer2Error(f"cannot list network interfaces: {exc}") from None
         if self.only_interfaces is not None:
             missing = sorted(self.only_interfaces - {i.name for i in found})
