@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import secrets
 import shutil
+import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
@@ -838,10 +841,6 @@ class ProbeProcess:
     """`metallb_py.lab.probe` running in the client namespace against one Service IP."""
 
     def __init__(self, lab_id: str, client_netns: str, ip: str, **options: float) -> None:
-        import queue
-        import subprocess
-        import threading
-
         args = [f"--target={target_of(ip)}"]
         for key, value in options.items():
             args.append(f"--{key.replace('_', '-')}={value}")
@@ -864,8 +863,6 @@ class ProbeProcess:
         self.lines.put({"event": "exit"})
 
     def wait(self, event: str, timeout: float) -> dict[str, Any]:
-        import queue
-
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:

@@ -17,6 +17,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from metallb_py.speaker.decision import election_order
+
 DEFAULT_PREFIX = "mlblab"
 MAX_NODES = 9
 METALLB_NAMESPACE = "metallb-system"
@@ -174,8 +176,6 @@ def endpoint_address(family: str, node_index: int) -> str:
 def expected_owner(service: ServicePlan, ip: str, live_nodes: Iterable[str]) -> str | None:
     """The node that must announce `ip` when `live_nodes` run a speaker (spec 4.5): the
     election winner among live nodes, restricted to nodes with an endpoint for `Local`."""
-    from metallb_py.speaker.decision import election_order
-
     candidates = set(live_nodes)
     if service.local:
         candidates &= set(service.endpoint_nodes)
