@@ -34,15 +34,12 @@ ALL_NODES_MAC = bytes.fromhex("333300000001")
 UNSPECIFIED_V6 = b"\x00" * 16
 _SOLICITED_NODE_PREFIX = bytes.fromhex("ff0200000000000000000001ff")
 
-_ETH = struct.Struct("!6s6sH")
 # Ethernet header + ARP body for Ethernet/IPv4 in one go.
 _ETH_ARP = struct.Struct("!6s6sHHHBBH6s4s6s4s")
-_ARP_FIXED = struct.Struct("!HHBBH")
-_ARP_ADDRS = struct.Struct("!6s4s6s4s")
 # Ethernet header + IPv6 header (version/class/flow, payload length, next header, hop limit).
 _ETH_IPV6 = struct.Struct("!6s6sHIHBB16s16s")
 _ICMP_HEAD = struct.Struct("!BBH")
-_NA = struct.Struct("!BBHI16sBB6s")
+_NA = struct.Struct("!BBHI16sBB6s")  # NA, then a target link-layer address option
 _NA_LEN = _NA.size  # 32: 24 bytes of NA + an 8-byte target link-layer address option
 _ARP_HEAD_IPV4 = (1, 0x0800, 6, 4)
 
@@ -271,7 +268,8 @@ def build_neighbor_advertisement(
 ) -> bytes:
     """Ethernet + IPv6 (hop limit 255) + NA with a target link-layer address option = src_mac."""
     flags = (router << 31) | (solicited << 30) | (override << 29)
-    message = _NA.pack(ICMPV6_NEIGHBOR_ADVERTISEMENT, 0, 0, flags, target, 2, 1, src_mac)
+    option = (ND_OPT_TARGET_LINKADDR, 1, src_mac)
+    message = _NA.pack(ICMPV6_NEIGHBOR_ADVERTISEMENT, 0, 0, flags, target, *option)
     csum = icmpv6_checksum(src_ip, dst_ip, message)
     header = _ETH_IPV6.pack(
         dst_mac,
