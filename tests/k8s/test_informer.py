@@ -167,7 +167,7 @@ def test_field_selector_kwargs(api, core):
     ).start()
     try:
         assert inf.wait_synced(10)
-        assert inf.keys() == ["metallb-system/config"]
+        assert inf.list_keys() == ["metallb-system/config"]
     finally:
         inf.stop()
 
