@@ -41,6 +41,19 @@ class ConfigDocument:
         return line + self.line_offset
 
 
+def missing_config_key(keys: list[str], line: int | None = None) -> Problem:
+    """A ConfigMap without `data.config` is refused (MetalLB v0.12 reads it as an empty config,
+    so a misspelt key silently means "no pools"; docs/behaviour-differences.md)."""
+    present = f" (its data keys: {', '.join(keys)})" if keys else " (it has no data)"
+    return Problem(
+        "data.config",
+        f"the ConfigMap has no `config` key{present}: put the MetalLB configuration under"
+        ' data.config; an explicitly empty `config: ""` is the empty configuration',
+        None,
+        line,
+    )
+
+
 def load_config_document(text: str) -> str:
     """The config YAML inside `text` (raw config or ConfigMap manifest); ConfigError if none."""
     return read_config_document(text).text
@@ -93,6 +106,12 @@ def read_config_document(text: str) -> ConfigDocument:
     return _from_configmap(configmaps[0])
 
 
+def _keys(data: Node | None) -> list[str]:
+    if not isinstance(data, MappingNode):
+        return []
+    return [k.value for k, _ in data.value if isinstance(k, ScalarNode)]
+
+
 def _from_configmap(cm: MappingNode) -> ConfigDocument:
     notes: list[Problem] = []
     name = _name(cm)
@@ -109,16 +128,9 @@ def _from_configmap(cm: MappingNode) -> ConfigDocument:
     data = _get(cm, "data")
     value = _get(data, CONFIG_KEY)
     if value is None or (isinstance(value, ScalarNode) and classify(value).kind is Kind.NULL):
-        notes.append(
-            Problem(
-                "data.config",
-                "the ConfigMap has no `config` key: MetalLB treats this as an empty"
-                " configuration (no address pools, no peers)",
-                None,
-                line_of(data if data is not None else cm),
-            )
+        raise ConfigError(
+            [missing_config_key(_keys(data), line_of(data if data is not None else cm))]
         )
-        return ConfigDocument("", "configmap", 0, tuple(notes))
     if not isinstance(value, ScalarNode):
         raise ConfigError(
             [

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metallb_py.config import BgpType, Config, ConfigError, Problem, parse_config_with_warnings
+from metallb_py.config.document import missing_config_key
 
 CONFIG_KEY = "config"
 
@@ -37,7 +38,9 @@ def load_configmap(configmap: dict[str, Any] | None, bgp_type: BgpType) -> Confi
     data = configmap.get("data")
     if data is not None and not isinstance(data, dict):
         return ConfigLoad(None, problems=(Problem("data", "data must be a mapping"),))
-    text = (data or {}).get(CONFIG_KEY, "")
+    if CONFIG_KEY not in (data or {}):
+        return ConfigLoad(None, problems=(missing_config_key(sorted(data or {})),))
+    text = (data or {})[CONFIG_KEY]
     if not isinstance(text, str):
         return ConfigLoad(None, problems=(Problem("data.config", "config must be a string"),))
     try:

@@ -150,9 +150,17 @@ def test_warnings_and_notes_go_to_stderr_on_success(write) -> None:
     )
     assert code == 0 and out.startswith("valid: ")
     assert "warning: address-pools[1].addresses[0]: 192.0.2.241/28 has host bits set" in err
-    code, out, err = run(["config", "check", write("kind: ConfigMap\nmetadata: {name: config}\n")])
+    code, out, err = run(
+        [
+            "config",
+            "check",
+            write("kind: ConfigMap\nmetadata: {name: config}\ndata: {config: ''}\n"),
+        ]
+    )
     assert (code, out) == (0, "valid: 0 pools (0 addresses), 0 peers\n")
-    assert "has no `config` key" in err
+    assert "data.config is empty" in err
+    code, out, err = run(["config", "check", write("kind: ConfigMap\nmetadata: {name: config}\n")])
+    assert code == 1 and "data.config: the ConfigMap has no `config` key" in err
 
 
 @pytest.mark.parametrize(

@@ -54,19 +54,33 @@ def test_quoted_config_value_has_no_line_mapping() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "note"),
+    ("text", "keys"),
     [
-        ("kind: ConfigMap\nmetadata: {name: config}\n", "has no `config` key"),
-        ("kind: ConfigMap\nmetadata: {name: config}\ndata: {other: x}\n", "has no `config` key"),
-        ("kind: ConfigMap\nmetadata: {name: config}\ndata: {config: }\n", "has no `config` key"),
-        ("kind: ConfigMap\nmetadata: {name: config}\ndata: {config: ''}\n", "data.config is empty"),
+        ("kind: ConfigMap\nmetadata: {name: config}\n", "(it has no data)"),
+        (
+            "kind: ConfigMap\nmetadata: {name: config}\ndata: {conifg: x}\n",
+            "(its data keys: conifg)",
+        ),
+        (
+            "kind: ConfigMap\nmetadata: {name: config}\ndata: {config: }\n",
+            "(its data keys: config)",
+        ),
     ],
 )
-def test_configmap_without_config_is_the_valid_empty_config(text: str, note: str) -> None:
-    doc = read_config_document(text)
+def test_configmap_without_config_key_is_refused(text: str, keys: str) -> None:
+    """Deliberate difference: v0.12 reads it as the empty config, hiding a misspelt key."""
+    with pytest.raises(ConfigError) as err:
+        read_config_document(text)
+    (problem,) = err.value.problems
+    assert problem.path == "data.config"
+    assert "has no `config` key" in problem.reason and keys in problem.reason
+
+
+def test_explicitly_empty_config_is_the_valid_empty_config() -> None:
+    doc = read_config_document("kind: ConfigMap\nmetadata: {name: config}\ndata: {config: ''}\n")
     assert parse_config(doc.text) == Config()
     (problem,) = doc.notes
-    assert note in problem.reason and "empty configuration" in problem.reason
+    assert "data.config is empty" in problem.reason and "empty configuration" in problem.reason
 
 
 def test_unusual_configmap_name_is_noted() -> None:

@@ -149,7 +149,7 @@ def test_breaking_config_is_refused_then_fixed(api, start_controller):
     assert ctl.metric("metallb_allocator_addresses_total", pool="other") == 8
 
 
-def test_missing_config_key_is_the_empty_config_and_no_configmap_means_not_ready(
+def test_configmap_without_config_key_is_refused_and_no_config_means_not_ready(
     api, start_controller
 ):
     api.create(service("s"))
@@ -164,11 +164,29 @@ def test_missing_config_key_is_the_empty_config_and_no_configmap_means_not_ready
             return e.code
 
     wait_for(lambda: readyz() == 503, 20)
+    # A misspelt key is refused with the field path (v0.12 would load an empty config).
     api.create(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "config", "namespace": NS}}
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "config", "namespace": NS},
+            "data": {"conifg": LAYER2},
+        }
     )
+    invalid = wait_for(lambda: events(api, NS, "InvalidConfig"), 10, what="InvalidConfig event")
+    assert (
+        "data.config: the ConfigMap has no `config` key (its data keys: conifg)"
+        in (invalid[0]["message"])
+    )
+    wait_for(lambda: ctl.metric("metallb_k8s_client_config_stale_bool") == 1, 10)
+    assert readyz() == 503 and ctl.metric("metallb_k8s_client_config_loaded_bool") == 0
+    # An explicitly empty config is a valid (empty) configuration.
+    cm = api.get("configmaps", "config", NS)
+    cm["data"] = {"config": ""}
+    api.update(cm)
     wait_for(lambda: readyz() == 200, 20, what="ready once a config is loaded")
     assert ctl.metric("metallb_k8s_client_config_loaded_bool") == 1
+    assert ctl.metric("metallb_k8s_client_config_stale_bool") == 0
     wait_for(lambda: events(api, "apps", "AllocationFailed"), 10)
 
 
