@@ -18,6 +18,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,7 +159,9 @@ class SpeakerProcess:
     # -- metrics / readiness ------------------------------------------------------------------
 
     def _bgp_stats(self) -> list[BgpPeerStats]:
-        return [
+        """One sample set per `peer` label; a closed session is gone from `sessions`, so its
+        series disappear with it (spec 7)."""
+        return merge_peer_stats(
             BgpPeerStats(
                 s.peer_label,
                 s.stats.up,
@@ -167,7 +170,7 @@ class SpeakerProcess:
                 s.stats.pending_prefixes,
             )
             for s in list(self.sessions.values())
-        ]
+        )
 
     def _readiness(self) -> tuple[bool, str]:
         if self._ready_reason:
@@ -260,9 +263,12 @@ class SpeakerProcess:
         self.metrics_server.stop()
 
     async def _shutdown_protocols(self) -> None:
-        for session in list(self.sessions.values()):
-            await session.close(bgp_messages.CeaseSubcode.ADMINISTRATIVE_SHUTDOWN)
+        sessions = list(self.sessions.values())
         self.sessions.clear()
+        await asyncio.gather(
+            *(s.close(bgp_messages.CeaseSubcode.ADMINISTRATIVE_SHUTDOWN) for s in sessions),
+            return_exceptions=True,
+        )
         if self.membership is not None:
             await self.membership.stop()
         await self.announcer.close()
@@ -443,6 +449,9 @@ class SpeakerProcess:
         self.config = load.config
         self._last_config_problem = ""
         await self._sync_sessions()
+        # Routes depend on the config too (advertisements, communities, aggregation, a pool's
+        # protocol): a Service whose record is unchanged still needs its routes recomputed.
+        self._schedule_route_push()
         self.k8s_metrics.config_loaded.set(1)
         self.k8s_metrics.config_stale.set(0)
         log.info("config loaded", extra=kv(op="setConfig", event="configLoaded"))
@@ -454,21 +463,38 @@ class SpeakerProcess:
         return Outcome.REPROCESS_ALL if bool(self.sessions) != had_peers else Outcome.SUCCESS
 
     async def _sync_sessions(self) -> None:
-        """Open/close BGP sessions for the config and this Node's labels (spec 4.6)."""
+        """Open/close BGP sessions for the config and this Node's labels (spec 4.6).
+
+        Peers are matched by full equality, so a peer whose any field changed is closed (Cease
+        6/3 "Peer De-configured") and its replacement opened; untouched peers keep their
+        sessions. Closing runs concurrently (each waits up to 1 s for its NOTIFICATION to
+        leave); new sessions get the full route set at once.
+        """
         own = self.nodes.get(self.settings.node_name)
         labels = node_labels(own) if own is not None else None
         plan = d.plan_sessions(self.sessions, self.config, labels)
+        closing = []
         for peer, reason in plan.close:
             session = self.sessions.pop(peer)
             log.info(
                 "closing BGP session",
                 extra=kv(op="peerRemoved", peer=session.peer_label, reason=reason),
             )
-            await session.close()
+            closing.append(session.close())
+        if closing:
+            await asyncio.gather(*closing, return_exceptions=True)
         for peer in plan.open:
             session = BgpSession(peer, self.settings.node_name)
             self.sessions[peer] = session
-            log.info("BGP session added", extra=kv(op="peerAdded", peer=session.peer_label))
+            log.info(
+                "BGP session added",
+                extra=kv(
+                    op="peerAdded",
+                    peer=session.peer_label,
+                    my_asn=peer.my_asn,
+                    peer_asn=peer.peer_asn,
+                ),
+            )
         if plan.changed:
             self._push_routes()
 
@@ -493,10 +519,7 @@ class SpeakerProcess:
             self.announced[key] = new
             if new.protocol is Protocol.BGP:
                 self._schedule_route_push()
-            for ip in new.ips:
-                self.metrics.announced.set(
-                    1, key, str(new.protocol), self.settings.node_name, str(ip)
-                )
+            self._set_announced_gauge(key, current, new)
             log.info(
                 "service announced",
                 extra=kv(
@@ -518,13 +541,24 @@ class SpeakerProcess:
             self.announcer.withdraw(key)
         else:
             self._schedule_route_push()
-        for ip in current.ips:
-            self.metrics.announced.remove(
-                key, str(current.protocol), self.settings.node_name, str(ip)
-            )
+        self._set_announced_gauge(key, current, None)
         log.info(
             "service withdrawn", extra=kv(event="serviceWithdrawn", service=key, reason=reason)
         )
+
+    def _set_announced_gauge(
+        self, key: str, old: d.Announcement | None, new: d.Announcement | None
+    ) -> None:
+        """`metallb_speaker_announced` shows what this node tells the network: in BGP mode only
+        while the node has a selected peer (`Announcement.assigned`, spec 9.17), and the series
+        are deleted on withdrawal (spec 7's stale-series quirk fixed)."""
+        node = self.settings.node_name
+        before = _gauge_series(old)
+        after = _gauge_series(new)
+        for protocol, ip in before - after:
+            self.metrics.announced.remove(key, protocol, node, ip)
+        for protocol, ip in after:
+            self.metrics.announced.set(1, key, protocol, node, ip)
 
     def _endpoints_of(self, key: str) -> ServiceEndpoints | None:
         if self.endpoints is None:
@@ -544,7 +578,11 @@ class SpeakerProcess:
             self._route_push = self._loop.call_later(ROUTE_PUSH_DELAY, self._push_routes)
 
     def _push_routes(self) -> None:
-        self._route_push = None
+        """Give every session the union of this node's BGP routes (sessions send only the
+        difference)."""
+        if self._route_push is not None:
+            self._route_push.cancel()
+            self._route_push = None
         if self.config is None:
             routes: list[bgp_messages.Route] = []
         else:
@@ -554,6 +592,34 @@ class SpeakerProcess:
             ]
         for session in self.sessions.values():
             session.set_routes(routes)
+
+
+def _gauge_series(record: d.Announcement | None) -> set[tuple[str, str]]:
+    if record is None or (record.protocol is Protocol.BGP and not record.assigned):
+        return set()
+    return {(str(record.protocol), str(ip)) for ip in record.ips}
+
+
+def merge_peer_stats(stats: Iterable[BgpPeerStats]) -> list[BgpPeerStats]:
+    """One entry per `peer` label. Two config peers may share `host:port` (they differ in
+    another field, e.g. source address or hold time); one series each would be a duplicate in
+    the exposition, so they merge: up only while all are up, UPDATEs summed, prefix gauges the
+    largest."""
+    merged: dict[str, BgpPeerStats] = {}
+    for s in stats:
+        held = merged.get(s.peer)
+        merged[s.peer] = (
+            s
+            if held is None
+            else BgpPeerStats(
+                s.peer,
+                held.up and s.up,
+                held.updates_sent + s.updates_sent,
+                max(held.announced_prefixes, s.announced_prefixes),
+                max(held.pending_prefixes, s.pending_prefixes),
+            )
+        )
+    return [merged[p] for p in sorted(merged)]
 
 
 def run_speaker(settings: SpeakerSettings, api_client: Any) -> int:
