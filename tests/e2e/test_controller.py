@@ -334,3 +334,37 @@ def test_faults_lose_or_duplicate_nothing_and_converge(api, start_controller):
     assert {k: v for k, v in after.items() if k in stable} == stable
     assert ctl.proc is not None and ctl.proc.poll() is None
     assert (ctl.metric("metallb_k8s_client_update_errors_total") or 0) > 0
+
+
+def warnings_by_name(api: ApiServer, ns: str) -> dict[str, dict]:
+    return {
+        e["involvedObject"]["name"]: e for e in api.list("events", ns) if e["type"] == "Warning"
+    }
+
+
+def test_garbage_annotations_give_warnings_and_the_loop_keeps_going(api, start_controller):
+    set_config(api, LAYER2)
+    bad = {
+        "bad-ips": {"metallb.universe.tf/loadBalancerIPs": "not-an-ip,,192.0.2.1,2001:db8::1,x"},
+        "bad-pool": {"metallb.universe.tf/address-pool": "no-such-pool"},
+        "bad-share": {"metallb.universe.tf/allow-shared-ip": "\x00\x01" * 50},
+    }
+    for name, notes in bad.items():
+        api.create(service(name, meta={"annotations": notes}))
+    api.create(service("good"))
+    ctl = start_controller()
+    wait_for(lambda: ips(api, "good"), 20, what="the good Service allocated")
+    wait_for(
+        lambda: warnings_by_name(api, "apps").keys() >= {"bad-ips", "bad-pool"},
+        20,
+        what="Warnings on the bad Services",
+    )
+    by_name = warnings_by_name(api, "apps")
+    assert by_name["bad-pool"]["reason"] == "AllocationFailed"
+    assert 'unknown pool "no-such-pool"' in by_name["bad-pool"]["message"]
+    assert by_name["bad-ips"]["reason"] == "AllocationFailed"
+    assert ips(api, "bad-ips") == [] and ips(api, "bad-pool") == []
+    # The loop is alive: a new Service still gets an address.
+    api.create(service("later"))
+    wait_for(lambda: ips(api, "later"), 20, what="allocation after the garbage")
+    assert ctl.proc is not None and ctl.proc.poll() is None
