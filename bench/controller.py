@@ -78,7 +78,11 @@ class Controller:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        self.port = wait_for(self._find_port, 30, what="the controller's metrics port")
+        try:
+            self.port = wait_for(self._find_port, 30, what="the controller's metrics port")
+        except BaseException:
+            self.kill()
+            raise
 
     def _find_port(self) -> int | None:
         for line in self.log_path.read_text().splitlines():
@@ -99,7 +103,8 @@ class Controller:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
 
 
 def reference_status_writes(api: ApiServer, n: int) -> float:
@@ -161,35 +166,42 @@ def main(argv: list[str] | None = None) -> int:
         )
         n = args.services
         ref_writes = reference_status_writes(api, n)  # before any controller runs
-        ctl = Controller(kubeconfig, logdir / "controller-1.log")
-        wait_for(ctl.ready, 30, what="controller ready")
+        controllers: list[Controller] = []
+        try:
+            ctl = Controller(kubeconfig, logdir / "controller-1.log")
+            controllers.append(ctl)
+            wait_for(ctl.ready, 30, what="controller ready")
 
-        start = time.perf_counter()
-        for i in range(n):
-            api.create(service(f"s{i:05d}"))
-        wait_for(lambda: allocated(api) == n, 300, interval=0.1, what=f"{n} allocations")
-        alloc_time = time.perf_counter() - start
+            start = time.perf_counter()
+            for i in range(n):
+                api.create(service(f"s{i:05d}"))
+            wait_for(lambda: allocated(api) == n, 300, interval=0.1, what=f"{n} allocations")
+            alloc_time = time.perf_counter() - start
 
-        m = args.restart_services
-        for i in range(n, m):
-            api.create(service(f"s{i:05d}"))
-        wait_for(lambda: allocated(api) == m, 900, interval=0.5, what=f"{m} allocations")
-        ctl.kill()
-        before = {
-            s["metadata"]["name"]: s["status"]["loadBalancer"]
-            for s in api.list("services", "bench")
-        }
-        start = time.perf_counter()
-        ctl = Controller(kubeconfig, logdir / "controller-2.log")
-        wait_for(ctl.ready, 300, interval=0.05, what="ready after restart")
-        ready_time = time.perf_counter() - start
-        ref_list = reference_list(api)
-        time.sleep(1.0)
-        after = {
-            s["metadata"]["name"]: s["status"]["loadBalancer"]
-            for s in api.list("services", "bench")
-        }
-        ctl.kill()
+            m = args.restart_services
+            for i in range(n, m):
+                api.create(service(f"s{i:05d}"))
+            wait_for(lambda: allocated(api) == m, 900, interval=0.5, what=f"{m} allocations")
+            ctl.kill()
+            before = {
+                s["metadata"]["name"]: s["status"]["loadBalancer"]
+                for s in api.list("services", "bench")
+            }
+            start = time.perf_counter()
+            ctl = Controller(kubeconfig, logdir / "controller-2.log")
+            controllers.append(ctl)
+            wait_for(ctl.ready, 300, interval=0.05, what="ready after restart")
+            ready_time = time.perf_counter() - start
+            ref_list = reference_list(api)
+            time.sleep(1.0)
+            after = {
+                s["metadata"]["name"]: s["status"]["loadBalancer"]
+                for s in api.list("services", "bench")
+            }
+            ctl.kill()
+        finally:
+            for c in controllers:
+                c.kill()
         changed = sum(1 for k, v in before.items() if after.get(k) != v)
 
     print(

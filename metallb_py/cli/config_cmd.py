@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -87,11 +87,16 @@ def check(path: str, bgp_type: str, output: str) -> None:
     sys.exit(EXIT_VALID if result is not None else EXIT_INVALID)
 
 
+def stdin_bytes() -> BinaryIO:
+    """Standard input as bytes (click 8.5 deprecates click.get_binary_stream)."""
+    return sys.stdin.buffer
+
+
 def read_input(path: str, shown: str) -> bytes:
     """At most one byte more than the largest accepted input; exit 2 when unreadable."""
     try:
         if path == "-":
-            return click.get_binary_stream("stdin").read(MAX_MANIFEST_BYTES + 1)
+            return stdin_bytes().read(MAX_MANIFEST_BYTES + 1)
         with open(path, "rb") as f:
             return f.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:

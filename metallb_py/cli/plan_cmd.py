@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from metallb_py.cli.config_cmd import decode_input, locate_problem, read_input
+from metallb_py.cli.config_cmd import decode_input, locate_problem, read_input, stdin_bytes
 from metallb_py.config import BgpType, Config, ConfigError, parse_config, read_config_document
 from metallb_py.config.document import ConfigDocument
 from metallb_py.controller.plan import (
@@ -45,7 +45,7 @@ def _read_services(path: str) -> str:
     shown = "<stdin>" if path == "-" else path
     try:
         if path == "-":
-            raw = click.get_binary_stream("stdin").read()
+            raw = stdin_bytes().read()
         else:
             with open(path, "rb") as f:
                 raw = f.read()
