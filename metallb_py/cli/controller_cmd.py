@@ -54,25 +54,10 @@ def controller(
     Validates the config exactly as the speakers do: METALLB_BGP_TYPE (native|frr) selects the
     mode checks, so the controller never allocates from a config the speakers refuse.
     """
-    from metallb_py import logs
-    from metallb_py.config import BgpType
+    from metallb_py.cli.component import resolve
     from metallb_py.controller.main import ControllerSettings, run_controller
-    from metallb_py.k8s.client import ClientConfigError, api_client, default_namespace
 
-    logs.setup(log_level)
-    ns = default_namespace(namespace, os.environ.get("METALLB_NAMESPACE"))
-    if not ns:
-        raise click.ClickException("unable to get namespace: set --namespace or METALLB_NAMESPACE")
-    try:
-        bgp_type = BgpType(os.environ.get("METALLB_BGP_TYPE") or "native")
-    except ValueError:
-        raise click.ClickException(
-            f"METALLB_BGP_TYPE must be native or frr, not {os.environ['METALLB_BGP_TYPE']!r}"
-        ) from None
-    try:
-        client = api_client(kubeconfig)
-    except ClientConfigError as e:
-        raise click.ClickException(str(e)) from None
+    ns, bgp_type, client = resolve(namespace, kubeconfig, log_level)
     settings = ControllerSettings(
         namespace=ns,
         config_name=config_name,

@@ -84,27 +84,12 @@ def speaker(
 
     METALLB_BGP_TYPE (native|frr, default native) selects the config validation mode.
     """
-    from metallb_py import logs
-    from metallb_py.config import BgpType
-    from metallb_py.k8s.client import ClientConfigError, api_client, default_namespace
+    from metallb_py.cli.component import resolve
     from metallb_py.speaker.main import SpeakerSettings, run_speaker
 
-    logs.setup(log_level)
     if not node_name:
         raise click.ClickException("--node-name (or METALLB_NODE_NAME) is required")
-    ns = default_namespace(namespace, os.environ.get("METALLB_NAMESPACE"))
-    if not ns:
-        raise click.ClickException("unable to get namespace: set --namespace or METALLB_NAMESPACE")
-    try:
-        bgp_type = BgpType(_env("METALLB_BGP_TYPE") or "native")
-    except ValueError:
-        raise click.ClickException(
-            f"METALLB_BGP_TYPE must be native or frr, not {_env('METALLB_BGP_TYPE')!r}"
-        ) from None
-    try:
-        client = api_client(kubeconfig)
-    except ClientConfigError as e:
-        raise click.ClickException(str(e)) from None
+    ns, bgp_type, client = resolve(namespace, kubeconfig, log_level)
     settings = SpeakerSettings(
         node_name=node_name,
         namespace=ns,

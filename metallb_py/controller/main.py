@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import gc
 import logging
 import os
 import secrets
-import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 
 from metallb_py.config import BgpType
 from metallb_py.controller.reconcile import COMPONENT, ConfigDecision, Controller, Decision
+from metallb_py.k8s.component import call_in_loop, finish_item, run_until_signal
 from metallb_py.k8s.configmap import ConfigLoad, load_configmap
 from metallb_py.k8s.informer import Informer, Obj
 from metallb_py.k8s.workqueue import Outcome, WorkQueue
@@ -149,10 +148,7 @@ class ControllerProcess:
     # -- informer callbacks (informer threads) -----------------------------------------------
 
     def _enqueue(self, item: Item) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._add, item)
+        call_in_loop(self._loop, self._add, item)
 
     def _add(self, item: Item) -> None:
         self.queue.add(item)
@@ -232,8 +228,7 @@ class ControllerProcess:
         # them on every collection (a large share of reconcile time with 50,000 Services).
         gc.freeze()
         self._ready_reason = ""
-        for key in self.services.list_keys():
-            self.queue.add(("service", key))
+        self._reprocess_all()
         self.queue.add(CONFIG_ITEM)
 
     # -- the worker ---------------------------------------------------------------------------
@@ -307,16 +302,11 @@ class ControllerProcess:
                 self.events.event(svc, ev.type, ev.reason, ev.message)
 
     def _finish(self, item: Item, outcome: Outcome) -> None:
-        self.k8s_metrics.updates.inc()
-        if outcome is Outcome.ERROR:
-            self.k8s_metrics.update_errors.inc()
-            self.queue.add_rate_limited(item)
-        else:
-            self.queue.forget(item)
-        if outcome is Outcome.REPROCESS_ALL:
-            for key in self.services.list_keys():
-                self.queue.add(("service", key))
-        self.queue.done(item)
+        finish_item(self.queue, self.k8s_metrics, item, outcome, self._reprocess_all)
+
+    def _reprocess_all(self) -> None:
+        for key in self.services.list_keys():
+            self.queue.add(("service", key))
 
     def _handle_config(self) -> Outcome:
         cm = self.configmaps.get(f"{self.settings.namespace}/{self.settings.config_name}")
@@ -423,15 +413,8 @@ def _version() -> str:
 def run_controller(settings: ControllerSettings, api_client: Any) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
     process = ControllerProcess(settings, api_client)
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, process.stop)
-        await process.run()
-
     try:
-        asyncio.run(main())
+        run_until_signal(process.run, process.stop)
     except StartupError as e:
         log.error("cannot start", extra=kv(op="startup", error=str(e)))
         return 1

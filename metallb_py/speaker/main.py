@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import threading
 import time
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from metallb_py.bgp import messages as bgp_messages
 from metallb_py.bgp.session import BgpSession
 from metallb_py.config import BgpType, Config, Peer, Protocol
+from metallb_py.k8s.component import call_in_loop, finish_item, run_until_signal
 from metallb_py.k8s.configmap import load_configmap
 from metallb_py.k8s.informer import Informer, Obj
 from metallb_py.k8s.workqueue import Outcome, WorkQueue
@@ -182,10 +182,7 @@ class SpeakerProcess:
     # -- informer callbacks (threads) -----------------------------------------------------------
 
     def _enqueue(self, *items: Item) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._add_all, items)
+        call_in_loop(self._loop, self._add_all, items)
 
     def _add_all(self, items: tuple[Item, ...]) -> None:
         for item in items:
@@ -205,10 +202,7 @@ class SpeakerProcess:
         self._enqueue(CONFIG_ITEM)
 
     def _on_node(self, key: str, old: Obj | None, new: Obj | None) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._node_changed, key, old, new)
+        call_in_loop(self._loop, self._node_changed, key, old, new)
 
     def _node_changed(self, key: str, old: Obj | None, new: Obj | None) -> None:
         if self.membership is not None:
@@ -397,15 +391,7 @@ class SpeakerProcess:
             except Exception:
                 log.exception("unexpected error", extra=kv(op="process", item=":".join(item)))
                 outcome = Outcome.ERROR
-            self.k8s_metrics.updates.inc()
-            if outcome is Outcome.ERROR:
-                self.k8s_metrics.update_errors.inc()
-                self.queue.add_rate_limited(item)
-            else:
-                self.queue.forget(item)
-            if outcome is Outcome.REPROCESS_ALL:
-                self._reprocess_all()
-            self.queue.done(item)
+            finish_item(self.queue, self.k8s_metrics, item, outcome, self._reprocess_all)
             # Let responders, sessions and heartbeats run between items.
             await asyncio.sleep(0)
 
@@ -624,18 +610,11 @@ def merge_peer_stats(stats: Iterable[BgpPeerStats]) -> list[BgpPeerStats]:
 
 def run_speaker(settings: SpeakerSettings, api_client: Any) -> int:
     process = SpeakerProcess(settings, api_client)
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, process.stop)
-        await process.run()
-
     from metallb_py.layer2.responder import Layer2Error
 
     started = time.monotonic()
     try:
-        asyncio.run(main())
+        run_until_signal(process.run, process.stop)
     except Layer2Error as e:
         log.error("cannot start layer2", extra=kv(op="startup", error=str(e)))
         return 1
