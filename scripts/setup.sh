@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  iproute2 iputils-ping iputils-arping ndisc6 tcpdump curl
+  iproute2 procps iputils-ping iputils-arping ndisc6 tcpdump curl
   frr bird2 gobgpd keepalived prometheus
   nftables
 )
