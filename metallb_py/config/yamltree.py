@@ -163,6 +163,9 @@ def _syntax_error(exc: yaml.YAMLError) -> YamlSyntaxError:
         message = ", ".join(parts) if parts else str(exc)
     else:
         message = str(exc).replace("\n", " ")
+    if "exceeded maximum nesting depth" in message:
+        # libyaml's own limit (PyYAML built with it) fires before ours: say the same thing.
+        message = f"nesting deeper than {MAX_DEPTH} levels"
     return YamlSyntaxError(message, line)
 
 
