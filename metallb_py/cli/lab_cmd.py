@@ -162,11 +162,13 @@ def _lab_errors(fn: Callable[..., None]) -> Callable[..., None]:
     default="layer2",
     show_default=True,
     type=click.Choice(["layer2", "bgp"]),
-    help="How Service IPs are announced (bgp: not yet available).",
+    help="How Service IPs are announced (bgp: to FRR in the client namespace, which routes "
+    "the client to them).",
 )
 @_lab_errors
 def up(nodes: int, mode: str) -> None:
-    """Build the lab (as root): namespaces, API server, controller, speakers, Services.
+    """Build the lab (as root): namespaces, API server, controller, speakers, Services
+    (and in bgp mode FRR zebra + bgpd in the client namespace).
 
     Processes keep running after this command; `lab status` shows them, `lab down` removes
     everything. METALLB_LAB_DIR (default /run/metallb-py-lab) holds the state and the logs.
@@ -180,9 +182,11 @@ def up(nodes: int, mode: str) -> None:
     click.echo("")
     click.echo(render.picture(status))
     click.echo("")
-    click.echo(render.services_table(status.services))
+    click.echo(render.tables(status))
     click.echo("")
     click.echo(render.kubectl_hint(lab_obj.state.api_url, lab_obj.state.kubeconfig))
+    if lab_obj.router is not None:
+        click.echo(render.vtysh_hint(lab_obj.layout.client_netns, lab_obj.router.workdir))
     click.echo(f"logs: {lab_obj.directory / 'logs'}")
     click.echo("next: metallb-py lab status | metallb-py lab down")
 
@@ -191,9 +195,11 @@ def up(nodes: int, mode: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_lab_errors
 def status(as_json: bool) -> None:
-    """Topology, and per Service: IP, announcing node, ARP/NDP answers, reachability.
+    """Topology, and per Service: IP, announcing nodes, ARP/NDP answers (layer2) or FRR's
+    route and next hops (bgp), reachability; in bgp mode each node's BGP session.
 
-    Exit status 0 when every Service is reachable and answered by exactly one node, else 1.
+    Exit status 0 when every Service is reachable and answered by exactly one node (layer2),
+    or routed by FRR to exactly the announcing nodes and answered by one of them (bgp), else 1.
     """
     import dataclasses
 
@@ -207,8 +213,10 @@ def status(as_json: bool) -> None:
         click.echo(
             json.dumps(
                 {
+                    "mode": str(st.layout.mode),
                     "api_url": st.api_url,
                     "kubeconfig": st.kubeconfig,
+                    "router": dataclasses.asdict(st.router) if st.router else None,
                     "nodes": [dataclasses.asdict(n) for n in st.nodes],
                     "services": [{**dataclasses.asdict(s), "ok": s.ok} for s in st.services],
                 },
@@ -218,9 +226,11 @@ def status(as_json: bool) -> None:
     else:
         click.echo(render.picture(st))
         click.echo("")
-        click.echo(render.services_table(st.services))
+        click.echo(render.tables(st))
         click.echo("")
         click.echo(render.kubectl_hint(st.api_url, st.kubeconfig))
+        if lab_obj.router is not None:
+            click.echo(render.vtysh_hint(lab_obj.layout.client_netns, lab_obj.router.workdir))
     if not all(s.ok for s in st.services):
         raise SystemExit(1)
 
@@ -245,14 +255,22 @@ def down() -> None:
 
 @lab.command()
 @click.option("--nodes", default=3, show_default=True, type=click.IntRange(2, 9))
+@click.option(
+    "--mode",
+    default="layer2",
+    show_default=True,
+    type=click.Choice(["layer2", "bgp"]),
+    help="layer2: the elected node crashes; bgp: the ECMP next hop the client uses vanishes.",
+)
 @_lab_errors
-def demo(nodes: int) -> None:
+def demo(nodes: int, mode: str) -> None:
     """Up, curl every Service, crash the owner of one, measure the failover, down.
 
     Exit status 0 only when every step worked and nothing was left behind.
     """
     from metallb_py.lab.demo import run_demo
+    from metallb_py.lab.layout import Mode
 
-    result = run_demo(nodes, echo=click.echo)
+    result = run_demo(nodes, mode=Mode(mode), echo=click.echo)
     if not result.ok:
         raise SystemExit(1)

@@ -1,6 +1,12 @@
 """`metallb-py lab demo`: build the lab, use it, crash the owner of a Service, measure the
 failover a client sees, clean up. Every step checks what it shows; the result says whether
-all of it worked (the command's exit status)."""
+all of it worked (the command's exit status).
+
+Layer2: the owner is the elected node; the failover is the next node's gratuitous ARP.
+BGP: the owner is the ECMP next hop the client's flow hashes to; the node vanishes (link down,
+then SIGKILL: not even a TCP FIN reaches the router), FRR drops the session when the hold time
+(3 s in the lab's config) runs out and withdraws that next hop, the flow re-hashes to another.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,9 @@ from pathlib import Path
 
 from metallb_py.lab import render
 from metallb_py.lab.lab import Lab, LabError, ProbeProcess, down, up
-from metallb_py.lab.layout import Mode
+from metallb_py.lab.layout import BGP_HOLD_TIME, Mode
 from metallb_py.lab.probe import Failover, analyse
+from metallb_py.lab.router import RouterError, sessions_down
 from metallb_py.speaker.decision import election_order
 from metallb_py.testing.netns import wait_for
 
@@ -33,11 +40,14 @@ class DemoResult:
 def run_demo(
     nodes: int = 3,
     *,
+    mode: Mode = Mode.LAYER2,
     service: str = "web",
     directory: Path | None = None,
     prefix: str | None = None,
     echo: Echo = print,
 ) -> DemoResult:
+    if mode is Mode.BGP:
+        return run_bgp_demo(nodes, service=service, directory=directory, prefix=prefix, echo=echo)
     problems: list[str] = []
     failover: Failover | None = None
     expected: str | None = None
@@ -50,7 +60,7 @@ def run_demo(
         echo("")
         echo(render.picture(status))
         echo("")
-        echo(render.services_table(status.services))
+        echo(render.tables(status))
         echo("")
         echo("== 2. curl every Service from the client namespace")
         for svc in status.services:
@@ -74,7 +84,7 @@ def run_demo(
         if expected is None:
             problems.append("a crash needs at least 2 nodes")
             return _finish(lab, directory, prefix, echo, problems, None, None)
-        failover = _crash_and_measure(lab, ip, owner, echo, problems)
+        failover, _ = _crash_and_measure(lab, ip, owner, echo, problems)
         if failover is not None and failover.new_owner != expected:
             problems.append(f"the new owner is {failover.new_owner}, the election says {expected}")
         if failover is not None and failover.new_owner is not None:
@@ -92,10 +102,127 @@ def run_demo(
         status = lab.status()
         echo(render.picture(status))
         echo("")
-        echo(render.services_table(status.services))
+        echo(render.tables(status))
     except Exception as e:  # any failure after `up` still ends in `down` and a clear report
         problems.append(str(e) if isinstance(e, LabError) else f"{type(e).__name__}: {e}")
     return _finish(lab, directory, prefix, echo, problems, failover, expected)
+
+
+def run_bgp_demo(
+    nodes: int = 3,
+    *,
+    service: str = "web",
+    directory: Path | None = None,
+    prefix: str | None = None,
+    echo: Echo = print,
+) -> DemoResult:
+    """Up in bgp mode, curl through FRR's routes, make the node the client's flow goes to
+    vanish, measure the client's gap and when FRR dropped the session, down."""
+    problems: list[str] = []
+    failover: Failover | None = None
+    echo(f"== 1. lab up: {nodes} nodes, bgp (FRR zebra + bgpd in the client namespace)")
+    lab = up(
+        nodes, Mode.BGP, directory=directory, prefix=prefix, progress=lambda m: echo(f"   {m}")
+    )
+    survivors: list[str] = []
+    try:
+        status = lab.status()
+        echo("")
+        echo(render.picture(status))
+        echo("")
+        echo(render.tables(status))
+        echo("")
+        echo("== 2. curl every Service from the client namespace, through the routes FRR installed")
+        expected = lab.expected_routes()
+        for svc in status.services:
+            for ip in svc.ips:
+                node = lab.curl(ip)
+                echo(f"   curl {render_url(ip)}  ->  {node or 'NO ANSWER'}")
+                if node is None or node not in svc.next_hops:
+                    problems.append(
+                        f"{svc.name} ({ip}) answered by {node}, routed to {svc.next_hops}"
+                    )
+                for line in _kernel_route(lab, ip):
+                    echo(f"      {line}")
+            if svc.next_hops != (want := expected[svc.name]):
+                problems.append(f"{svc.name}: FRR routes to {list(svc.next_hops)}, expected {want}")
+        ip = lab.state.service_ips[service][0]
+        owner = lab.curl(ip)
+        hops = expected[service]
+        if owner is None:
+            problems.append(f"{service} ({ip}) does not answer")
+            return _finish(lab, directory, prefix, echo, problems, None, None)
+        survivors = [n for n in hops if n != owner]
+        echo("")
+        echo(
+            f"== 3. {service} ({ip}) is routed to {','.join(hops)}; the client's flow hashes to "
+            f"{owner}; {owner} vanishes"
+        )
+        if not survivors:
+            problems.append(f"{service} needs at least 2 next hops for a failover")
+            return _finish(lab, directory, prefix, echo, problems, None, None)
+        failover, crashed_at = _crash_and_measure(lab, ip, owner, echo, problems, link_first=True)
+        crashed_wall = time.time() - (time.monotonic() - crashed_at)
+        if failover is not None and failover.new_owner not in survivors:
+            problems.append(
+                f"the new answer came from {failover.new_owner}, not one of {survivors}"
+            )
+        _report_withdrawal(lab, service, ip, owner, survivors, crashed_wall, echo, problems)
+        echo("")
+        status = lab.status()
+        echo(render.picture(status))
+        echo("")
+        echo(render.tables(status))
+    except Exception as e:  # any failure after `up` still ends in `down` and a clear report
+        problems.append(str(e) if isinstance(e, LabError) else f"{type(e).__name__}: {e}")
+    return _finish(lab, directory, prefix, echo, problems, failover, None)
+
+
+def _kernel_route(lab: Lab, ip: str) -> list[str]:
+    """The client's kernel route for `ip`, as `ip route show` prints it."""
+    family = "-6" if ":" in ip else "-4"
+    out = lab.client.ip(family, "route", "show", ip, check=False).stdout
+    return [f"kernel: {line.strip()}" for line in out.splitlines() if line.strip()]
+
+
+def _report_withdrawal(
+    lab: Lab,
+    service: str,
+    ip: str,
+    owner: str,
+    survivors: list[str],
+    crashed_wall: float,
+    echo: Echo,
+    problems: list[str],
+) -> None:
+    """FRR's view after the crash: when and why it dropped the session, and the route."""
+    address = lab.layout.node(owner).ipv4
+    try:
+        wait_for(
+            lambda: lab.route_nodes(lab.router_view(), ip) == tuple(survivors),
+            BGP_HOLD_TIME + 5,
+            interval=0.1,
+            what="FRR to withdraw the dead next hop",
+        )
+    except (TimeoutError, RouterError) as e:
+        problems.append(f"FRR did not withdraw {owner} from the route for {ip}: {e}")
+        return
+    events = [
+        e
+        for e in sessions_down(lab.log("bgpd").read_text(errors="replace"), crashed_wall)
+        if e.neighbor == address
+    ]
+    if events:
+        event = events[0]
+        echo(
+            f"   FRR: session with {owner} ({address}) down {event.at - crashed_wall:.2f} s after "
+            f"the crash ({event.reason}; hold time {BGP_HOLD_TIME} s)"
+        )
+    else:
+        problems.append(f"no session drop for {address} in FRR's log")
+    echo(f"   FRR's route for {service} ({ip}) now via {','.join(survivors)}")
+    for line in _kernel_route(lab, ip):
+        echo(f"      {line}")
 
 
 def render_url(ip: str) -> str:
@@ -103,8 +230,9 @@ def render_url(ip: str) -> str:
 
 
 def _crash_and_measure(
-    lab: Lab, ip: str, owner: str, echo: Echo, problems: list[str]
-) -> Failover | None:
+    lab: Lab, ip: str, owner: str, echo: Echo, problems: list[str], *, link_first: bool = False
+) -> tuple[Failover | None, float]:
+    """The failover the probe saw, and the moment of the crash (CLOCK_MONOTONIC)."""
     probe = ProbeProcess(
         lab.state.prefix,
         lab.layout.client_netns,
@@ -117,11 +245,10 @@ def _crash_and_measure(
         ready = probe.wait("ready", 10)
         time.sleep(0.3)  # a steady baseline of answers before the crash
         pid = lab.state.running("speaker", owner)
-        crashed_at = lab.crash(owner)
-        echo(
-            f"   SIGKILL speaker of {owner} (pid {pid.pid if pid else '?'}), "
-            f"ip link set eth0 down in {lab.layout.node(owner).netns}"
-        )
+        crashed_at = lab.crash(owner, link_first=link_first)
+        kill = f"SIGKILL speaker of {owner} (pid {pid.pid if pid else '?'})"
+        link = f"ip link set eth0 down in {lab.layout.node(owner).netns}"
+        echo(f"   {link}, then {kill}" if link_first else f"   {kill}, {link}")
         echo(
             f"   probing {ip}:80 from the client every {PROBE_INTERVAL * 1000:.0f} ms "
             f"(a new TCP connection + GET each time; first answer was from {ready['node']})"
@@ -131,7 +258,7 @@ def _crash_and_measure(
         probe.close()
     if result is None or result.new_owner is None or result.gap is None:
         problems.append(f"no other node answered for {ip} within {FAILOVER_DEADLINE:.0f} s")
-        return result
+        return result, crashed_at
     since = result.since(crashed_at) or 0.0
     echo("")
     echo("== 4. failover")
@@ -140,7 +267,7 @@ def _crash_and_measure(
         f"   gap seen by the client: {result.gap * 1000:.0f} ms "
         f"({result.failed} probes unanswered); crash -> first answer: {since * 1000:.0f} ms"
     )
-    return result
+    return result, crashed_at
 
 
 def _finish(

@@ -27,15 +27,17 @@ from typing import Any
 
 import yaml
 
-from metallb_py.lab import objects, processes
+from metallb_py.lab import objects, processes, router
 from metallb_py.lab.kube import RestClient, RestError
 from metallb_py.lab.layout import (
     AVAILABLE_MODES,
     BACKEND_PORT,
     BRIDGE,
+    CLIENT_IPV4,
     DEFAULT_PREFIX,
     METALLB_NAMESPACE,
     NODE_API_PORT,
+    ROUTER_ASN,
     SPEAKER_LABELS,
     SPEAKER_METRICS_PORT,
     LabLayout,
@@ -43,10 +45,12 @@ from metallb_py.lab.layout import (
     Mode,
     check_prefix,
     config_text,
+    expected_next_hops,
     expected_owner,
     plan_lab,
 )
 from metallb_py.lab.processes import ProcessRecord
+from metallb_py.lab.router import LabFrr, RouterError, RouterView
 from metallb_py.lab.topology import (
     LabTopology,
     add_service_ip,
@@ -67,8 +71,11 @@ PACKAGES = {
     "ndisc6": "ndisc6",
     "tcpdump": "tcpdump",
     "keepalived": "keepalived",
+    "vtysh": "frr",
 }
 TOOLS_UP = ("curl", "arping", "ndisc6")
+TOOLS_BGP = ("vtysh",)
+"""Besides TOOLS_UP, for `--mode bgp` (and FRR's daemons in /usr/lib/frr)."""
 STARTUP_TIMEOUT = 30.0
 REACHABLE_TIMEOUT = 60.0
 Progress = Callable[[str], None]
@@ -100,6 +107,16 @@ def preflight(tools: Sequence[str] = TOOLS_UP) -> None:
         pkgs = " ".join(PACKAGES.get(t, t) for t in missing)
         raise LabError(
             f"missing {', '.join(missing)}: run `bash scripts/setup.sh` (or apt-get install {pkgs})"
+        )
+
+
+def preflight_bgp() -> None:
+    """FRR's vtysh, bgpd and zebra (not on PATH: /usr/lib/frr)."""
+    preflight(TOOLS_BGP)
+    missing = [d for d in (router.FRR_BGPD, router.FRR_ZEBRA) if not os.path.exists(d)]
+    if missing:
+        raise LabError(
+            f"missing {', '.join(missing)}: run `bash scripts/setup.sh` (or apt-get install frr)"
         )
 
 
@@ -251,6 +268,12 @@ class NodeStatus:
     ipv6: str
     speaker: bool
     link: bool
+    bgp: str = ""
+    """bgp mode: the router's session state with this node (Established, Active ...)."""
+    bgp_up: bool | None = None
+    """bgp mode: the speaker's `metallb_bgp_session_up` for the router (None: no series)."""
+    prefixes: dict[str, int] = field(default_factory=dict)
+    """bgp mode: prefixes the router accepted from this node, per family (ipv4, ipv6)."""
 
 
 @dataclass(frozen=True)
@@ -264,10 +287,39 @@ class ServiceStatus:
     """Nodes (or unknown MACs) answering ARP/NDP for the IP from the client."""
     http: str | None
     """The node that answered `curl` from the client, None when unreachable."""
+    mode: str = "layer2"
+    next_hops: tuple[str, ...] = ()
+    """bgp mode: nodes (by next hop address) of the route the router installed for the IP."""
+    next_hop_addresses: tuple[str, ...] = ()
+    """bgp mode: those next hops as FRR has them (`show ip[v6] route bgp json`, in the FIB)."""
+    kernel_next_hops: tuple[str, ...] = ()
+    """bgp mode: nodes behind the client kernel's route for the IP (what `curl` follows)."""
 
     @property
     def ok(self) -> bool:
-        return bool(self.ips) and self.http is not None and len(self.layer2) == 1
+        """Reachable, and layer2: one node answers ARP/NDP; bgp: the router's route leads to
+        exactly the announcing nodes and the answer came from one of them."""
+        if not self.ips or self.http is None:
+            return False
+        if self.mode == Mode.BGP:
+            return (
+                bool(self.next_hops)
+                and set(self.next_hops) == set(self.announcers)
+                and (self.http in self.next_hops)
+            )
+        return len(self.layer2) == 1
+
+
+@dataclass(frozen=True)
+class RouterStatus:
+    """bgp mode: FRR in the client namespace."""
+
+    asn: int
+    router_id: str
+    bgpd: bool
+    zebra: bool
+    error: str = ""
+    """Why the router could not be read, if it could not."""
 
 
 @dataclass(frozen=True)
@@ -279,6 +331,7 @@ class LabStatus:
     processes_total: int
     nodes: tuple[NodeStatus, ...]
     services: tuple[ServiceStatus, ...]
+    router: RouterStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -460,11 +513,10 @@ class Lab:
         except OSError:
             return None
 
-    def announcers(self) -> dict[str, set[str]]:
-        """IP -> nodes whose speaker reports `metallb_speaker_announced` for it."""
+    def speaker_series(self) -> dict[str, dict[tuple[str, frozenset[tuple[str, str]]], float]]:
+        """Node -> its speaker's parsed metrics (nodes whose speaker is down are left out)."""
         from metallb_py.metrics import parse_exposition
 
-        result: dict[str, set[str]] = {}
         with ThreadPoolExecutor(max_workers=len(self.layout.nodes)) as pool:
             texts = dict(
                 zip(
@@ -473,14 +525,104 @@ class Lab:
                     strict=True,
                 )
             )
-        for node, text in texts.items():
-            if not text:
-                continue
-            for (name, labels), value in parse_exposition(text).items():
+        return {node: parse_exposition(text) for node, text in texts.items() if text}
+
+    def announcers(
+        self,
+        series: dict[str, dict[tuple[str, frozenset[tuple[str, str]]], float]] | None = None,
+    ) -> dict[str, set[str]]:
+        """IP -> nodes whose speaker reports `metallb_speaker_announced` for it."""
+        result: dict[str, set[str]] = {}
+        for node, parsed in (self.speaker_series() if series is None else series).items():
+            for (name, labels), value in parsed.items():
                 ip = dict(labels).get("ip")
                 if name == "metallb_speaker_announced" and value == 1 and ip:
                     result.setdefault(ip, set()).add(node)
         return result
+
+    # -- the router (bgp mode) --
+
+    @property
+    def router(self) -> LabFrr | None:
+        return (
+            router.lab_router(self.layout, self.directory) if self.layout.mode is Mode.BGP else None
+        )
+
+    def start_router(self) -> tuple[ProcessRecord, ProcessRecord]:
+        """zebra, then bgpd connected to it, in the client namespace; both recorded (roles
+        `zebra`, `bgpd`) so `down` stops them. Returns once bgpd answers vtysh."""
+        frr = self.router
+        if frr is None:
+            raise LabError("the router runs in bgp mode only")
+        try:
+            router.prepare_directory(self.directory)
+        except RouterError as e:
+            raise LabError(str(e)) from None
+        frr.write_config()
+        zebra = self._spawn("zebra", frr.zebra_argv(), netns_name=self.layout.client_netns)
+        self._wait_ready(zebra, frr.zebra_ready, "zebra")
+        bgpd = self._spawn("bgpd", frr.argv(), netns_name=self.layout.client_netns)
+        self._wait_ready(bgpd, frr.ready, "bgpd")
+        return zebra, bgpd
+
+    def _wait_ready(self, rec: ProcessRecord, ready: Callable[[], bool], what: str) -> None:
+        def check() -> bool:
+            if not processes.running(rec.pid, rec.start_time):
+                raise LabError(f"{what} exited during start-up:\n{processes.tail(rec.log)}")
+            return ready()
+
+        try:
+            netns.wait_for(check, STARTUP_TIMEOUT, interval=0.05, what=what)
+        except TimeoutError:
+            raise LabError(
+                f"{what} did not answer within {STARTUP_TIMEOUT:.0f} s:\n{processes.tail(rec.log)}"
+            ) from None
+
+    def router_view(self) -> RouterView:
+        """Sessions and installed routes as FRR shows them (RouterError if it cannot)."""
+        frr = self.router
+        if frr is None:
+            raise RouterError("no router: the lab runs in layer2 mode")
+        if self.state.running("bgpd") is None:
+            raise RouterError("bgpd is not running")
+        return frr.snapshot()
+
+    def node_of_address(self, address: str) -> str:
+        for n in self.layout.nodes:
+            if address in (n.ipv4, n.ipv6):
+                return n.name
+        return address
+
+    def route_nodes(self, view: RouterView, ip: str) -> tuple[str, ...]:
+        """The nodes behind the router's installed route for `ip` (ECMP: several)."""
+        return tuple(sorted(self.node_of_address(hop) for hop in view.hops_of(ip)))
+
+    def kernel_next_hops(self, ip: str) -> tuple[str, ...]:
+        """Nodes behind the route the client namespace's kernel table holds for `ip`
+        (`ip route show`, following a nexthop group when zebra installed one)."""
+        family = "-6" if ":" in ip else "-4"
+        route = self.client.ip(family, "-j", "route", "show", ip, check=False).stdout
+        entries = json.loads(route) if route.strip() else []
+        gateways: set[str] = set()
+        for entry in entries:
+            if entry.get("protocol") != "bgp":
+                continue
+            gateways |= {h["gateway"] for h in entry.get("nexthops", []) if "gateway" in h}
+            if "gateway" in entry:
+                gateways.add(entry["gateway"])
+            if "nhid" in entry and not entry.get("nexthops"):
+                gateways |= self._nexthop_group(int(entry["nhid"]))
+        return tuple(sorted(self.node_of_address(g) for g in gateways))
+
+    def _nexthop_group(self, nhid: int) -> set[str]:
+        out = self.client.ip("-j", "nexthop", "show", "id", str(nhid), check=False).stdout
+        found: set[str] = set()
+        for entry in json.loads(out) if out.strip() else []:
+            if "gateway" in entry:
+                found.add(entry["gateway"])
+            for member in entry.get("group", []):
+                found |= self._nexthop_group(int(member["id"])) if "id" in member else set()
+        return found
 
     def refresh_service_ips(self) -> dict[str, list[str]]:
         for plan in self.layout.services:
@@ -491,29 +633,67 @@ class Lab:
     def status(self) -> LabStatus:
         with contextlib.suppress(RestError):
             self.refresh_service_ips()
-        owners = self.announcers()
-        nodes = tuple(
-            NodeStatus(
+        series = self.speaker_series()
+        owners = self.announcers(series)
+        bgp = self.layout.mode is Mode.BGP
+        view: RouterView | None = None
+        router_status: RouterStatus | None = None
+        if bgp:
+            error = ""
+            try:
+                view = self.router_view()
+            except (RouterError, NetnsError, ValueError, subprocess.TimeoutExpired) as e:
+                error = str(e)
+            router_status = RouterStatus(
+                ROUTER_ASN,
+                CLIENT_IPV4,
+                self.state.running("bgpd") is not None,
+                self.state.running("zebra") is not None,
+                error,
+            )
+
+        def node_status(n: Any) -> NodeStatus:
+            ns = Netns(n.netns)
+            if not bgp:
+                return NodeStatus(
+                    n.name,
+                    n.netns,
+                    n.ipv4,
+                    n.ipv6,
+                    bool(self.state.running("speaker", n.name)),
+                    link_is_up(ns),
+                )
+            peer = view.peers.get(n.ipv4) if view else None
+            session = session_up(series.get(n.name, {}))
+            return NodeStatus(
                 n.name,
                 n.netns,
                 n.ipv4,
                 n.ipv6,
-                speaker=self.state.running("speaker", n.name) is not None,
-                link=link_is_up(self.node_ns(n.name)),
+                bool(self.state.running("speaker", n.name)),
+                link_is_up(ns),
+                bgp=peer.state if peer else "",
+                bgp_up=session,
+                prefixes=dict(peer.prefixes) if peer else {},
             )
-            for n in self.layout.nodes
-        )
+
+        nodes = tuple(node_status(n) for n in self.layout.nodes)
 
         def one(plan_name: str, policy: str) -> ServiceStatus:
             ips = tuple(self.state.service_ips.get(plan_name, []))
             ip = ips[0] if ips else ""
+            hops = view.hops_of(ip) if view is not None and ip else ()
             return ServiceStatus(
                 plan_name,
                 policy,
                 ips,
                 tuple(sorted(owners.get(ip, set()))),
-                tuple(self.layer2_answers(ip)) if ip else (),
+                tuple(self.layer2_answers(ip)) if ip and not bgp else (),
                 self.curl(ip) if ip else None,
+                mode=str(self.layout.mode),
+                next_hops=tuple(sorted(self.node_of_address(h) for h in hops)),
+                next_hop_addresses=hops,
+                kernel_next_hops=self.kernel_next_hops(ip) if bgp and ip else (),
             )
 
         with ThreadPoolExecutor(max_workers=len(self.layout.services)) as pool:
@@ -529,19 +709,24 @@ class Lab:
             len({(p.role, p.node) for p in self.state.processes}),
             nodes,
             services,
+            router_status,
         )
 
     # -- failures --
 
-    def crash(self, node: str) -> float:
-        """SIGKILL the node's speaker and take its link down; returns the moment of the kill
-        (CLOCK_MONOTONIC)."""
+    def crash(self, node: str, *, link_first: bool = False) -> float:
+        """SIGKILL the node's speaker and take its link down; returns the moment of the crash
+        (CLOCK_MONOTONIC). `link_first`: the link goes down before the kill, so the node sends
+        nothing at all (no TCP FIN to its BGP peer: a power loss, not a process crash)."""
         rec = self.state.running("speaker", node)
         if rec is None:
             raise LabError(f"node {node} has no running speaker")
         at = time.monotonic()
+        if link_first:
+            link_up(self.node_ns(node), False)
         processes.signal_pid(rec.pid, 9)
-        link_up(self.node_ns(node), False)
+        if not link_first:
+            link_up(self.node_ns(node), False)
         processes.stop([(rec.pid, rec.start_time)], grace=0)
         return at
 
@@ -550,16 +735,18 @@ class Lab:
         link_up(self.node_ns(node), True)
         return self.start_speaker(node)
 
+    def live_nodes(self) -> list[str]:
+        """Nodes whose speaker runs and whose link is up."""
+        return [
+            n
+            for n in self.layout.node_names
+            if self.state.running("speaker", n) and link_is_up(self.node_ns(n))
+        ]
+
     def expected_owners(self, live: Iterable[str] | None = None) -> dict[str, str | None]:
         """Service -> the node that must announce it when `live` (default: every node whose
         speaker runs and link is up) are alive."""
-        if live is None:
-            live = [
-                n
-                for n in self.layout.node_names
-                if self.state.running("speaker", n) and link_is_up(self.node_ns(n))
-            ]
-        live = list(live)
+        live = self.live_nodes() if live is None else list(live)
         return {
             s.name: expected_owner(s, ips[0], live)
             if (ips := self.state.service_ips.get(s.name))
@@ -567,10 +754,19 @@ class Lab:
             for s in self.layout.services
         }
 
+    def expected_routes(self, live: Iterable[str] | None = None) -> dict[str, tuple[str, ...]]:
+        """bgp mode: Service -> the nodes the router's route must lead to."""
+        live = self.live_nodes() if live is None else list(live)
+        return {s.name: expected_next_hops(s, live) for s in self.layout.services}
+
     def wait_settled(self, timeout: float = REACHABLE_TIMEOUT) -> dict[str, str]:
         """Wait until every Service is announced by exactly its elected node and `curl` from
         the client gets that node's answer (speakers starting one by one briefly elect among
-        themselves). Returns Service -> answering node."""
+        themselves); in bgp mode, until the router's installed route for every Service leads
+        to exactly the expected nodes and `curl` is answered by one of them. Returns Service
+        -> answering node."""
+        if self.layout.mode is Mode.BGP:
+            return self.wait_routes(timeout)
         expected = self.expected_owners()
         last: dict[str, Any] = {}
 
@@ -593,18 +789,72 @@ class Lab:
                 f"expected {expected.get(name)}"
                 for name, (a, c) in last.items()
             ]
-            logs = "\n".join(
-                f"--- {p.log}\n{processes.tail(p.log, 8)}"
-                for p in self.state.processes
-                if p.role == "speaker"
-            )
             raise LabError(
                 f"the Services did not settle within {timeout:.0f} s:\n"
                 + "\n".join(lines)
                 + "\n"
-                + logs
+                + self._logs_of("speaker")
             ) from None
         return {name: str(expected[name]) for name in self.state.service_ips}
+
+    def wait_routes(self, timeout: float = REACHABLE_TIMEOUT) -> dict[str, str]:
+        """bgp mode: every Service's route installed with the expected next hops and answered
+        through it. Returns Service -> answering node."""
+        expected = self.expected_routes()
+        last: dict[str, tuple[tuple[str, ...], str | None]] = {}
+        answers: dict[str, str] = {}
+
+        def settled() -> bool:
+            try:
+                view = self.router_view()
+            except (RouterError, NetnsError, ValueError) as e:
+                last["(router)"] = ((), str(e))
+                return False
+            last.pop("(router)", None)
+            for name, ips in self.state.service_ips.items():
+                ip = ips[0] if ips else ""
+                hops = self.route_nodes(view, ip) if ip else ()
+                answer = self.curl(ip, timeout=1.0) if ip and hops else None
+                last[name] = (hops, answer)
+                if hops != expected[name] or answer not in expected[name]:
+                    return False
+                answers[name] = answer
+            return True
+
+        try:
+            netns.wait_for(settled, timeout, interval=0.2, what="every Service's route")
+        except TimeoutError:
+            lines = [
+                f"{name}: routed to {','.join(hops) or 'nothing'}, curl answer {answer or 'none'}"
+                + (
+                    f", expected {','.join(want) or 'no route'}"
+                    if (want := expected.get(name))
+                    else ""
+                )
+                for name, (hops, answer) in last.items()
+            ]
+            raise LabError(
+                f"the Services' routes did not settle within {timeout:.0f} s:\n"
+                + "\n".join(lines)
+                + "\n"
+                + self._logs_of("speaker", "bgpd")
+            ) from None
+        return answers
+
+    def _logs_of(self, *roles: str) -> str:
+        return "\n".join(
+            f"--- {p.log}\n{processes.tail(p.log, 8)}"
+            for p in self.state.processes
+            if p.role in roles
+        )
+
+
+def session_up(parsed: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> bool | None:
+    """A speaker's `metallb_bgp_session_up` for the lab's router (None: no such series)."""
+    for (name, labels), value in parsed.items():
+        if name == "metallb_bgp_session_up" and dict(labels).get("peer") == f"{CLIENT_IPV4}:179":
+            return value == 1
+    return None
 
 
 # --- up / down -----------------------------------------------------------------------------------
@@ -626,15 +876,14 @@ def up(
     directory = directory or lab_dir()
     prefix = prefix or lab_prefix()
     if mode not in AVAILABLE_MODES:
-        raise LabError(
-            f"--mode {mode} is not yet available in the lab (planned: a router in the client "
-            "namespace peering with every node); use --mode layer2"
-        )
+        raise LabError(f"--mode {mode} is not available in the lab; use --mode layer2")
     try:
         layout = plan_lab(nodes, mode, prefix)
     except LayoutError as e:
         raise LabError(str(e)) from None
     preflight(tools)
+    if mode is Mode.BGP:
+        preflight_bgp()
     _refuse_running(directory, prefix)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     (directory / "logs").mkdir(exist_ok=True)
@@ -733,7 +982,7 @@ def _build(lab: Lab, layout: LabLayout, progress: Progress) -> None:
                 svc.name, svc.family, svc.endpoint_nodes, all_nodes=layout.node_names
             )
         )
-    _mode_extras(lab, layout)
+    _mode_extras(lab, layout, progress)
 
     portal = lab._spawn("portal", portal_command(lab.api_port, [n.netns for n in layout.nodes]))
     lab._wait_log(portal, lambda line: line.strip() == "ready", "the portal", STARTUP_TIMEOUT)
@@ -764,15 +1013,24 @@ def _build(lab: Lab, layout: LabLayout, progress: Progress) -> None:
         lab.start_backend(plan.name)
     for plan in layout.nodes:
         lab.start_speaker(plan.name)
-    progress("waiting until every Service answers from its elected node")
+    if layout.mode is Mode.BGP:
+        progress("waiting until FRR routes every Service to its nodes and each answers curl")
+    else:
+        progress("waiting until every Service answers from its elected node")
     lab.wait_settled()
     progress(f"lab up in {time.monotonic() - started:.1f} s")
 
 
-def _mode_extras(lab: Lab, layout: LabLayout) -> None:
-    """Per-mode additions to the shared LAN. Layer2 needs none; BGP will start its router
-    (FRR in the client namespace, peering with every node address) here."""
-    if layout.mode is not Mode.LAYER2:
+def _mode_extras(lab: Lab, layout: LabLayout, progress: Progress) -> None:
+    """Per-mode additions to the shared LAN. Layer2 needs none; BGP starts its router: FRR
+    zebra + bgpd in the client namespace, a passive neighbour per node address."""
+    if layout.mode is Mode.BGP:
+        progress(
+            f"starting FRR (zebra + bgpd, AS {ROUTER_ASN}) in {layout.client_netns}, "
+            f"peering with {len(layout.nodes)} nodes"
+        )
+        lab.start_router()
+    elif layout.mode is not Mode.LAYER2:
         raise LabError(f"mode {layout.mode} is not yet available in the lab")
 
 
@@ -804,12 +1062,14 @@ def down(directory: Path | None = None, prefix: str | None = None) -> DownReport
         state = None
     recorded = state.processes if state else []
     stopped: list[int] = []
-    # Components first, while the API server and the portal still answer their goodbyes.
-    for roles in (("speaker", "controller", "backend"), ("portal", "apiserver")):
+    # Components first, while the API server and the portal still answer their goodbyes;
+    # the router after the speakers (it sees their Cease, not a hold timer).
+    for roles in (("speaker", "controller", "backend"), ("portal", "apiserver", "bgpd", "zebra")):
         stopped += processes.stop((p.pid, p.start_time) for p in recorded if p.role in roles)
     stopped += processes.stop((p.pid, p.start_time) for p in recorded)
     stopped += processes.stop((pid, None) for pid in processes.marked_pids(prefix))
     removed = netns.sweep(prefix, only_dead_owners=False)
+    router.remove_directory(directory)
     _remove_files(directory)
     return DownReport(
         stopped=tuple(sorted(set(stopped))),

@@ -6,8 +6,10 @@ used: the LAN is 192.0.2.0/24 and 2001:db8::/64, pools sit inside it (layer2 ans
 the subnet contains the IP), endpoint addresses are 198.51.100.0/24 / 2001:db8:100::/64 data
 that never reaches the wire.
 
-The client namespace is also the LAN's router, so `--mode bgp` is an addition: a BGP daemon in
-the client namespace peering with every node address and a `bgp` pool; see docs/lab.md.
+The client namespace is also the LAN's router, so `--mode bgp` is an addition: FRR in the client
+namespace peering with every node address (eBGP, AS 64500 against the nodes' 64512) and a `bgp`
+pool outside the LAN (203.0.113.0/24, 2001:db8:ffff::/48), reached only through the routes FRR
+learns; see docs/lab.md.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ LAN_V6_PREFIXLEN = 64
 POOL_NAME = "lab"
 POOL_V4 = "192.0.2.100-192.0.2.119"
 POOL_V6 = "2001:db8::100-2001:db8::11f"
+ROUTER_ASN = 64500
+NODE_ASN = 64512
+BGP_HOLD_TIME = 3
+"""Seconds, in the lab's peer config: a vanished node's routes are withdrawn 2-3 s after it
+goes silent (MetalLB's default, 90 s, would leave a dead next hop in the client's table)."""
+BGP_POOL_V4 = "203.0.113.100-203.0.113.119"
+BGP_POOL_V6 = "2001:db8:ffff::100-2001:db8:ffff::11f"
 
 
 class Mode(enum.StrEnum):
@@ -44,8 +53,8 @@ class Mode(enum.StrEnum):
     BGP = "bgp"
 
 
-AVAILABLE_MODES = frozenset({Mode.LAYER2})
-"""Modes `lab up` can build today; BGP is planned (a router in the client namespace)."""
+AVAILABLE_MODES = frozenset({Mode.LAYER2, Mode.BGP})
+"""Modes `lab up` can build."""
 
 
 class LayoutError(ValueError):
@@ -68,6 +77,10 @@ class NodePlan:
     @property
     def ipv6_cidr(self) -> str:
         return f"{self.ipv6}/{LAN_V6_PREFIXLEN}"
+
+    def address(self, family: str) -> str:
+        """The node's LAN address of a Service family: the BGP next hop it announces."""
+        return self.ipv6 if family == "IPv6" else self.ipv4
 
 
 @dataclass(frozen=True)
@@ -153,7 +166,25 @@ def plan_lab(nodes: int = 3, mode: Mode = Mode.LAYER2, prefix: str = DEFAULT_PRE
 
 
 def config_text(layout: LabLayout) -> str:
-    """The MetalLB ConfigMap `config` for the lab's mode."""
+    """The MetalLB ConfigMap `config` for the lab's mode.
+
+    BGP: one peer entry without node selectors (every speaker peers with the client's router)
+    and a pool outside the LAN, so the client reaches it only through learned routes.
+    """
+    if layout.mode is Mode.BGP:
+        return (
+            "peers:\n"
+            f"- my-asn: {NODE_ASN}\n"
+            f"  peer-asn: {ROUTER_ASN}\n"
+            f"  peer-address: {CLIENT_IPV4}\n"
+            f"  hold-time: {BGP_HOLD_TIME}s\n"
+            "address-pools:\n"
+            f"- name: {POOL_NAME}\n"
+            "  protocol: bgp\n"
+            "  addresses:\n"
+            f"  - {BGP_POOL_V4}\n"
+            f"  - {BGP_POOL_V6}\n"
+        )
     if layout.mode is not Mode.LAYER2:
         raise LayoutError(f"mode {layout.mode} is not yet available in the lab")
     return (
@@ -181,3 +212,13 @@ def expected_owner(service: ServicePlan, ip: str, live_nodes: Iterable[str]) -> 
         candidates &= set(service.endpoint_nodes)
     order = election_order(candidates, ipaddress.ip_address(ip))
     return order[0] if order else None
+
+
+def expected_next_hops(service: ServicePlan, live_nodes: Iterable[str]) -> tuple[str, ...]:
+    """The nodes whose routes the router must hold for a bgp-mode Service (spec 4.6): every
+    live node for `Cluster` (an endpoint is ready somewhere), the live nodes with an endpoint
+    for `Local`. Several nodes are one ECMP route in the client."""
+    candidates = set(live_nodes)
+    if service.local:
+        candidates &= set(service.endpoint_nodes)
+    return tuple(sorted(candidates))

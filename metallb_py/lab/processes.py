@@ -3,7 +3,8 @@
 Lab processes outlive the command that started them, so they are tracked by pid *and* start
 time (a pid alone may have been reused after a crash), and each carries the environment marker
 `METALLB_LAB_ID=<prefix>` so `lab down` finds them even when the state file is gone. Only
-processes running metallb-py code are ever inspected for the marker.
+processes running metallb-py code or FRR's daemons (the bgp lab's router) are ever inspected
+for the marker.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 MARKER_ENV = "METALLB_LAB_ID"
+MARKED_PROGRAMS = (b"metallb_py", b"metallb-py", b"/usr/lib/frr/")
+"""Command lines that may carry the marker: ours, and the lab router's bgpd/zebra."""
 
 
 @dataclass
 class ProcessRecord:
     role: str
-    """apiserver, portal, controller, speaker or backend."""
+    """apiserver, portal, controller, speaker, backend; bgpd and zebra in bgp mode."""
     pid: int
     start_time: int
     """Field 22 of /proc/PID/stat: tells a reused pid from ours."""
@@ -108,14 +111,15 @@ def _cmdline(pid: int) -> bytes:
 
 
 def marked_pids(lab_id: str) -> list[int]:
-    """Running metallb-py processes carrying `METALLB_LAB_ID=lab_id` (not this process)."""
+    """Running metallb-py processes (and lab FRR daemons) carrying `METALLB_LAB_ID=lab_id`,
+    not this process."""
     needle = f"{MARKER_ENV}={lab_id}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         cmd = _cmdline(int(entry.name))
-        if b"metallb_py" not in cmd and b"metallb-py" not in cmd:
+        if not any(program in cmd for program in MARKED_PROGRAMS):
             continue
         try:
             environ = (entry / "environ").read_bytes()

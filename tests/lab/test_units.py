@@ -31,7 +31,6 @@ from metallb_py.lab.lab import (
 )
 from metallb_py.lab.layout import (
     LayoutError,
-    Mode,
     check_prefix,
     config_text,
     expected_owner,
@@ -94,11 +93,6 @@ def test_config_is_valid_and_pools_sit_in_the_lan() -> None:
     for n in layout.nodes:
         assert not pool.contains(ipaddress.ip_address(n.ipv4))
         assert not pool.contains(ipaddress.ip_address(n.ipv6))
-
-
-def test_bgp_mode_is_not_yet_planned() -> None:
-    with pytest.raises(LayoutError, match="not yet available"):
-        config_text(plan_lab(3, Mode.BGP))
 
 
 def test_expected_owner_follows_the_election() -> None:
