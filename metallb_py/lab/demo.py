@@ -173,6 +173,12 @@ def run_bgp_demo(
         echo(render.picture(status))
         echo("")
         echo(render.tables(status))
+        for plan in lab.layout.services:
+            if plan.local and not lab.expected_routes()[plan.name]:
+                echo(
+                    f"   ({plan.name} is externalTrafficPolicy: Local with its only endpoint on "
+                    f"{','.join(plan.endpoint_nodes)}: no node announces it now, so no route)"
+                )
     except Exception as e:  # any failure after `up` still ends in `down` and a clear report
         problems.append(str(e) if isinstance(e, LabError) else f"{type(e).__name__}: {e}")
     return _finish(lab, directory, prefix, echo, problems, failover, None)
