@@ -642,7 +642,7 @@ class Lab:
             error = ""
             try:
                 view = self.router_view()
-            except (RouterError, NetnsError, ValueError, subprocess.TimeoutExpired) as e:
+            except RouterError as e:
                 error = str(e)
             router_status = RouterStatus(
                 ROUTER_ASN,
@@ -807,7 +807,7 @@ class Lab:
         def settled() -> bool:
             try:
                 view = self.router_view()
-            except (RouterError, NetnsError, ValueError) as e:
+            except RouterError as e:
                 last["(router)"] = ((), str(e))
                 return False
             last.pop("(router)", None)

@@ -20,6 +20,7 @@ import os
 import pwd
 import re
 import stat
+import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -119,10 +120,16 @@ class LabFrr(FrrRouter):
 
     def snapshot(self, timeout: float = 10.0) -> RouterView:
         """Sessions and installed routes, from one vtysh call."""
-        proc = self.ns.run(self._vtysh_argv(ROUTE_QUERIES), check=False, timeout=timeout)
+        try:
+            proc = self.ns.run(self._vtysh_argv(ROUTE_QUERIES), check=False, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RouterError(f"vtysh did not answer within {timeout:.0f} s") from None
         if proc.returncode != 0:
             raise RouterError(f"vtysh failed ({proc.returncode}): {proc.stderr.strip()}")
-        return parse_snapshot(proc.stdout)
+        try:
+            return parse_snapshot(proc.stdout)
+        except ValueError as e:
+            raise RouterError(f"unreadable vtysh output: {e}") from None
 
 
 class RouterError(RuntimeError):
