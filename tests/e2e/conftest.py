@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from metallb_py.lab.objects import endpoint_slice
 from metallb_py.metrics import parse_exposition
 from metallb_py.testing.apiserver import ApiServer
+from metallb_py.testing.apiserver.errors import ApiError
 from metallb_py.testing.netns import wait_for
 
 NS = "metallb-system"
@@ -90,6 +92,18 @@ class Component:
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
+
+
+def put_endpoints(api: ApiServer, name: str, nodes: list[str], ready: bool = True) -> None:
+    """Create or replace the EndpointSlice of Service `apps/<name>` (one endpoint per node)."""
+    body = endpoint_slice(name, "IPv4", nodes, ready=ready, namespace="apps")
+    try:
+        old = api.get("endpointslices", body["metadata"]["name"], "apps", "discovery.k8s.io/v1")
+    except ApiError:
+        api.create(body)
+        return
+    body["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+    api.update(body)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from metallb_py.testing.apiserver import ApiServer
 from metallb_py.testing.netns import wait_for
 from metallb_py.testing.routers import BirdRouter, FrrRouter, Neighbor, daemons_available
 
-from .conftest import NS, Component
+from .conftest import NS, Component, put_endpoints
 from .test_controller import ips, service, set_config
 
 pytestmark = pytest.mark.netns
@@ -236,31 +236,6 @@ def ibgp(local_pref: int, communities: tuple[str, ...] = (), v6: bool = False) -
     return RibPath(node_v6("n1") if v6 else N1_IBGP_SOURCE, (), local_pref, communities)
 
 
-def endpoints(api: ApiServer, name: str, nodes: list[str], ready: bool = True) -> None:
-    body: dict[str, Any] = {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": f"{name}-abc",
-            "namespace": "apps",
-            "labels": {"kubernetes.io/service-name": name},
-        },
-        "addressType": "IPv4",
-        "endpoints": [
-            {"addresses": [f"198.51.100.{200 + i}"], "nodeName": n, "conditions": {"ready": ready}}
-            for i, n in enumerate(nodes)
-        ],
-        "ports": [{"port": 80, "protocol": "TCP"}],
-    }
-    try:
-        old = api.get("endpointslices", f"{name}-abc", "apps")
-    except Exception:
-        api.create(body)
-        return
-    body["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-    api.update(body)
-
-
 def lb_service(name: str, pool: str, *, local: bool = False, **spec: Any) -> dict[str, Any]:
     if local:
         spec["externalTrafficPolicy"] = "Local"
@@ -357,16 +332,16 @@ def test_bgp_routes_decisions_metrics_and_node_selectors(
     )
     set_config(api, CONFIG)
     api.create(lb_service("web", "main", loadBalancerIP="203.0.113.0"))
-    endpoints(api, "web", ["n1", "n2"])
+    put_endpoints(api, "web", ["n1", "n2"])
     api.create(lb_service("local", "main", local=True, loadBalancerIP="203.0.113.1"))
-    endpoints(api, "local", ["n2"])
+    put_endpoints(api, "local", ["n2"])
     for name in ("agg-a", "agg-b"):
         api.create(lb_service(name, "agg"))
-        endpoints(api, name, ["n1"])
+        put_endpoints(api, name, ["n1"])
     api.create(lb_service("dual", "dual", ipFamilyPolicy="RequireDualStack"))
-    endpoints(api, "dual", ["n1", "n2"])
+    put_endpoints(api, "dual", ["n1", "n2"])
     api.create(lb_service("moving", "moving"))
-    endpoints(api, "moving", ["n1", "n2"])
+    put_endpoints(api, "moving", ["n1", "n2"])
     controller = start_controller()
     wanted_ips = {
         "web": ["203.0.113.0"],
@@ -539,7 +514,7 @@ def test_bgp_routes_decisions_metrics_and_node_selectors(
     assert {a: lan.frr_connections(a) for a in before} == before
 
     # 3. Local: the endpoint moves from n2 to n1 -> only n1 advertises (with its iBGP path).
-    endpoints(api, "local", ["n1"])
+    put_endpoints(api, "local", ["n1"])
     until(
         lambda: set(lan.frr_rib().get("203.0.113.1/32", {})) == {node_v4("n1"), N1_IBGP_SOURCE},
         15,
@@ -547,7 +522,7 @@ def test_bgp_routes_decisions_metrics_and_node_selectors(
         lan,
     )
     # Endpoints not ready -> withdrawn everywhere; Service deleted -> withdrawn.
-    endpoints(api, "web", ["n1", "n2"], ready=False)
+    put_endpoints(api, "web", ["n1", "n2"], ready=False)
     until(lambda: "203.0.113.0/32" not in lan.frr_rib(), 15, "web withdrawn", lan)
     until(
         lambda: not any(s == "apps/web" for n in ("n1", "n2") for s, _, _ in lan.announced(n)),
@@ -653,7 +628,7 @@ def test_bgp_peer_changes_and_bad_peers(bgp_ready, topo, api, tmp_path, start_co
     assert lan.bird is not None
     set_config(api, peers_config(BIRD_ASN + 1))  # wrong peer ASN for BIRD
     api.create(lb_service("web", "main"))
-    endpoints(api, "web", ["n1", "n2"])
+    put_endpoints(api, "web", ["n1", "n2"])
     start_controller()
     wait_for(lambda: ips(api, "web") == ["203.0.113.0"], 30, what="IP allocated")
     lan.start_speakers()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,7 +18,7 @@ from metallb_py.testing import netns
 from metallb_py.testing.apiserver import ApiServer
 from metallb_py.testing.netns import wait_for
 
-from .conftest import NS, Component
+from .conftest import NS, Component, put_endpoints
 from .test_controller import ips, service, set_config
 
 pytestmark = pytest.mark.netns
@@ -102,35 +101,11 @@ def announcers(net: Lan, ip: str) -> set[str]:
     return out
 
 
-def endpoints(api: ApiServer, name: str, nodes: list[str], ready: bool = True) -> None:
-    body: dict[str, Any] = {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": f"{name}-abc",
-            "namespace": "apps",
-            "labels": {"kubernetes.io/service-name": name},
-        },
-        "addressType": "IPv4",
-        "endpoints": [
-            {"addresses": [f"198.51.100.{10 + i}"], "nodeName": n, "conditions": {"ready": ready}}
-            for i, n in enumerate(nodes)
-        ],
-        "ports": [{"port": 80, "protocol": "TCP"}],
-    }
-    try:
-        old = api.get("endpointslices", f"{name}-abc", "apps")
-        body["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-        api.update(body)
-    except Exception:
-        api.create(body)
-
-
 def test_layer2_announce_elect_failover_and_protocol_change(lan, start_controller):
     net, api = lan
     set_config(api, CONFIG)
     api.create(service("web"))
-    endpoints(api, "web", ["n1", "n2"])
+    put_endpoints(api, "web", ["n1", "n2"])
     start_controller()
     wait_for(lambda: ips(api, "web"), 20, what="IP allocated")
     ip = ips(api, "web")[0]
