@@ -3,11 +3,45 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from metallb_py.config import BgpType
+from metallb_py.logs import LEVELS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common_options(fn: F) -> F:
+    """The flags both components take with the same meaning (--port, --config, --kubeconfig,
+    --log-level, --enable-pprof)."""
+    for option in reversed(
+        (
+            click.option(
+                "--port", default=7472, show_default=True, help="Metrics/health HTTP port."
+            ),
+            click.option(
+                "--config",
+                "config_name",
+                default="config",
+                show_default=True,
+                help="ConfigMap name.",
+            ),
+            click.option(
+                "--kubeconfig", default=None, help="Kubeconfig path (default: in-cluster)."
+            ),
+            click.option(
+                "--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True
+            ),
+            click.option(
+                "--enable-pprof", is_flag=True, help="Serve thread stacks under /debug/pprof/."
+            ),
+        )
+    ):
+        fn = option(fn)
+    return fn
 
 
 def resolve(

@@ -6,20 +6,16 @@ import os
 
 import click
 
-from metallb_py.logs import LEVELS
+from metallb_py.cli.component import common_options
 
 
 @click.command()
-@click.option("--port", default=7472, show_default=True, help="Metrics/health HTTP port.")
-@click.option(
-    "--config", "config_name", default="config", show_default=True, help="ConfigMap name."
-)
+@common_options
 @click.option(
     "--namespace",
     default=None,
     help="Namespace of the ConfigMap and Secret [env METALLB_NAMESPACE, else the pod's].",
 )
-@click.option("--kubeconfig", default=None, help="Kubeconfig path (default: in-cluster).")
 @click.option(
     "--ml-secret-name",
     default=lambda: os.environ.get("METALLB_ML_SECRET_NAME", ""),
@@ -30,14 +26,7 @@ from metallb_py.logs import LEVELS
     default=lambda: os.environ.get("METALLB_DEPLOYMENT", ""),
     help="Controller Deployment owning that Secret [env METALLB_DEPLOYMENT].",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(list(LEVELS)),
-    default="info",
-    show_default=True,
-)
 @click.option("--disable-epslices", is_flag=True, help="Accepted for compatibility; unused.")
-@click.option("--enable-pprof", is_flag=True, help="Serve thread stacks under /debug/pprof/.")
 def controller(
     port: int,
     config_name: str,

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from metallb_py.logs import LEVELS
+from metallb_py.cli.component import common_options
 
 
 def _env(name: str, default: str = "") -> str:
@@ -24,16 +24,12 @@ def _env(name: str, default: str = "") -> str:
     default=lambda: _env("METALLB_HOST"),
     help="Address the metrics server binds to [env METALLB_HOST; default all].",
 )
-@click.option("--port", default=7472, show_default=True, help="Metrics/health HTTP port.")
-@click.option(
-    "--config", "config_name", default="config", show_default=True, help="ConfigMap name."
-)
+@common_options
 @click.option(
     "--namespace",
     default=None,
     help="Namespace of the ConfigMap and speaker Pods [env METALLB_NAMESPACE, else the pod's].",
 )
-@click.option("--kubeconfig", default=None, help="Kubeconfig path (default: in-cluster).")
 @click.option(
     "--ml-bindaddr",
     default=lambda: _env("METALLB_ML_BIND_ADDR"),
@@ -55,9 +51,7 @@ def _env(name: str, default: str = "") -> str:
     default=lambda: _env("METALLB_ML_SECRET_KEY"),
     help="Membership authentication secret [env METALLB_ML_SECRET_KEY].",
 )
-@click.option("--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True)
 @click.option("--disable-epslices", is_flag=True, help="Use Endpoints instead of EndpointSlices.")
-@click.option("--enable-pprof", is_flag=True, help="Serve thread stacks under /debug/pprof/.")
 @click.option(
     "--layer2-interface",
     "layer2_interfaces",
