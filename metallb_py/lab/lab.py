@@ -61,6 +61,7 @@ from metallb_py.lab.topology import (
 )
 from metallb_py.testing import netns
 from metallb_py.testing.netns import Netns, NetnsError
+from metallb_py.testing.routers import FRR_BGPD
 
 DEFAULT_DIR = Path("/run/metallb-py-lab")
 STATE_FILE = "state.json"
@@ -113,7 +114,7 @@ def preflight(tools: Sequence[str] = TOOLS_UP) -> None:
 def preflight_bgp() -> None:
     """FRR's vtysh, bgpd and zebra (not on PATH: /usr/lib/frr)."""
     preflight(TOOLS_BGP)
-    missing = [d for d in (router.FRR_BGPD, router.FRR_ZEBRA) if not os.path.exists(d)]
+    missing = [d for d in (FRR_BGPD, router.FRR_ZEBRA) if not os.path.exists(d)]
     if missing:
         raise LabError(
             f"missing {', '.join(missing)}: run `bash scripts/setup.sh` (or apt-get install frr)"
@@ -653,27 +654,15 @@ class Lab:
             )
 
         def node_status(n: Any) -> NodeStatus:
-            ns = Netns(n.netns)
+            running = bool(self.state.running("speaker", n.name))
+            base = (n.name, n.netns, n.ipv4, n.ipv6, running, link_is_up(Netns(n.netns)))
             if not bgp:
-                return NodeStatus(
-                    n.name,
-                    n.netns,
-                    n.ipv4,
-                    n.ipv6,
-                    bool(self.state.running("speaker", n.name)),
-                    link_is_up(ns),
-                )
+                return NodeStatus(*base)
             peer = view.peers.get(n.ipv4) if view else None
-            session = session_up(series.get(n.name, {}))
             return NodeStatus(
-                n.name,
-                n.netns,
-                n.ipv4,
-                n.ipv6,
-                bool(self.state.running("speaker", n.name)),
-                link_is_up(ns),
+                *base,
                 bgp=peer.state if peer else "",
-                bgp_up=session,
+                bgp_up=session_up(series.get(n.name, {})),
                 prefixes=dict(peer.prefixes) if peer else {},
             )
 

@@ -34,7 +34,7 @@ from metallb_py.lab.layout import (
     LabLayout,
 )
 from metallb_py.testing.netns import Netns, Topology
-from metallb_py.testing.routers import FRR_BGPD, FrrRouter, Neighbor
+from metallb_py.testing.routers import FrrRouter, Neighbor
 
 FRR_ZEBRA = "/usr/lib/frr/zebra"
 FRR_USER = "frr"
@@ -64,23 +64,8 @@ class LabFrr(FrrRouter):
     def zebra_config_path(self) -> Path:
         return self.workdir / "zebra.conf"
 
-    def argv(self) -> list[str]:
-        return [
-            FRR_BGPD,
-            "-S",
-            "-P",
-            "0",
-            "-f",
-            str(self.config_path),
-            "-i",
-            str(self.workdir / "bgpd.pid"),
-            "-z",
-            str(self.zserv),
-            "--vty_socket",
-            str(self.workdir),
-            "--log",
-            "stdout",
-        ]
+    def zebra_args(self) -> list[str]:
+        return ["-z", str(self.zserv)]
 
     def zebra_argv(self) -> list[str]:
         return [

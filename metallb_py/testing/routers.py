@@ -140,11 +140,15 @@ class FrrRouter(Router):
     def config_path(self) -> Path:
         return self.workdir / "bgpd.conf"
 
+    def zebra_args(self) -> list[str]:
+        """How bgpd reaches zebra: not at all (`-Z`) unless a subclass runs one."""
+        return ["-Z"]
+
     def argv(self) -> list[str]:
         return [
             FRR_BGPD,
             "-S",
-            "-Z",
+            *self.zebra_args(),
             "-P",
             "0",
             "-f",
