@@ -222,7 +222,7 @@ class SpeakerProcess:
             extra=kv(op="startup", node=self.settings.node_name, port=self.metrics_server.port),
         )
         await self.announcer.start()
-        self._choose_endpoint_source()
+        await self._choose_endpoint_source()
         informers = [self.services, self.configmaps, self.nodes]
         if self.endpoints is not None:
             informers.append(self.endpoints)
@@ -267,12 +267,15 @@ class SpeakerProcess:
             await self.membership.stop()
         await self.announcer.close()
 
-    def _choose_endpoint_source(self) -> None:
+    async def _choose_endpoint_source(self) -> None:
         """EndpointSlices (discovery.k8s.io/v1) unless disabled or not served (spec 4.2, 9.12)."""
+        discovery = client.DiscoveryV1Api(self.api_client)
         if not self.settings.disable_epslices:
-            discovery = client.DiscoveryV1Api(self.api_client)
             try:
-                discovery.list_endpoint_slice_for_all_namespaces(limit=1, _request_timeout=10)
+                # A blocking API call: keep it off the loop, where the responders already run.
+                await asyncio.to_thread(
+                    discovery.list_endpoint_slice_for_all_namespaces, limit=1, _request_timeout=10
+                )
                 self.use_slices = True
             except ApiException as e:
                 log.info(
@@ -280,7 +283,6 @@ class SpeakerProcess:
                     extra=kv(op="startup", error=f"{e.status} {e.reason}"),
                 )
         if self.use_slices:
-            discovery = client.DiscoveryV1Api(self.api_client)
             self.endpoints = Informer(
                 "endpointslices", discovery.list_endpoint_slice_for_all_namespaces, self._on_slice
             )
@@ -353,10 +355,12 @@ class SpeakerProcess:
                 self._refresh_fallback_live()
 
     def _refresh_fallback_live(self) -> None:
-        live = fallback_live_nodes(self.nodes.items(), self._speaker_pods)
-        if not self.settings.ml_labels:
+        nodes = self.nodes.items()
+        if self.settings.ml_labels:
+            live = fallback_live_nodes(nodes, self._speaker_pods)
+        else:
             # No way to see speaker Pods: every Ready Node is assumed to run a speaker.
-            live = frozenset(node_name(n) for n in self.nodes.items() if node_ready(n) is True) | {
+            live = frozenset(node_name(n) for n in nodes if node_ready(n) is True) | {
                 self.settings.node_name
             }
         if live != self._fallback_live:
