@@ -209,7 +209,7 @@ class ControllerProcess:
         self.metrics_server.stop()
 
     def _bootstrap(self) -> None:
-        cm = self.configmaps.get(f"{self.settings.namespace}/{self.settings.config_name}")
+        cm = self.configmaps.get(self._cm_name())
         load = load_configmap(cm, self.settings.bgp_type)
         report = self.logic.bootstrap(load.config, self.services.items())
         self._publish_load(cm, load, report.config)
@@ -309,7 +309,7 @@ class ControllerProcess:
             self.queue.add(("service", key))
 
     def _handle_config(self) -> Outcome:
-        cm = self.configmaps.get(f"{self.settings.namespace}/{self.settings.config_name}")
+        cm = self.configmaps.get(self._cm_name())
         load = load_configmap(cm, self.settings.bgp_type)
         if load.config is None:
             self._publish_load(cm, load, None)

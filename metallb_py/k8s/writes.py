@@ -13,7 +13,6 @@ repeats of the same event on the same object are folded into one Event with a gr
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime as dt
 import json
@@ -185,7 +184,6 @@ class EventRecorder:
             namespace, body, _preload_content=False, _request_timeout=10
         )
         self.sent += 1
-        if len(self._folded) > 10000:
-            with contextlib.suppress(KeyError):
-                self._folded.clear()
+        if len(self._folded) > 10000:  # bound memory; folding restarts from scratch
+            self._folded.clear()
         self._folded[key] = _Folded(name, namespace, 1, time.monotonic())
