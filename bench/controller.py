@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from metallb_py.lab.lab import controller_args
 from metallb_py.testing.apiserver import ApiServer
 from metallb_py.testing.netns import wait_for
 
@@ -63,18 +64,7 @@ class Controller:
         self.log_path = log
         self.log = log.open("w")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "metallb_py",
-                "controller",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--namespace",
-                NS,
-                "--port",
-                "0",
-            ],
+            [sys.executable, "-m", "metallb_py", *controller_args(kubeconfig)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from metallb_py.lab.lab import controller_args
 from metallb_py.lab.objects import endpoint_slice
 from metallb_py.metrics import parse_exposition
 from metallb_py.testing.apiserver import ApiServer
@@ -123,16 +124,7 @@ def start_controller(kubeconfig: Path) -> Iterator[Any]:
 
     def start(*extra: str, env: dict[str, str] | None = None) -> Component:
         c = Component(
-            [
-                "controller",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--namespace",
-                NS,
-                "--port",
-                "0",
-                *extra,
-            ],
+            [*controller_args(kubeconfig), *extra],
             env,
         ).start()
         started.append(c)
