@@ -88,7 +88,8 @@ def test_allocate_free_reuse_and_clear(api, start_controller):
     ]
     waiting = next(name for name, v in got.items() if not v)
     wait_for(lambda: events(api, "apps", "AllocationFailed"), 10, what="AllocationFailed event")
-    assert len(events(api, "apps", "IPAllocated")) == 4
+    # IPAllocated follows each successful status write, so it can trail the status the test saw.
+    wait_for(lambda: len(events(api, "apps", "IPAllocated")) == 4, 10, what="4 IPAllocated events")
     ipalloc = events(api, "apps", "IPAllocated")[0]
     assert ipalloc["source"]["component"] == "metallb-controller"
     assert ipalloc["message"].startswith("Assigned IP [")

@@ -460,7 +460,7 @@ def test_bgp_routes_decisions_metrics_and_node_selectors(
 
     # 7. nodeAssigned only where a peer is selected (9.17); the announced gauge follows.
     until(lambda: node_assigned(api, "web") == {"n1", "n2"}, 10, "nodeAssigned n1+n2", lan)
-    assert node_assigned(api, "local") == {"n2"}
+    until(lambda: node_assigned(api, "local") == {"n2"}, 10, "nodeAssigned n2 for local", lan)
     assert not any(s == "apps/web" for s, _, _ in lan.announced("n3"))
     assert ("apps/local", "bgp", "203.0.113.1") in lan.announced("n2")
     assert not any(s == "apps/local" for s, _, _ in lan.announced("n1"))

@@ -127,9 +127,14 @@ def test_layer2_announce_elect_failover_and_protocol_change(lan, start_controlle
             print([e for e in net.speakers[name].logs() if "service" not in e][-12:])
         raise
     assert [net.answering(ip) for _ in range(3)] == [expected] * 3
-    assert any(
-        e["reason"] == "nodeAssigned" and e["source"]["host"] == expected
-        for e in api.list("events", "apps")
+    # Events are posted by a background thread, so the event can trail the first ARP answer.
+    wait_for(
+        lambda: any(
+            e["reason"] == "nodeAssigned" and e["source"]["host"] == expected
+            for e in api.list("events", "apps")
+        ),
+        10,
+        what="nodeAssigned from the elected node",
     )
     unannounced = "192.0.2.119"
     assert net.arping(unannounced) is None
