@@ -367,7 +367,6 @@ class Allocator:
         alloc = self._allocs.pop(service, None)
         if alloc is None:
             return False
-        pool_ips = self._pool_ips[alloc.pool]
         for key in alloc.keys:
             use = self._uses[key]
             del use.users[service]
@@ -383,18 +382,7 @@ class Allocator:
                     del group[bisect.bisect_left(group, key)]
                     if not group:
                         del self._groups[gkey]
-            count = pool_ips[key] - 1
-            if count:
-                pool_ips[key] = count
-            else:
-                del pool_ips[key]
-        if not pool_ips:
-            del self._pool_ips[alloc.pool]
-        remaining = self._pool_services[alloc.pool] - 1
-        if remaining:
-            self._pool_services[alloc.pool] = remaining
-        else:
-            del self._pool_services[alloc.pool]
+        self._uncount(alloc)
         return True
 
     # ---- config change -------------------------------------------------------------------
@@ -564,24 +552,35 @@ class Allocator:
     def _rehome(self, alloc: Allocation, pool_name: str) -> None:
         """Move an allocation to the pool that now owns its IPs (a renamed pool); the IP
         indexes do not depend on pool names, only the per-pool counters move."""
-        self._allocs[alloc.service] = alloc._replace(pool=pool_name)
-        old_ips = self._pool_ips[alloc.pool]
-        new_ips = self._pool_ips.setdefault(pool_name, {})
+        self._uncount(alloc)
+        moved = alloc._replace(pool=pool_name)
+        self._allocs[alloc.service] = moved
+        self._count(moved)
+
+    def _count(self, alloc: Allocation) -> None:
+        """Add the allocation to its pool's counters (IPs in use, Services)."""
+        pool_ips = self._pool_ips.setdefault(alloc.pool, {})
         for key in alloc.keys:
-            count = old_ips[key] - 1
+            pool_ips[key] = pool_ips.get(key, 0) + 1
+        self._pool_services[alloc.pool] = self._pool_services.get(alloc.pool, 0) + 1
+
+    def _uncount(self, alloc: Allocation) -> None:
+        """Take the allocation out of its pool's counters; empty entries go, so the counters'
+        sizes are the pool statistics."""
+        pool_ips = self._pool_ips[alloc.pool]
+        for key in alloc.keys:
+            count = pool_ips[key] - 1
             if count:
-                old_ips[key] = count
+                pool_ips[key] = count
             else:
-                del old_ips[key]
-            new_ips[key] = new_ips.get(key, 0) + 1
-        if not old_ips:
+                del pool_ips[key]
+        if not pool_ips:
             del self._pool_ips[alloc.pool]
         remaining = self._pool_services[alloc.pool] - 1
         if remaining:
             self._pool_services[alloc.pool] = remaining
         else:
             del self._pool_services[alloc.pool]
-        self._pool_services[pool_name] = self._pool_services.get(pool_name, 0) + 1
 
     def _record(self, alloc: Allocation) -> None:
         """Unconditionally make `alloc` the Service's allocation; callers checked it."""
@@ -589,7 +588,6 @@ class Allocator:
         if service in self._allocs:
             self.release(service)
         self._allocs[service] = alloc
-        pool_ips = self._pool_ips.setdefault(alloc.pool, {})
         for key in alloc.keys:
             use = self._uses.get(key)
             if use is None:
@@ -602,8 +600,7 @@ class Allocator:
             use.users[service] = None
             for port in alloc.ports:
                 use.ports[port] = service
-            pool_ips[key] = pool_ips.get(key, 0) + 1
-        self._pool_services[alloc.pool] = self._pool_services.get(alloc.pool, 0) + 1
+        self._count(alloc)
 
 
 _ONE_CAUSE: dict[tuple[str | None, bool], tuple[tuple[str | None, bool], ...]] = {}
