@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from metallb_py.cli.options import bgp_type_option, text_or_json_option
 from metallb_py.config import (
     BgpType,
     Config,
@@ -34,19 +35,9 @@ def config() -> None:
 
 @config.command()
 @click.argument("path", metavar="PATH")
-@click.option(
-    "--bgp-type",
-    type=click.Choice([t.value for t in BgpType]),
-    default=BgpType.NATIVE.value,
-    show_default=True,
-    help="Validate for the native BGP speaker or the FRR one (as METALLB_BGP_TYPE).",
-)
-@click.option(
-    "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: a summary line or one problem per line on stderr; json: a document on stdout.",
+@bgp_type_option("Validate for the native BGP speaker or the FRR one (as METALLB_BGP_TYPE).")
+@text_or_json_option(
+    "text: a summary line or one problem per line on stderr; json: a document on stdout."
 )
 def check(path: str, bgp_type: str, output: str) -> None:
     """Check the config in PATH (a file, or - for stdin).

@@ -14,6 +14,7 @@ import click
 
 from metallb_py.addons.convert import SOURCES, TARGETS
 from metallb_py.addons.convert import convert as run_convert
+from metallb_py.cli.options import bgp_type_option
 from metallb_py.config import BgpType, ConfigError
 
 
@@ -21,13 +22,7 @@ from metallb_py.config import BgpType, ConfigError
 @click.argument("path", metavar="PATH")
 @click.option("--from", "source", type=click.Choice(SOURCES), required=True, help="Input format.")
 @click.option("--to", "target", type=click.Choice(TARGETS), required=True, help="Output format.")
-@click.option(
-    "--bgp-type",
-    type=click.Choice([t.value for t in BgpType]),
-    default=BgpType.NATIVE.value,
-    show_default=True,
-    help="Validate the config for the native BGP speaker or the FRR one.",
-)
+@bgp_type_option("Validate the config for the native BGP speaker or the FRR one.")
 @click.option(
     "--allow-loss",
     is_flag=True,

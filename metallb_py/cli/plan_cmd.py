@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from metallb_py.cli.config_cmd import decode_input, locate_problem, read_input, stdin_bytes
+from metallb_py.cli.options import bgp_type_option, text_or_json_option
 from metallb_py.config import BgpType, Config, ConfigError, parse_config, read_config_document
 from metallb_py.config.document import ConfigDocument
 from metallb_py.controller.plan import (
@@ -149,20 +150,8 @@ def _read_live(
     metavar="OLD",
     help="The config in force now; the plan then says whether switching to NEW is accepted.",
 )
-@click.option(
-    "--bgp-type",
-    type=click.Choice([t.value for t in BgpType]),
-    default=BgpType.NATIVE.value,
-    show_default=True,
-    help="Validate the configs for the native BGP speaker or the FRR one.",
-)
-@click.option(
-    "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people; json (documented in docs/plan.md) for scripts.",
-)
+@bgp_type_option("Validate the configs for the native BGP speaker or the FRR one.")
+@text_or_json_option("text for people; json (documented in docs/plan.md) for scripts.")
 def plan(
     config_path: str,
     services_path: str | None,
