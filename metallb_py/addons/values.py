@@ -52,7 +52,7 @@ from metallb_py.addons.yamlio import (
 from metallb_py.config.decode import format_path
 from metallb_py.config.errors import ConfigError, Problem
 from metallb_py.config.model import BgpType
-from metallb_py.config.yamltree import classify, describe
+from metallb_py.config.yamltree import classify, describe, line_of, mark_line
 
 # --- Helm chart values (charts/metallb/values.yaml at v0.12.1) ---------------------------
 
@@ -467,7 +467,7 @@ def read_konvoy(docs: list[Node | None]) -> AddonValues:
                     "kind",
                     "more than one ClusterConfiguration document",
                     None,
-                    line_of_doc(candidates[1][1]),
+                    line_of(candidates[1][1]),
                 )
             ]
         )
@@ -533,7 +533,7 @@ def read_konvoy(docs: list[Node | None]) -> AddonValues:
     if values_node is not None and not is_null(values_node):
         assert isinstance(values_node, ScalarNode)
         # A block scalar's text starts on the line after the `values: |` indicator.
-        offset = values_node.start_mark.line + (1 if values_node.style in ("|", ">") else 0)
+        offset = mark_line(values_node.start_mark) - (0 if values_node.style in ("|", ">") else 1)
         docs_inner = load_documents(str(values_node.value), values_path, offset)
         if len(docs_inner) > 1:
             r.error(values_path, "the values string holds more than one YAML document", values_node)
@@ -545,10 +545,6 @@ def read_konvoy(docs: list[Node | None]) -> AddonValues:
     if result.config is not None and subnets:
         _check_overlap(result, subnets)
     return result
-
-
-def line_of_doc(node: Node | None) -> int | None:
-    return None if node is None else node.start_mark.line + 1
 
 
 def _check_overlap(
@@ -709,7 +705,7 @@ def detect(docs: list[Node | None]) -> str:
                     "",
                     f"addon values must be a YAML mapping, got {describe(first)}",
                     None,
-                    line_of_doc(first),
+                    line_of(first),
                 )
             ]
         )
@@ -732,7 +728,7 @@ def detect(docs: list[Node | None]) -> str:
                     f"expected addon values (Helm values, a Konvoy ClusterConfiguration or "
                     f"Kontena values), got {api or '?'} {kind or '?'}{hint}",
                     kind,
-                    line_of_doc(_get(first, "kind") or first),
+                    line_of(_get(first, "kind") or first),
                 )
             ]
         )
@@ -770,7 +766,7 @@ def read_values(text: str, fmt: str = "auto") -> AddonValues:
                     "",
                     f"Helm values must be a YAML mapping, got {describe(root)}",
                     None,
-                    line_of_doc(root),
+                    line_of(root),
                 )
             ]
         )
@@ -846,7 +842,7 @@ def check_config_text(text: str, bgp_type: BgpType, source: ConfigSource | None)
         problems = []
         for p in exc.problems:
             path, node = locate(source, split_path(p.path))
-            line = node.start_mark.line + 1 + source.line_offset if node is not None else None
+            line = mark_line(node.start_mark) + source.line_offset if node is not None else None
             problems.append(Problem(format_path(path), p.reason, p.value, line))
         raise ConfigError(problems) from None
 

@@ -154,7 +154,7 @@ def _from_configmap(cm: MappingNode) -> ConfigDocument:
                 line_of(value),
             )
         )
-    offset = value.start_mark.line + 1 if value.style == "|" else None
+    offset = line_of(value) if value.style == "|" else None
     return ConfigDocument(text, "configmap", offset, tuple(notes))
 
 

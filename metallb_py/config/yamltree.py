@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 from yaml.composer import Composer, ComposerError
+from yaml.error import Mark
 from yaml.events import (
     AliasEvent,
     MappingStartEvent,
@@ -29,6 +30,7 @@ from yaml.events import (
     StreamEndEvent,
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 from yaml.resolver import BaseResolver
 
 PLAIN_TAG = "tag:metallb-py.invalid,2024:plain"
@@ -123,18 +125,7 @@ class _Composer(Composer):
         return node
 
 
-def _loader_class() -> type:
-    if getattr(yaml, "__with_libyaml__", False):
-        from yaml._yaml import CParser  # libyaml's event parser, about 4x faster
-
-        class CLoader(_Composer, CParser, _Resolver):
-            def __init__(self, stream: str) -> None:
-                CParser.__init__(self, stream)
-                _Composer.__init__(self)
-                _Resolver.__init__(self)
-
-        return CLoader
-
+def _py_loader_class() -> type:
     from yaml.parser import Parser
     from yaml.reader import Reader
     from yaml.scanner import Scanner
@@ -150,15 +141,48 @@ def _loader_class() -> type:
     return PyLoader
 
 
-_LOADER = _loader_class()
+def _c_loader_class() -> type | None:
+    if not getattr(yaml, "__with_libyaml__", False):
+        return None
+    from yaml._yaml import CParser  # libyaml's event parser, about 4x faster
+
+    class CLoader(_Composer, CParser, _Resolver):
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _Composer.__init__(self)
+            _Resolver.__init__(self)
+
+    return CLoader
 
 
-def _syntax_error(exc: yaml.YAMLError) -> YamlSyntaxError:
+_PY_LOADER = _py_loader_class()
+_C_LOADER = _c_loader_class()
+_OTHER_LINE_BREAKS = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
+"""Line breaks for YAML but not for editors. libyaml's marks carry only YAML's line count; the
+pure-Python reader's marks carry the text, so `mark_line` can count newlines instead."""
+
+
+def _uses_libyaml(text: str) -> bool:
+    return _C_LOADER is not None and not _OTHER_LINE_BREAKS.search(text)
+
+
+def _loader_for(text: str) -> Any:
+    return _C_LOADER(text) if _C_LOADER is not None and _uses_libyaml(text) else _PY_LOADER(text)
+
+
+def _syntax_error(exc: yaml.YAMLError, text: str) -> YamlSyntaxError:
     line: int | None = None
-    if isinstance(exc, yaml.MarkedYAMLError):
+    if isinstance(exc, ReaderError):
+        # No mark, only an offset: in characters from PyYAML, in UTF-8 bytes from libyaml.
+        message = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+        if _uses_libyaml(text):
+            line = text.encode("utf-8", "surrogatepass")[: exc.position].count(b"\n") + 1
+        else:
+            line = text.count("\n", 0, exc.position) + 1
+    elif isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         if mark is not None:
-            line = mark.line + 1
+            line = mark_line(mark)
         parts = [p for p in (exc.context, exc.problem) if p]
         message = ", ".join(parts) if parts else str(exc)
     else:
@@ -179,15 +203,16 @@ class Composition:
 
 def compose_all(text: str) -> Composition:
     """Every document of `text` as a node tree."""
-    loader = _LOADER(text)
     docs: list[Node | None] = []
+    loader: Any = None
     try:
+        loader = _loader_for(text)  # the pure-Python reader checks the characters here
         # check_event/get_event drive the stream; compose_document handles one document.
         loader.get_event()  # StreamStartEvent
         while not loader.check_event(StreamEndEvent):
             docs.append(loader.compose_document())
     except yaml.YAMLError as exc:
-        raise _syntax_error(exc) from None
+        raise _syntax_error(exc, text) from None
     except (RecursionError, MemoryError) as exc:  # pragma: no cover - bounded above
         raise YamlSyntaxError(f"document too complex ({type(exc).__name__})", None) from None
     finally:
@@ -205,13 +230,23 @@ def compose_one(text: str) -> tuple[Node | None, int]:
         second = docs[1]
         raise YamlSyntaxError(
             f"expected one YAML document, found {len(docs)} (separated by ---)",
-            second.start_mark.line + 1 if second is not None else None,
+            line_of(second),
         )
     return (docs[0] if docs else None), composition.node_count
 
 
+def mark_line(mark: Mark) -> int:
+    """The 1-based line of `mark`, counting newlines only (as `wc -l`, `sed -n` and `grep -n`
+    do). YAML also breaks lines at a lone CR, NEL, LS and PS, so its own count can point past
+    the end of the file."""
+    buffer = mark.buffer
+    if isinstance(buffer, str) and mark.index is not None:
+        return buffer.count("\n", 0, mark.index) + 1
+    return mark.line + 1
+
+
 def line_of(node: Node | None) -> int | None:
-    return None if node is None else node.start_mark.line + 1
+    return None if node is None else mark_line(node.start_mark)
 
 
 class Kind(enum.Enum):

@@ -380,3 +380,35 @@ def test_problem_list_is_capped() -> None:
     found = problems(pool(f"[{addresses}]"))
     assert len(found) == MAX_PROBLEMS + 1
     assert found[-1].reason == f"stopped after {MAX_PROBLEMS} problems"
+
+
+# --- line numbers count newlines only -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "line"),
+    [
+        # YAML breaks lines at NEL, LS and PS too; a problem still points at the `\n` line.
+        ("peers: []\x85\nbad-key: 1\n", "bad-key", 2),
+        ("peers: []\u2028\u2029\nbad-key: 1\n", "bad-key", 2),
+        ("peers: []\r\nbad-key: 1\r\n", "bad-key", 2),
+        ("peers: []\nbad-key: 1\n", "bad-key", 2),
+        # A syntax error (found by hypothesis: YAML's own count said line 3 of a 1-line text).
+        ('"\x85\x85', "", 1),
+    ],
+)
+def test_problem_lines_count_newlines_only(text: str, path: str, line: int) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    (problem,) = info.value.problems
+    assert (problem.path, problem.line) == (path, line)
+
+
+@pytest.mark.parametrize("text", ["a: 1\n\x1f", "éé: 1\n\x1f", "éé: 1\n\x1f\x85"])
+def test_unacceptable_character_names_its_line(text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    (problem,) = info.value.problems
+    assert problem.line == 2
+    assert "unacceptable character #x001f" in problem.reason
+    assert "position" not in problem.reason
