@@ -149,6 +149,15 @@ def _lab_errors(fn: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+def _echo_hints(lab_obj: Any) -> None:
+    """How to look at the running lab yourself: kubectl, and vtysh in bgp mode."""
+    from metallb_py.lab import render
+
+    click.echo(render.kubectl_hint(lab_obj.state.api_url, lab_obj.state.kubeconfig))
+    if lab_obj.router is not None:
+        click.echo(render.vtysh_hint(lab_obj.layout.client_netns, lab_obj.router.workdir))
+
+
 @lab.command()
 @click.option(
     "--nodes",
@@ -180,13 +189,9 @@ def up(nodes: int, mode: str) -> None:
     lab_obj = lab_up(nodes, Mode(mode), progress=lambda m: click.echo(f"  {m}"))
     status = lab_obj.status()
     click.echo("")
-    click.echo(render.picture(status))
+    click.echo(render.overview(status))
     click.echo("")
-    click.echo(render.tables(status))
-    click.echo("")
-    click.echo(render.kubectl_hint(lab_obj.state.api_url, lab_obj.state.kubeconfig))
-    if lab_obj.router is not None:
-        click.echo(render.vtysh_hint(lab_obj.layout.client_netns, lab_obj.router.workdir))
+    _echo_hints(lab_obj)
     click.echo(f"logs: {lab_obj.directory / 'logs'}")
     click.echo("next: metallb-py lab status | metallb-py lab down")
 
@@ -224,13 +229,9 @@ def status(as_json: bool) -> None:
             )
         )
     else:
-        click.echo(render.picture(st))
+        click.echo(render.overview(st))
         click.echo("")
-        click.echo(render.tables(st))
-        click.echo("")
-        click.echo(render.kubectl_hint(st.api_url, st.kubeconfig))
-        if lab_obj.router is not None:
-            click.echo(render.vtysh_hint(lab_obj.layout.client_netns, lab_obj.router.workdir))
+        _echo_hints(lab_obj)
     if not all(s.ok for s in st.services):
         raise SystemExit(1)
 

@@ -58,9 +58,7 @@ def run_demo(
     try:
         status = lab.status()
         echo("")
-        echo(render.picture(status))
-        echo("")
-        echo(render.tables(status))
+        echo(render.overview(status))
         echo("")
         echo("== 2. curl every Service from the client namespace")
         for svc in status.services:
@@ -100,9 +98,7 @@ def run_demo(
                 problems.append(f"metrics: {ip} announced by {lab.announcers().get(ip)}")
         echo("")
         status = lab.status()
-        echo(render.picture(status))
-        echo("")
-        echo(render.tables(status))
+        echo(render.overview(status))
     except Exception as e:  # any failure after `up` still ends in `down` and a clear report
         problems.append(str(e) if isinstance(e, LabError) else f"{type(e).__name__}: {e}")
     return _finish(lab, directory, prefix, echo, problems, failover, expected)
@@ -128,9 +124,7 @@ def run_bgp_demo(
     try:
         status = lab.status()
         echo("")
-        echo(render.picture(status))
-        echo("")
-        echo(render.tables(status))
+        echo(render.overview(status))
         echo("")
         echo("== 2. curl every Service from the client namespace, through the routes FRR installed")
         expected = lab.expected_routes()
@@ -170,9 +164,7 @@ def run_bgp_demo(
         _report_withdrawal(lab, service, ip, owner, survivors, crashed_wall, echo, problems)
         echo("")
         status = lab.status()
-        echo(render.picture(status))
-        echo("")
-        echo(render.tables(status))
+        echo(render.overview(status))
         for plan in lab.layout.services:
             if plan.local and not lab.expected_routes()[plan.name]:
                 echo(

@@ -133,6 +133,11 @@ def tables(status: LabStatus) -> str:
     return out
 
 
+def overview(status: LabStatus) -> str:
+    """The picture and the tables, as `lab up`, `lab status` and the demo show them."""
+    return picture(status) + "\n\n" + tables(status)
+
+
 def vtysh_hint(client_netns: str, workdir: str | Path) -> str:
     """How to ask the lab's FRR yourself (docs/lab.md lists more commands)."""
     return (
