@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 python3 -m ruff check .
 python3 -m ruff format --check .
 python3 -m mypy
-python3 -m pytest "$@"
+# Property tests use fixed examples here (tests/conftest.py); plain `pytest` explores new ones.
+HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}" python3 -m pytest "$@"

@@ -7,8 +7,16 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from metallb_py.testing import netns
+
+# Property tests explore new random examples on every run by default. `scripts/test.sh` (what CI
+# runs) selects "ci": the same examples every run, so a red CI always points at a change, never
+# at the luck of the draw; exploring is for developers (`pytest`, or HYPOTHESIS_PROFILE=explore).
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "explore"))
 
 _counter = itertools.count()
 
