@@ -10,7 +10,16 @@ drift apart. Differences from upstream v0.12.1, all deliberate:
 * readiness probes ask `/readyz` (upstream probed `/metrics`, which says nothing about readiness);
 * membership is an authenticated UDP heartbeat on 7946, so there is no `memberlist-tcp` port;
 * pod templates also carry `app.kubernetes.io/name` and `app.kubernetes.io/component`, so a
-  PodMonitor `jobLabel` of either `app` or `app.kubernetes.io/name` yields `job="metallb"`.
+  PodMonitor `jobLabel` of either `app` or `app.kubernetes.io/name` yields `job="metallb"`;
+* the Namespace is the first object of `metallb.yaml` (no `namespace.yaml`), so
+  `kubectl apply -f manifests/`, which reads a directory's files in name order, creates it before
+  anything that lives in it;
+* the Prometheus operator objects live in `manifests/prometheus/`, which a non-recursive
+  `kubectl apply -f manifests/` does not read (most clusters lack the operator's CRDs), and the
+  example config lives in `config-examples/`, so re-applying the install never replaces the
+  user's config;
+* the controller may write one more ConfigMap, `<config name>-accepted`: the last config it
+  accepted (`accepted_config_name`).
 """
 
 from __future__ import annotations
@@ -31,6 +40,10 @@ DEFAULT_NAMESPACE = "metallb-system"
 APP = "metallb"
 PSA_LEVEL = "privileged"
 """The speaker needs hostNetwork, hostPorts and NET_RAW, which `baseline` forbids."""
+INSTALL_FILE = "metallb.yaml"
+PROMETHEUS_DIR = "prometheus"
+"""Subdirectory of `manifests/` with the objects that need the Prometheus operator's CRDs."""
+ACCEPTED_SUFFIX = "-accepted"
 
 JsonObj = dict[str, Any]
 
@@ -107,6 +120,13 @@ class InstallOptions:
     prometheus_rule: alerts.RuleOptions | None = None
 
 
+def accepted_config_name(config_name: str) -> str:
+    """The ConfigMap in which the controller keeps the last config it accepted (`config` ->
+    `config-accepted`; a Helm-style `metallb` -> `metallb-accepted`). It is not in the
+    manifests, so applying them never touches it."""
+    return config_name + ACCEPTED_SUFFIX
+
+
 def _labels(component: str | None = None) -> JsonObj:
     labels: JsonObj = {"app": APP}
     if component:
@@ -155,7 +175,9 @@ def _rule(
 
 
 def rbac_objects(opts: InstallOptions) -> list[JsonObj]:
-    """Upstream's RBAC minus the PodSecurityPolicy `use` rules; nothing wider."""
+    """Upstream's RBAC minus the PodSecurityPolicy `use` rules, plus the controller's writes of
+    the accepted-config ConfigMap. RBAC cannot limit `create` by name (the name is in the body),
+    so `create` on configmaps is namespace-wide; `update`/`patch` are limited to that name."""
     ns = opts.namespace
     ctl, spk = opts.controller, opts.speaker
     objs: list[JsonObj] = []
@@ -192,6 +214,13 @@ def rbac_objects(opts: InstallOptions) -> list[JsonObj]:
                 _rule([""], ["secrets"], ["create"]),
                 _rule([""], ["secrets"], ["list"], [opts.secret_name]),
                 _rule(["apps"], ["deployments"], ["get"], ["controller"]),
+                _rule([""], ["configmaps"], ["create"]),
+                _rule(
+                    [""],
+                    ["configmaps"],
+                    ["update", "patch"],
+                    [accepted_config_name(opts.config_name)],
+                ),
             ],
             [ctl],
         ),
@@ -410,7 +439,8 @@ def controller_deployment(opts: InstallOptions) -> JsonObj:
 
 
 def metallb_objects(opts: InstallOptions) -> list[JsonObj]:
-    """Everything `metallb.yaml` holds: service accounts, RBAC, the speaker and the controller."""
+    """What `metallb.yaml` holds after the Namespace: service accounts, RBAC, the speaker and the
+    controller."""
     objs: list[JsonObj] = []
     for c in (opts.controller, opts.speaker):
         if c.enabled and c.create_service_account:
@@ -505,22 +535,40 @@ class ManifestFile:
         return dump_documents(self.objects, self.header)
 
 
+def _install_header(opts: InstallOptions) -> str:
+    accepted = accepted_config_name(opts.config_name)
+    where = (
+        "config.yaml"
+        if opts.config_text is not None
+        else "you write it, e.g. from config-examples/"
+    )
+    lines = [
+        "metallb-py: the namespace and everything that runs in it.",
+        f"* The Namespace {opts.namespace}, first, so that it exists before the objects in it.",
+        f"  Pod Security Admission level `{PSA_LEVEL}`: the speaker needs hostNetwork,",
+        "  hostPorts and the NET_RAW capability, which the `baseline` level forbids.",
+        "  Keep other workloads out of this namespace.",
+        "* Service accounts and RBAC: upstream MetalLB v0.12.1's rules without the",
+        "  PodSecurityPolicy `use` rules, plus the controller's writes of the ConfigMap",
+        f"  {accepted} (the last config it accepted). RBAC cannot restrict `create`",
+        "  by name, so the controller may create any ConfigMap in this namespace;",
+        "  `update` and `patch` are limited to that one name.",
+        "* The speaker DaemonSet and the controller Deployment. The controller creates",
+        "  the memberlist Secret on first start; speakers wait for it.",
+        "Not in this file, so applying it again touches neither:",
+        f"* the config, ConfigMap {opts.config_name} ({where});",
+        f"* ConfigMap {accepted}, which the controller writes.",
+    ]
+    return "\n".join(lines)
+
+
 def manifest_files(opts: InstallOptions) -> list[ManifestFile]:
     """The files of an install, in apply order; optional parts only when enabled."""
     files = [
         ManifestFile(
-            "namespace.yaml",
-            f"The namespace metallb-py runs in. Pod Security Admission level `{PSA_LEVEL}`: the\n"
-            "speaker needs hostNetwork, hostPorts and the NET_RAW capability, which the\n"
-            "`baseline` level forbids. Keep other workloads out of this namespace.",
-            tuple(namespace_objects(opts)),
-        ),
-        ManifestFile(
-            "metallb.yaml",
-            "metallb-py: service accounts, RBAC (upstream MetalLB v0.12.1's rules without the\n"
-            "PodSecurityPolicy `use` rules), the speaker DaemonSet and the controller Deployment.\n"
-            "The controller creates the memberlist Secret on first start; speakers wait for it.",
-            tuple(metallb_objects(opts)),
+            INSTALL_FILE,
+            _install_header(opts),
+            tuple(namespace_objects(opts) + metallb_objects(opts)),
         ),
     ]
     if opts.config_text is not None:
@@ -558,21 +606,27 @@ SHIPPED = InstallOptions(pod_monitor=PodMonitor(), prometheus_rule=alerts.RuleOp
 """What `manifests/` holds: the defaults plus the Prometheus operator objects."""
 
 KUSTOMIZATION = (
-    "# kustomize entry point: `kubectl apply -k manifests/` installs namespace.yaml and\n"
-    "# metallb.yaml. The file is named `Kustomization` (a name kustomize reads) rather than\n"
-    "# kustomization.yaml so that `kubectl apply -f manifests/` does not try to create a\n"
-    "# Kustomization object, which no API server serves.\n"
+    "# kustomize entry point: `kubectl apply -k manifests/` installs metallb.yaml (the same\n"
+    "# objects as `kubectl apply -f manifests/`). The file is named `Kustomization` (a name\n"
+    "# kustomize reads) rather than kustomization.yaml so that `kubectl apply -f manifests/`\n"
+    "# does not try to create a Kustomization object, which no API server serves.\n"
     "apiVersion: kustomize.config.k8s.io/v1beta1\n"
     "kind: Kustomization\n"
     "resources:\n"
-    "- namespace.yaml\n"
-    "- metallb.yaml\n"
+    f"- {INSTALL_FILE}\n"
 )
 
 
+def shipped_path(f: ManifestFile) -> str:
+    """Where a file of the shipped set lives, relative to `manifests/`: the objects that need
+    the Prometheus operator's CRDs go to `prometheus/`, out of `kubectl apply -f manifests/`."""
+    needs_operator = any(o["apiVersion"].startswith("monitoring.coreos.com/") for o in f.objects)
+    return f"{PROMETHEUS_DIR}/{f.name}" if needs_operator else f.name
+
+
 def shipped_files() -> dict[str, str]:
-    """File name -> text of the generated part of `manifests/`."""
-    files = {f.name: f.text() for f in manifest_files(SHIPPED)}
+    """Path relative to `manifests/` -> text of the generated part of `manifests/`."""
+    files = {shipped_path(f): f.text() for f in manifest_files(SHIPPED)}
     files["Kustomization"] = KUSTOMIZATION
     return files
 
@@ -581,6 +635,7 @@ def write_manifests(directory: Path) -> list[Path]:
     written = []
     for name, text in shipped_files().items():
         path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         written.append(path)
     return written

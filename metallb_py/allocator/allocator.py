@@ -66,6 +66,8 @@ class Allocation(NamedTuple):
     backend_key: str
     keys: tuple[int, ...] = ()
     """The allocator's integer keys of `ips` (see `ips.ip_key`)."""
+    held: bool = False
+    """Kept although no pool of the config owns the IPs (`Allocator.hold`); `pool` is empty."""
 
     @property
     def usage(self) -> Usage:
@@ -246,9 +248,14 @@ class Allocator:
         return dict(self._allocs)
 
     def pool_of(self, service: str) -> str | None:
-        """The pool that owns the Service's IPs (`Pool(key)` upstream), or None."""
+        """The pool that owns the Service's IPs (`Pool(key)` upstream), or None (also for a
+        held allocation, which no pool owns)."""
         alloc = self._allocs.get(service)
-        return alloc.pool if alloc is not None else None
+        return alloc.pool if alloc is not None and not alloc.held else None
+
+    def held_allocations(self) -> list[Allocation]:
+        """Allocations kept outside every pool, sorted by Service."""
+        return sorted((a for a in self._allocs.values() if a.held), key=lambda a: a.service)
 
     def pool_for(self, ips: Sequence[IPAddress]) -> str | None:
         """Spec 2.2: the pool that owns every one of `ips`, or None."""
@@ -305,6 +312,34 @@ class Allocator:
             sharing_key=usage.sharing_key,
             backend_key=usage.backend_key,
             keys=keys,
+        )
+        self._record(alloc)
+        return alloc
+
+    def hold(self, service: str, ips: Sequence[IPAddress], usage: Usage) -> Allocation:
+        """Record IPs a Service already holds although no pool owns them, so they stay
+        reserved (the sharing rules still apply) and the config that orphans them is never
+        accepted while they are held: the controller keeps what a Service holds instead of
+        clearing it (docs/behaviour-differences.md, durable config). A later pool set that owns
+        them turns the allocation into an ordinary one."""
+        if len(ips) > 2:
+            raise AllocatorError(f"more than two addresses {go_quote_list(ips)}")
+        if len(ips) == 2 and ips[0].version == ips[1].version:
+            raise AllocatorError(f"{go_quote_list(ips)} have the same family")
+        keys = tuple([ip_key(ip) for ip in ips])
+        for ip, key in zip(ips, keys, strict=True):
+            reason = self._sharing_problem(service, ip, key, usage)
+            if reason is not None:
+                raise AllocatorError(reason)
+        alloc = Allocation(
+            service=service,
+            pool="",
+            ips=tuple(ips),
+            ports=usage.ports,
+            sharing_key=usage.sharing_key,
+            backend_key=usage.backend_key,
+            keys=keys,
+            held=True,
         )
         self._record(alloc)
         return alloc
@@ -394,7 +429,8 @@ class Allocator:
 
     def set_pools(self, pools: Sequence[AddressPool]) -> PoolChange:
         """Spec 2.8: switch to `pools` if every current allocation stays owned; else nothing
-        changes at all. Allocations whose owning pool was renamed are re-homed."""
+        changes at all. Allocations whose owning pool was renamed are re-homed, and so are held
+        ones (every held allocation must be owned for the change to be accepted)."""
         change, new, rehome = self._plan_pools(pools)
         if not change.accepted or new is None:
             return change
@@ -441,6 +477,7 @@ class Allocator:
             "allocations": {
                 s: {
                     "pool": a.pool,
+                    "held": a.held,
                     "ips": [str(ip) for ip in a.ips],
                     "ports": [str(p) for p in a.ports],
                     "sharing_key": a.sharing_key,
@@ -550,15 +587,18 @@ class Allocator:
         return free
 
     def _rehome(self, alloc: Allocation, pool_name: str) -> None:
-        """Move an allocation to the pool that now owns its IPs (a renamed pool); the IP
-        indexes do not depend on pool names, only the per-pool counters move."""
+        """Move an allocation to the pool that now owns its IPs (a renamed pool, or a held
+        allocation a pool now owns); the IP indexes do not depend on pool names, only the
+        per-pool counters move."""
         self._uncount(alloc)
-        moved = alloc._replace(pool=pool_name)
+        moved = alloc._replace(pool=pool_name, held=False)
         self._allocs[alloc.service] = moved
         self._count(moved)
 
     def _count(self, alloc: Allocation) -> None:
         """Add the allocation to its pool's counters (IPs in use, Services)."""
+        if alloc.held:
+            return
         pool_ips = self._pool_ips.setdefault(alloc.pool, {})
         for key in alloc.keys:
             pool_ips[key] = pool_ips.get(key, 0) + 1
@@ -567,6 +607,8 @@ class Allocator:
     def _uncount(self, alloc: Allocation) -> None:
         """Take the allocation out of its pool's counters; empty entries go, so the counters'
         sizes are the pool statistics."""
+        if alloc.held:
+            return
         pool_ips = self._pool_ips[alloc.pool]
         for key in alloc.keys:
             count = pool_ips[key] - 1

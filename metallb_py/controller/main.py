@@ -2,10 +2,14 @@
 
 Start-up order (spec 3.2, with the restart race of 9.22 closed):
 1. metrics server up (liveness), memberlist Secret ensured if asked;
-2. informers on all Services and on the ConfigMap, until both caches are synced;
-3. bootstrap in one step: parse the config, register every status IP, and only then allow any
-   allocation — no Service can be handed an IP another Service holds but has not re-registered;
-4. queue every Service and the ConfigMap; one worker processes the queue in order.
+2. informers on all Services, the ConfigMap and the accepted-config store, until synced;
+3. bootstrap in one step: judge the live config against what Services hold (falling back to the
+   last accepted config kept in the store, `metallb_py.k8s.accepted`), register every status
+   IP, and only then allow any allocation — no Service can be handed an IP another Service
+   holds but has not re-registered, and no Service loses its IP because the process restarted;
+4. queue every Service and the ConfigMap; one worker processes the queue in order. Every config
+   accepted from then on is written to the store (queue item STORE_ITEM, retried on failure;
+   a store edited or deleted by hand is rewritten).
 
 Informer threads only enqueue keys (thread-safe hand-off to the asyncio loop); the worker reads
 objects from the informer caches, so it always works on the latest version.
@@ -27,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from metallb_py.config import BgpType
 from metallb_py.controller.reconcile import COMPONENT, ConfigDecision, Controller, Decision
+from metallb_py.k8s import accepted
 from metallb_py.k8s.component import call_in_loop, finish_item, run_until_signal
 from metallb_py.k8s.configmap import ConfigLoad, load_configmap
 from metallb_py.k8s.informer import Informer, Obj
@@ -40,9 +45,14 @@ from metallb_py.metrics.server import MetricsServer
 log = logging.getLogger("metallb.controller")
 
 CONFIG_ITEM = ("config", "")
+STORE_ITEM = ("store", "")
 MAX_WRITES_IN_FLIGHT = 8
+BLOCKERS_LOGGED = 5
+"""A refused config logs one line per attempt naming this many blockers (the event names all)."""
+EVENT_LIMIT = 512 * 1024
+"""Longest event message: a refusal names every blocker, well below etcd's object limit."""
 Item = tuple[str, str]
-"""Queue items: ("service", "ns/name") or CONFIG_ITEM."""
+"""Queue items: ("service", "ns/name"), CONFIG_ITEM or STORE_ITEM."""
 
 
 class StartupError(RuntimeError):
@@ -111,6 +121,11 @@ class ControllerProcess:
         self._blockers: set[str] = set()
         """Services named by the last refused config: their changes retry the config at once."""
         self._last_config_problem = ""
+        self._accepted_text: str | None = None
+        self._stored_text_written: str | None = None
+        """The text of the config in force if it was accepted (what the store must hold)."""
+        self._configmap_seen = False
+        """A ConfigMap (or a stored config) was ever seen: its absence is then stale."""
         self._stop = asyncio.Event()
         ns, name = settings.namespace, settings.config_name
         self.services = Informer(
@@ -121,6 +136,15 @@ class ControllerProcess:
             self.core.list_namespaced_config_map,
             self._on_configmap,
             kwargs={"namespace": ns, "field_selector": f"metadata.name={name}"},
+        )
+        self.store = Informer(
+            "accepted-config",
+            self.core.list_namespaced_config_map,
+            self._on_store,
+            kwargs={
+                "namespace": ns,
+                "field_selector": f"metadata.name={accepted.store_name(name)}",
+            },
         )
         self.metrics_server = MetricsServer(
             self.registry,
@@ -139,10 +163,10 @@ class ControllerProcess:
         ]
 
     def _readiness(self) -> tuple[bool, str]:
+        """Ready once the caches synced and the status IPs are registered; "no config yet" is
+        not a readiness problem (it shows in logs, events and `config_loaded_bool`)."""
         if self._ready_reason:
             return False, self._ready_reason
-        if self.logic.config is None:
-            return False, "no configuration loaded"
         return True, "ok"
 
     # -- informer callbacks (informer threads) -----------------------------------------------
@@ -160,6 +184,9 @@ class ControllerProcess:
 
     def _on_configmap(self, key: str, old: Obj | None, new: Obj | None) -> None:
         self._enqueue(CONFIG_ITEM)
+
+    def _on_store(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        self._enqueue(STORE_ITEM)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -183,9 +210,10 @@ class ControllerProcess:
                 raise StartupError(f"cannot create the memberlist secret: {e}") from e
             if created:
                 log.info("created memberlist secret", extra=kv(op="startup"))
-        self.services.start()
-        self.configmaps.start()
-        while not (self.services.synced and self.configmaps.synced):
+        informers = (self.services, self.configmaps, self.store)
+        for informer in informers:
+            informer.start()
+        while not all(informer.synced for informer in informers):
             if self._stop.is_set():
                 return
             await asyncio.sleep(0.05)
@@ -205,14 +233,29 @@ class ControllerProcess:
     def close(self) -> None:
         self.services.stop()
         self.configmaps.stop()
+        self.store.stop()
         self.events.stop()
         self.metrics_server.stop()
 
     def _bootstrap(self) -> None:
         cm = self.configmaps.get(self._cm_name())
         load = load_configmap(cm, self.settings.bgp_type)
-        report = self.logic.bootstrap(load.config, self.services.items())
-        self._publish_load(cm, load, report.config)
+        stored = self._read_store()
+        self._configmap_seen = cm is not None or stored.text is not None
+        report = self.logic.bootstrap(
+            load.config, self.services.items(), stored.load.config if stored.load else None
+        )
+        if report.source == "stored":
+            self._accepted_text = stored.text
+            log.warning(
+                "the last accepted config is in force, not the ConfigMap's",
+                extra=kv(op="startup", configmap=self._cm_name(), store=self._store_key()),
+            )
+        elif report.live is not None and report.live.accepted:
+            self._accepted_text = load.text
+        if report.source:
+            self.k8s_metrics.config_loaded.set(1)
+        self._publish_load(cm, load, report.live)
         for claim in report.refused:
             log.warning(
                 "status IP cannot be kept; the Service will be re-allocated",
@@ -222,7 +265,13 @@ class ControllerProcess:
             )
         log.info(
             "caches synced; existing IPs registered",
-            extra=kv(op="startup", registered=len(report.registered), refused=len(report.refused)),
+            extra=kv(
+                op="startup",
+                config=report.source or "none",
+                registered=len(report.registered),
+                held=len(report.held),
+                refused=len(report.refused),
+            ),
         )
         # The cached objects live as long as the process: keep the collector from re-scanning
         # them on every collection (a large share of reconcile time with 50,000 Services).
@@ -230,6 +279,16 @@ class ControllerProcess:
         self._ready_reason = ""
         self._reprocess_all()
         self.queue.add(CONFIG_ITEM)
+        self.queue.add(STORE_ITEM)
+
+    def _read_store(self) -> accepted.StoredConfig:
+        stored = accepted.read_stored(self.store.get(self._store_key()), self.settings.bgp_type)
+        if stored.problem:
+            log.warning(
+                "ignoring the stored accepted config",
+                extra=kv(op="startup", store=self._store_key(), error=stored.problem),
+            )
+        return stored
 
     # -- the worker ---------------------------------------------------------------------------
 
@@ -250,6 +309,9 @@ class ControllerProcess:
             try:
                 if item == CONFIG_ITEM:
                     self._finish(item, self._handle_config())
+                    continue
+                if item == STORE_ITEM:
+                    self._finish(item, await self._handle_store())
                     continue
                 key = item[1]
                 svc = self.services.get(key)
@@ -311,24 +373,83 @@ class ControllerProcess:
     def _handle_config(self) -> Outcome:
         cm = self.configmaps.get(self._cm_name())
         load = load_configmap(cm, self.settings.bgp_type)
+        self._configmap_seen = self._configmap_seen or cm is not None
         if load.config is None:
             self._publish_load(cm, load, None)
             return Outcome.ERROR_NO_RETRY if load.missing else Outcome.SUCCESS
         if load.config == self.logic.config and not self._blockers:
             self.k8s_metrics.config_stale.set(0)
+            self._accept_text(load.text)
             return Outcome.SUCCESS
         decision = self.logic.set_config(load.config)
+        if decision.in_force:
+            self.k8s_metrics.config_loaded.set(1)
+        if decision.accepted:
+            self._accept_text(load.text)
         self._publish_load(cm, load, decision)
         return decision.outcome
+
+    def _accept_text(self, text: str) -> None:
+        """Remember the accepted text; the store follows (a comment-only edit too, so the store
+        always shows what the ConfigMap says once it is in force)."""
+        if text != self._accepted_text:
+            self._accepted_text = text
+            self.queue.add(STORE_ITEM)
+
+    async def _handle_store(self) -> Outcome:
+        """Keep the store equal to the accepted config; a failed write is retried with backoff
+        (the config stays in force meanwhile: it was accepted against the Services' IPs)."""
+        text = self._accepted_text
+        if text is None:
+            return Outcome.SUCCESS
+        current = self.store.get(self._store_key())
+        if accepted.holds(current, text):
+            return Outcome.SUCCESS
+        if current is not None and self._stored_text_written == text:
+            log.warning(
+                "the stored accepted config was changed by someone else; rewriting it",
+                extra=kv(op="storeConfig", store=self._store_key()),
+            )
+        cm = self.configmaps.get(self._cm_name()) or {}
+        source = str((cm.get("metadata") or {}).get("resourceVersion") or "")
+        body = accepted.stored_configmap(
+            accepted.store_name(self.settings.config_name), self.settings.namespace, text, source
+        )
+        try:
+            await asyncio.to_thread(accepted.write_stored, self.core, body, current)
+        except Exception as e:
+            log.warning(
+                "cannot store the accepted config; retrying",
+                extra=kv(op="storeConfig", store=self._store_key(), error=_api_error(e)),
+            )
+            return Outcome.ERROR
+        self._stored_text_written = text
+        log.info("accepted config stored", extra=kv(op="storeConfig", store=self._store_key()))
+        return Outcome.SUCCESS
 
     def _publish_load(
         self, cm: Obj | None, load: ConfigLoad, decision: ConfigDecision | None
     ) -> None:
         """Metrics, logs and (for problems) a Warning event on the ConfigMap."""
         if load.missing:
+            if not self._configmap_seen:
+                # A fresh install: nothing is stale, MetalLB just has nothing to do yet.
+                self.k8s_metrics.config_stale.set(0)
+                log.info(
+                    "no config yet: MetalLB allocates nothing until the ConfigMap exists",
+                    extra=kv(op="setConfig", configmap=self._cm_name()),
+                )
+                self._config_event(
+                    _configmap_ref(self.settings.namespace, self.settings.config_name),
+                    "NoConfig",
+                    f"waiting for ConfigMap {self._cm_name()} (data key config); "
+                    "no address is allocated until it exists",
+                    "Normal",
+                )
+                return
             self.k8s_metrics.config_stale.set(1)
             log.error(
-                "configmap missing: MetalLB will not allocate new addresses",
+                "configmap missing: keeping the config in force",
                 extra=kv(op="setConfig", configmap=self._cm_name()),
             )
             return
@@ -357,16 +478,21 @@ class ControllerProcess:
             return
         self.k8s_metrics.config_stale.set(1)
         self._blockers = {b.service for b in decision.blockers}
-        for b in decision.blockers:
-            log.error(
-                "config refused: service would lose its IPs",
-                extra=kv(
-                    op="setConfig",
-                    service=b.service,
-                    ip=",".join(str(ip) for ip in b.ips),
-                    error=b.reason,
-                ),
-            )
+        shown = decision.blockers[:BLOCKERS_LOGGED]
+        log.error(
+            "config refused: Services would lose their IPs; the previous config stays in force"
+            if not decision.in_force
+            else "config refused: Services hold IPs it does not cover; they keep them",
+            extra=kv(
+                op="setConfig",
+                blockers=len(decision.blockers),
+                first_blockers="; ".join(
+                    f"{b.service} [{','.join(str(ip) for ip in b.ips)}]: {b.reason}" for b in shown
+                )
+                or decision.message,
+                retry=self.queue.retries(CONFIG_ITEM),
+            ),
+        )
         if decision.blockers:
             names = "; ".join(
                 f"{b.service} [{', '.join(str(ip) for ip in b.ips)}]: {b.reason}"
@@ -375,6 +501,9 @@ class ControllerProcess:
             message = (
                 f"config refused, previous config kept: {len(decision.blockers)} Service(s) "
                 f"would lose their IPs: {names}"
+                if not decision.in_force
+                else f"config refused, Services keep their IPs: {len(decision.blockers)} "
+                f"Service(s) hold IPs no pool of this config owns: {names}"
             )
         else:
             message = f"config refused, previous config kept: {decision.message}"
@@ -382,12 +511,26 @@ class ControllerProcess:
             self._last_config_problem = message
             self._config_event(cm, "ConfigRefused", message)
 
-    def _config_event(self, cm: Obj | None, reason: str, message: str) -> None:
+    def _config_event(
+        self, cm: Obj | None, reason: str, message: str, type_: str = "Warning"
+    ) -> None:
         if cm is not None:
-            self.events.event(cm, "Warning", reason, _truncate(message))
+            self.events.event(cm, type_, reason, _truncate(message, EVENT_LIMIT))
 
     def _cm_name(self) -> str:
         return f"{self.settings.namespace}/{self.settings.config_name}"
+
+    def _store_key(self) -> str:
+        return f"{self.settings.namespace}/{accepted.store_name(self.settings.config_name)}"
+
+
+def _configmap_ref(namespace: str, name: str) -> Obj:
+    """An event target for a ConfigMap that does not exist (yet)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"namespace": namespace, "name": name},
+    }
 
 
 def _api_error(e: Exception) -> str:

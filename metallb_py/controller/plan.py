@@ -4,7 +4,9 @@ Given Services (what `kubectl get svc -A -o yaml` prints) and a config, the repl
 controller's own start-up and reprocess-all, run on `Controller` unchanged:
 
 1. bootstrap under the first config (`--current` if given, else the new one): every status IP
-   is registered first, oldest Service first;
+   is registered first, oldest Service first; IPs the config does not cover are kept (held),
+   and without `--current` they make the new config refused, as a controller started on it
+   with nothing stored would do;
 2. every Service is reconciled in `replay_order` (creationTimestamp, then namespace/name), and
    each Service whose status was written is reconciled once more, as its update event would
    make the real controller do;
@@ -25,7 +27,7 @@ from typing import Any
 import yaml
 
 from metallb_py.config.model import Config
-from metallb_py.controller.reconcile import Controller, Event, replay_order
+from metallb_py.controller.reconcile import ConfigDecision, Controller, Event, replay_order
 from metallb_py.controller.service import read_service
 
 
@@ -244,6 +246,20 @@ def run_plan(
                 f"status IPs cannot be kept under the {label} config: {claim.reason}",
             )
         )
+    if current is None and report.live is not None and not report.live.accepted:
+        # The controller keeps these IPs and refuses the config while they are held.
+        plan.accepted = False
+        _add_blockers(plan, report.live)
+    elif current is not None:
+        for claim in report.held:
+            plan.problems.append(
+                PlanProblem(
+                    claim.service,
+                    claim.ips,
+                    f"holds {', '.join(claim.ips)}, which no pool of the current config owns:"
+                    " kept as they are",
+                )
+            )
 
     def reconcile_all() -> None:
         written = _pass(ctrl, order, cluster, plan)
@@ -256,19 +272,7 @@ def run_plan(
             reconcile_all()
         else:
             plan.accepted = False
-            if decision.blockers:
-                for b in decision.blockers:
-                    plan.problems.append(
-                        PlanProblem(
-                            b.service,
-                            tuple(str(ip) for ip in b.ips),
-                            f"cannot own {', '.join(map(str, b.ips))} under the new config:"
-                            f" {b.reason}",
-                            blocks=True,
-                        )
-                    )
-            else:
-                plan.problems.append(PlanProblem(None, (), decision.message))
+            _add_blockers(plan, decision)
 
     for key, obj in cluster.items():
         result = plan.services[key]
@@ -277,6 +281,20 @@ def run_plan(
         result.ips = list(view.status_ips)
         result.pool = ctrl.allocator.pool_of(key)
     return plan
+
+
+def _add_blockers(plan: Plan, decision: ConfigDecision) -> None:
+    if not decision.blockers:
+        plan.problems.append(PlanProblem(None, (), decision.message))
+    for b in decision.blockers:
+        plan.problems.append(
+            PlanProblem(
+                b.service,
+                tuple(str(ip) for ip in b.ips),
+                f"cannot own {', '.join(map(str, b.ips))} under the new config: {b.reason}",
+                blocks=True,
+            )
+        )
 
 
 def _pass(
@@ -320,8 +338,15 @@ def render_text(plan: Plan) -> str:
             )
         else:
             lines.append("config change: REFUSED")
+    elif plan.accepted:
+        lines.append("plan under the new config")
+    elif blockers:
+        lines.append(
+            "plan under the new config: REFUSED (Services hold addresses it does not cover; "
+            "they keep them)"
+        )
     else:
-        lines.append("plan under the new config" + ("" if plan.accepted else ": INVALID CONFIG"))
+        lines.append("plan under the new config: INVALID CONFIG")
     if blockers:
         lines.append("")
         lines.append("Blocking Services:")

@@ -13,11 +13,15 @@ Deviations from v0.12, each in docs/behaviour-differences.md:
   them in status without telling the allocator);
 * at start-up every status IP is registered in one pass (`bootstrap`) before any allocation,
   and allocation waits until that has happened under a loaded config;
+* a Service is never cleared because the config does not cover the IPs it holds at start-up:
+  they are held (`Allocator.hold`) and block the config, which is then refused, and the last
+  accepted config (kept in the cluster by the process) is in force when there is one;
 * requested IPs are compared with the current ones as sets, without reordering the status.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +92,9 @@ class ConfigDecision:
     """Every Service whose IPs the new config cannot own (sorted by key)."""
     change: PoolChange | None = None
     note: str = ""
+    in_force: bool = False
+    """The config is the one now used for allocation: always when accepted, and also when
+    refused but adopted because nothing better was in force (held IPs block it)."""
 
     @property
     def message(self) -> str:
@@ -109,10 +116,16 @@ class StatusClaim:
 
 @dataclass(frozen=True)
 class BootstrapReport:
-    config: ConfigDecision | None
+    live: ConfigDecision | None
+    """The judgement of the live config; None when there is none."""
+    source: str
+    """Which config is in force: "live", "stored" or "" (none yet)."""
     registered: tuple[str, ...]
     """Services whose status IPs were registered, in registration order."""
+    held: tuple[StatusClaim, ...]
+    """Status IPs kept although the config in force does not cover them."""
     refused: tuple[StatusClaim, ...]
+    """Status IPs contested by an older Service: these Services are re-allocated."""
 
 
 def replay_order(services: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -130,6 +143,18 @@ def replay_order(services: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any
         return (0, stamp, key) if stamp is not None else (1, 0.0, key)
 
     return sorted((s for s in services if isinstance(s, Mapping)), key=sort_key)
+
+
+@dataclass(frozen=True)
+class _Adoption:
+    decision: ConfigDecision
+    registered: tuple[str, ...]
+    held: tuple[StatusClaim, ...]
+    refused: tuple[StatusClaim, ...]
+
+    @property
+    def claims(self) -> tuple[tuple[str, ...], tuple[StatusClaim, ...], tuple[StatusClaim, ...]]:
+        return self.registered, self.held, self.refused
 
 
 class _Work:
@@ -200,53 +225,82 @@ class Controller:
                 accepted=False,
                 note="no MetalLB configuration in cluster; keeping the previous one",
             )
+        if not self._registered:
+            known = dict(self._pending)
+            for obj in existing_services or ():
+                if isinstance(obj, Mapping):
+                    known[read_service(obj).key] = obj
+            self._pending.clear()
+            return self._adopt(config, known.values()).decision
         change = self.allocator.set_pools(config.pools)
-        decision = self._config_decision(change)
         if change.accepted:
             self.config = config
-            if not self._registered:
-                known = dict(self._pending)
-                for obj in existing_services or ():
-                    if isinstance(obj, Mapping):
-                        known[read_service(obj).key] = obj
-                self._pending.clear()
-                self.register_existing(known.values())
-        return decision
+        return self._config_decision(change)
 
     @staticmethod
     def _config_decision(change: PoolChange) -> ConfigDecision:
         if change.accepted:
-            return ConfigDecision(Outcome.REPROCESS_ALL, True, (), change)
+            return ConfigDecision(Outcome.REPROCESS_ALL, True, (), change, in_force=True)
         return ConfigDecision(Outcome.ERROR, False, change.blockers, change)
+
+    def _adopt(self, config: Config, services: Iterable[Mapping[str, Any]]) -> _Adoption:
+        """Make `config` the first config of this controller and register every status IP
+        under it. IPs it does not cover are held, not cleared: the config is then in force (new
+        Services are allocated from it) but refused, and it stays refused while they are held."""
+        self.allocator = Allocator()
+        change = self.allocator.set_pools(config.pools)
+        if not change.accepted:
+            return _Adoption(self._config_decision(change), (), (), ())
+        self.config = config
+        registered, held, refused = self.register_existing(services)
+        if not held:
+            return _Adoption(self._config_decision(change), registered, held, refused)
+        blocked = self.allocator.check_pools(config.pools)
+        decision = ConfigDecision(Outcome.ERROR, False, blocked.blockers, blocked, in_force=True)
+        return _Adoption(decision, registered, held, refused)
 
     # ---- start-up ------------------------------------------------------------------------
 
     def bootstrap(
-        self, config: Config | None, services: Iterable[Mapping[str, Any]]
+        self,
+        live: Config | None,
+        services: Iterable[Mapping[str, Any]],
+        stored: Config | None = None,
     ) -> BootstrapReport:
-        """Start-up after the informer caches synced (spec 9.22, fixed): load the config,
-        register every status IP in one pass, then allow allocation."""
+        """Start-up after the informer caches synced (spec 9.22, fixed): choose the config,
+        register every status IP in one pass, then allow allocation.
+
+        The live config is judged against what Services hold, exactly as at run time: if it
+        would orphan IPs it is refused and `stored` (the last accepted config) is in force;
+        with nothing stored the live config is in force with the orphaned IPs held. Either way
+        no Service loses an IP because the controller restarted."""
         services = list(services)
-        decision = self.set_config(config) if config is not None else None
-        registered: tuple[str, ...] = ()
-        refused: tuple[StatusClaim, ...] = ()
-        if self.config is not None:
-            registered, refused = self.register_existing(services)
-        else:
+        self.synced = True
+        first = live if live is not None else stored
+        if first is None:
             for obj in services:
                 if isinstance(obj, Mapping):
                     self._pending[read_service(obj).key] = obj
-        self.synced = True
-        return BootstrapReport(decision, registered, refused)
+            return BootstrapReport(None, "", (), (), ())
+        adoption = self._adopt(first, services)
+        if live is None:
+            return BootstrapReport(None, "stored", *adoption.claims)
+        if adoption.decision.accepted or stored is None or stored == live:
+            return BootstrapReport(adoption.decision, "live", *adoption.claims)
+        refused_live = dataclasses.replace(adoption.decision, in_force=False)
+        fallback = self._adopt(stored, services)
+        return BootstrapReport(refused_live, "stored", *fallback.claims)
 
     def register_existing(
         self, services: Iterable[Mapping[str, Any]]
-    ) -> tuple[tuple[str, ...], tuple[StatusClaim, ...]]:
-        """Register the status IPs of every Service, in `replay_order`; the first claimant of
-        a contested IP keeps it. Needs a loaded config (pools decide ownership)."""
+    ) -> tuple[tuple[str, ...], tuple[StatusClaim, ...], tuple[StatusClaim, ...]]:
+        """Register the status IPs of every Service, in `replay_order`: (registered, held,
+        refused). The first claimant of a contested IP keeps it; IPs the config does not own
+        are held. Needs a loaded config (pools decide ownership)."""
         if self.config is None:
-            return (), ()
+            return (), (), ()
         registered: list[str] = []
+        held: list[StatusClaim] = []
         refused: list[StatusClaim] = []
         for obj in replay_order(services):
             view = read_service(obj)
@@ -272,11 +326,16 @@ class Controller:
             try:
                 self.allocator.assign(view.key, ips, view.usage)
             except AllocatorError as exc:
-                refused.append(StatusClaim(view.key, view.status_ips, str(exc)))
+                try:
+                    self.allocator.hold(view.key, ips, view.usage)
+                except AllocatorError as contested:
+                    refused.append(StatusClaim(view.key, view.status_ips, str(contested)))
+                else:
+                    held.append(StatusClaim(view.key, view.status_ips, str(exc)))
                 continue
             registered.append(view.key)
         self._registered = True
-        return tuple(registered), tuple(refused)
+        return tuple(registered), tuple(held), tuple(refused)
 
     # ---- one Service ---------------------------------------------------------------------
 
@@ -357,15 +416,18 @@ class Controller:
                     work.ips = list(lb_ips)
 
         # Step 6: are the current IPs still right?
+        held = False
         if work.ips:
             try:
-                self.allocator.assign(key, work.ips, view.usage)
+                held = self.allocator.assign(key, work.ips, view.usage).held
             except AllocatorError as exc:
-                work.clear(
-                    "notAllowed", "current IP not allowed by config, clearing", error=str(exc)
-                )
+                held = self._hold_again(key, work.ips, view)
+                if not held:
+                    work.clear(
+                        "notAllowed", "current IP not allowed by config, clearing", error=str(exc)
+                    )
             pool = self.allocator.pool_of(key)
-            if work.ips and view.pool_annotation and pool != view.pool_annotation:
+            if work.ips and not held and view.pool_annotation and pool != view.pool_annotation:
                 work.clear(
                     "differentPoolRequested",
                     "user requested a different pool than the one currently assigned",
@@ -403,6 +465,16 @@ class Controller:
             work.normal("IPAllocated", f"Assigned IP {go_quote_list(work.ips)}")
             work.log.append({"event": "ipAllocated", "ip": ",".join(map(ip_text, work.ips))})
 
+        current = self.allocator.allocation(key)
+        if current is not None and current.held:
+            work.warn(
+                "KeptOutsideConfig",
+                f"keeping {go_quote_list(work.ips)}: no pool of the config in force owns them; "
+                "MetalLB does not take an address away from a Service, so the config that "
+                "orphans it stays refused until the Service is moved or deleted",
+            )
+            return None
+
         # Step 8: sanity.
         if not work.ips:
             work.warn("InternalError", "didn't allocate an IP but also did not fail")
@@ -415,6 +487,18 @@ class Controller:
             return None
         self._last_warning.pop(key, None)
         return None
+
+    def _hold_again(self, key: str, ips: list[IPAddress], view: ServiceView) -> bool:
+        """A held Service keeps its IPs while its status still shows exactly them (its ports
+        or keys may have changed: the sharing rules are checked again)."""
+        existing = self.allocator.allocation(key)
+        if existing is None or not existing.held or existing.ips != tuple(ips):
+            return False
+        try:
+            self.allocator.hold(key, ips, view.usage)
+        except AllocatorError:
+            return False
+        return True
 
     def _allocate(self, key: str, view: ServiceView) -> Allocation:
         """Step 7's choice: requested IPs, else the annotated pool, else any pool."""

@@ -22,6 +22,8 @@ class ConfigLoad:
     missing: bool = False
     problems: tuple[Problem, ...] = ()
     warnings: tuple[Problem, ...] = ()
+    text: str = ""
+    """The `config` text as written (kept in the accepted-config store)."""
 
     def summary(self, limit: int = 20) -> str:
         """The problems as one line each `field.path: reason`, for events and logs."""
@@ -46,5 +48,5 @@ def load_configmap(configmap: dict[str, Any] | None, bgp_type: BgpType) -> Confi
     try:
         config, warnings = parse_config_with_warnings(text, bgp_type)
     except ConfigError as e:
-        return ConfigLoad(None, problems=tuple(e.problems))
-    return ConfigLoad(config, warnings=warnings)
+        return ConfigLoad(None, problems=tuple(e.problems), text=text)
+    return ConfigLoad(config, warnings=warnings, text=text)

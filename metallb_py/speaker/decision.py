@@ -286,17 +286,42 @@ class ConfigBlocker:
 
 
 def config_blockers(
-    config: Config, announced: Mapping[str, Announcement]
+    config: Config,
+    announced: Mapping[str, Announcement],
+    current: Config | None = None,
+    services: Iterable[Mapping[str, Any]] = (),
 ) -> tuple[ConfigBlocker, ...]:
-    """Every announced Service the new config would orphan, sorted by key; empty → accept.
+    """Every Service the new config would orphan, sorted by key; empty → accept.
 
-    Upstream stops at the first offender; all of them are reported here (spec 9.2).
+    Upstream looks only at what this node announces (and stops at the first offender). Here
+    every LoadBalancer Service whose status IPs a pool of the `current` config covers counts
+    too, so all speakers refuse what the controller refuses, and a restarted speaker (which
+    announces nothing yet and starts from the last accepted config) judges exactly as a running
+    one (docs/behaviour-differences.md).
     """
-    return tuple(
-        ConfigBlocker(key, announced[key].ips)
-        for key in sorted(announced)
-        if pool_for(config, announced[key].ips) is None
-    )
+    found: dict[str, tuple[IPAddress, ...]] = {
+        key: record.ips for key, record in announced.items() if pool_for(config, record.ips) is None
+    }
+    if current is not None:
+        for service in services:
+            key, ips = _status_ips(service)
+            if key in found or not ips:
+                continue
+            if pool_for(current, ips) is not None and pool_for(config, ips) is None:
+                found[key] = ips
+    return tuple(ConfigBlocker(key, found[key]) for key in sorted(found))
+
+
+def _status_ips(service: Mapping[str, Any]) -> tuple[str, tuple[IPAddress, ...]]:
+    """`namespace/name` and the parsed ingress IPs of a LoadBalancer Service (no IPs when any
+    entry does not parse, as `decide` would withdraw it)."""
+    meta = service.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    key = f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}"
+    svc = _read_service(service)
+    if svc.type != "LoadBalancer" or not svc.ingress:
+        return key, ()
+    return key, _ingress_ips(svc.ingress) or ()
 
 
 # --- BGP routes (spec 4.6, 6.5) -----------------------------------------------------------

@@ -6,7 +6,10 @@ run in threads and only enqueue keys. Membership changes re-queue every Service 
 the retry rate limiter, so a takeover is decided within one heartbeat deadline (spec 9.9).
 
 Before the first reconcile the speaker waits for its caches and for membership to settle, so it
-never elects itself for every IP just because it has not heard the others yet.
+never elects itself for every IP just because it has not heard the others yet. It starts from the
+last config the controller accepted (the store, `metallb_py.k8s.accepted`): the ConfigMap's
+config replaces it only if every IP that Services hold under it stays covered, so a restart never
+makes the speaker drop an IP a refused config would orphan.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from kubernetes.client.exceptions import ApiException
 from metallb_py.bgp import messages as bgp_messages
 from metallb_py.bgp.session import BgpSession
 from metallb_py.config import BgpType, Config, Peer, Protocol
+from metallb_py.k8s import accepted
 from metallb_py.k8s.component import call_in_loop, finish_item, run_until_signal
-from metallb_py.k8s.configmap import load_configmap
+from metallb_py.k8s.configmap import ConfigLoad, load_configmap
 from metallb_py.k8s.informer import Informer, Obj
 from metallb_py.k8s.workqueue import Outcome, WorkQueue
 from metallb_py.k8s.writes import EventRecorder
@@ -50,6 +54,8 @@ NODE_ITEM = ("node", "")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 POD_POLL_INTERVAL = 10.0
 ROUTE_PUSH_DELAY = 0.005
+BLOCKERS_LOGGED = 5
+"""A refused config logs one line per attempt naming this many blockers."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,13 @@ class SpeakerProcess:
         self.queue: WorkQueue[Item] = WorkQueue()
         self.events = EventRecorder(self.core, d.COMPONENT, host=settings.node_name)
         self.config: Config | None = None
+        self._config_applied = False
+        """Sessions and routes follow `config` (set by `_apply_config`)."""
+        self._stored: Config | None = None
+        """The last accepted config read from the store at start-up, until the first decision."""
+        self._configmap_seen = False
+        self._blockers: set[str] = set()
+        """Services named by the last refused config: their changes retry the config at once."""
         self.announced: dict[str, d.Announcement] = {}
         self.membership: Membership | None = None
         self._fallback_live: frozenset[str] = frozenset()
@@ -144,6 +157,15 @@ class SpeakerProcess:
             self.core.list_namespaced_config_map,
             self._on_configmap,
             kwargs={"namespace": ns, "field_selector": f"metadata.name={settings.config_name}"},
+        )
+        self.store = Informer(
+            "accepted-config",
+            self.core.list_namespaced_config_map,
+            lambda key, old, new: None,
+            kwargs={
+                "namespace": ns,
+                "field_selector": f"metadata.name={accepted.store_name(settings.config_name)}",
+            },
         )
         self.nodes = Informer("nodes", self.core.list_node, self._on_node)
         self.endpoints: Informer | None = None
@@ -173,10 +195,10 @@ class SpeakerProcess:
         )
 
     def _readiness(self) -> tuple[bool, str]:
+        """Ready once caches synced and the layer2 sockets and membership are up; "no config
+        yet" is not a readiness problem (logs, events and `config_loaded_bool` show it)."""
         if self._ready_reason:
             return False, self._ready_reason
-        if self.config is None:
-            return False, "no configuration loaded"
         return True, "ok"
 
     # -- informer callbacks (threads) -----------------------------------------------------------
@@ -187,6 +209,8 @@ class SpeakerProcess:
     def _add_all(self, items: tuple[Item, ...]) -> None:
         for item in items:
             self.queue.add(item)
+            if item[0] == "service" and item[1] in self._blockers:
+                self.queue.add(CONFIG_ITEM)
 
     def _on_service(self, key: str, old: Obj | None, new: Obj | None) -> None:
         self._enqueue(("service", key))
@@ -223,7 +247,7 @@ class SpeakerProcess:
         )
         await self.announcer.start()
         await self._choose_endpoint_source()
-        informers = [self.services, self.configmaps, self.nodes]
+        informers = [self.services, self.configmaps, self.store, self.nodes]
         if self.endpoints is not None:
             informers.append(self.endpoints)
         for inf in informers:
@@ -232,6 +256,7 @@ class SpeakerProcess:
             if self._stop.is_set():
                 return
             await asyncio.sleep(0.05)
+        self._read_store()
         await self._start_membership()
         pods_task = asyncio.create_task(self._poll_speaker_pods())
         self._ready_reason = ""
@@ -250,7 +275,7 @@ class SpeakerProcess:
         self._stop.set()
 
     def close(self) -> None:
-        for inf in (self.services, self.configmaps, self.nodes, self.endpoints):
+        for inf in (self.services, self.configmaps, self.store, self.nodes, self.endpoints):
             if inf is not None:
                 inf.stop()
         self.events.stop()
@@ -407,14 +432,56 @@ class SpeakerProcess:
             return await self._handle_node()
         return self._handle_service(key)
 
+    def _read_store(self) -> None:
+        key = f"{self.settings.namespace}/{accepted.store_name(self.settings.config_name)}"
+        stored = accepted.read_stored(self.store.get(key), self.settings.bgp_type)
+        cm_key = f"{self.settings.namespace}/{self.settings.config_name}"
+        self._configmap_seen = stored.text is not None or self.configmaps.get(cm_key) is not None
+        if stored.problem:
+            log.warning(
+                "ignoring the stored accepted config",
+                extra=kv(op="startup", store=key, error=stored.problem),
+            )
+        if stored.load is not None and stored.load.config is not None:
+            self._stored = stored.load.config
+
     async def _handle_config(self) -> Outcome:
         cm_key = f"{self.settings.namespace}/{self.settings.config_name}"
-        load = load_configmap(self.configmaps.get(cm_key), self.settings.bgp_type)
+        outcome = self._take_config(
+            load_configmap(self.configmaps.get(cm_key), self.settings.bgp_type)
+        )
+        self._stored = None
+        if self.config is not None and not self._config_applied:
+            await self._apply_config()
+            if outcome is not Outcome.REPROCESS_ALL:
+                self._reprocess_all()
+        return outcome
+
+    def _take_config(self, load: ConfigLoad) -> Outcome:
+        """Decide which config is in force (spec 4.3, judged against status as well); the
+        caller applies it. The first decision falls back to the stored config."""
+        if self.config is None and self._stored is not None:
+            current: Config | None = self._stored
+            fallback = True
+        else:
+            current, fallback = self.config, False
         if load.missing:
+            if fallback:
+                self.config = current
+            if not self._configmap_seen:
+                self.k8s_metrics.config_stale.set(0)
+                log.info(
+                    "no config yet: nothing is announced until the ConfigMap exists",
+                    extra=kv(op="setConfig"),
+                )
+                return Outcome.ERROR_NO_RETRY
             self.k8s_metrics.config_stale.set(1)
-            log.error("configmap missing: keeping the previous config", extra=kv(op="setConfig"))
+            log.error("configmap missing: keeping the config in force", extra=kv(op="setConfig"))
             return Outcome.ERROR_NO_RETRY
+        self._configmap_seen = True
         if load.config is None:
+            if fallback:
+                self.config = current
             self.k8s_metrics.config_stale.set(1)
             summary = load.summary()
             if summary != self._last_config_problem:
@@ -425,27 +492,45 @@ class SpeakerProcess:
                 )
             return Outcome.SUCCESS
         if load.config == self.config:
+            self._blockers.clear()
             self.k8s_metrics.config_stale.set(0)
             return Outcome.SUCCESS
-        blockers = d.config_blockers(load.config, self.announced)
+        blockers = d.config_blockers(load.config, self.announced, current, self.services.items())
         if blockers:
+            if fallback:
+                self.config = current
+            self._blockers = {b.service for b in blockers}
             self.k8s_metrics.config_stale.set(1)
-            for b in blockers:
-                log.error(
-                    "config refused: an announced Service's IPs are in no pool of the new config",
-                    extra=kv(op="setConfig", service=b.service, ip=",".join(map(str, b.ips))),
-                )
+            log.error(
+                "config refused: Services hold IPs it does not cover; the previous config "
+                "stays in force",
+                extra=kv(
+                    op="setConfig",
+                    blockers=len(blockers),
+                    first_blockers="; ".join(
+                        f"{b.service} [{','.join(map(str, b.ips))}]"
+                        for b in blockers[:BLOCKERS_LOGGED]
+                    ),
+                    retry=self.queue.retries(CONFIG_ITEM),
+                ),
+            )
             return Outcome.ERROR
         self.config = load.config
+        self._config_applied = False
+        self._blockers.clear()
         self._last_config_problem = ""
+        self.k8s_metrics.config_stale.set(0)
+        log.info("config loaded", extra=kv(op="setConfig", event="configLoaded"))
+        return Outcome.REPROCESS_ALL
+
+    async def _apply_config(self) -> None:
+        """Sessions and routes follow the config in force."""
+        self._config_applied = True
         await self._sync_sessions()
         # Routes depend on the config too (advertisements, communities, aggregation, a pool's
         # protocol): a Service whose record is unchanged still needs its routes recomputed.
         self._schedule_route_push()
         self.k8s_metrics.config_loaded.set(1)
-        self.k8s_metrics.config_stale.set(0)
-        log.info("config loaded", extra=kv(op="setConfig", event="configLoaded"))
-        return Outcome.REPROCESS_ALL
 
     async def _handle_node(self) -> Outcome:
         had_peers = bool(self.sessions)

@@ -17,7 +17,7 @@ from metallb_py.testing.apiserver import ApiServer
 from tests.apiserver.conftest import Kubectl, service
 
 REPO = Path(__file__).resolve().parents[2]
-LAYER2_EXAMPLE = REPO / "manifests" / "example-layer2-config.yaml"
+LAYER2_EXAMPLE = REPO / "config-examples" / "configmap-layer2.yaml"
 
 STACK = """\
 apiVersion: v1

@@ -240,26 +240,33 @@ def test_konvoy_layer2_to_bgp_is_refused_by_all_26(thirty: str) -> None:
     assert out["services"]["apps/svc-27"]["ips"] == []
 
 
-def test_without_current_a_fresh_controller_moves_services(tmp_path: Path) -> None:
-    """No --current: what a controller started on NEW would do (the Konvoy note: deleting the
-    controller pod forces a config in). Addresses outside NEW are re-allocated."""
+def test_without_current_a_fresh_controller_keeps_what_services_hold(tmp_path: Path) -> None:
+    """No --current: what a controller started on NEW with nothing stored would do. Upstream
+    re-allocated the addresses outside NEW (the Konvoy note: deleting the controller pod forces
+    a config in); metallb-py keeps them and refuses NEW while they are held
+    (docs/behaviour-differences.md, durable config)."""
     code, out = plan_json(
         "--config", str(DATA / "konvoy-bgp.yaml"), "--services", str(DATA / "blog-cluster.yaml")
     )
-    assert code == 0
-    assert out["services"]["default/nginx"]["ips"] == ["172.40.100.0"]
-    assert out["services"]["default/test-service"]["ips"] == ["172.40.100.1"]
-    # test-service-3 asks for 192.168.197.254, which NEW does not have.
-    assert out["services"]["default/test-service-3"]["ips"] == []
-    assert [e["reason"] for e in out["services"]["default/test-service-3"]["events"]] == [
-        "AllocationFailed"
-    ]
+    assert code == 1
+    assert out["accepted"] is False
+    assert out["services"]["default/nginx"]["ips"] == ["192.168.197.0"]
+    assert out["services"]["default/test-service"]["ips"] == ["192.168.197.1"]
+    assert out["services"]["default/test-service-3"]["ips"] == ["192.168.197.254"]
+    for key in ("default/nginx", "default/test-service", "default/test-service-3"):
+        assert [e["reason"] for e in out["services"][key]["events"]] == ["KeptOutsideConfig"]
     assert [(p["service"], p["ips"]) for p in out["problems"]] == [
         ("default/nginx", ["192.168.197.0"]),
         ("default/test-service", ["192.168.197.1"]),
         ("default/test-service-3", ["192.168.197.254"]),
     ]
-    assert "is not allowed in config" in out["problems"][0]["reason"]
+    assert "is not in any pool" in out["problems"][0]["reason"]
+    code, text, _ = plan(
+        "--config", str(DATA / "konvoy-bgp.yaml"), "--services", str(DATA / "blog-cluster.yaml")
+    )
+    assert code == 1
+    assert text.startswith("plan under the new config: REFUSED")
+    assert "default/nginx  [192.168.197.0]" in text
 
 
 # ---- Kontena (seed 000) and invalid configs ----------------------------------------------

@@ -150,9 +150,12 @@ def test_breaking_config_is_refused_then_fixed(api, start_controller):
     assert ctl.metric("metallb_allocator_addresses_total", pool="other") == 8
 
 
-def test_configmap_without_config_key_is_refused_and_no_config_means_not_ready(
+def test_configmap_without_config_key_is_refused_and_no_config_is_ready_but_not_loaded(
     api, start_controller
 ):
+    """Issue 11: /readyz means "caches synced", not "a config exists" (so `rollout status`
+    before the config is written does not hang); "no config yet" shows in the log, an event
+    and config_loaded_bool 0, and stale stays 0 while no ConfigMap was ever seen."""
     api.create(service("s"))
     ctl = start_controller()
     import urllib.error
@@ -164,7 +167,14 @@ def test_configmap_without_config_key_is_refused_and_no_config_means_not_ready(
         except urllib.error.HTTPError as e:
             return e.code
 
-    wait_for(lambda: readyz() == 503, 20)
+    wait_for(lambda: readyz() == 200, 20, what="ready without any ConfigMap")
+    assert ctl.metric("metallb_k8s_client_config_stale_bool") == 0
+    assert ctl.metric("metallb_k8s_client_config_loaded_bool") == 0
+    waiting = wait_for(lambda: events(api, NS, "NoConfig"), 10, what="NoConfig event")
+    assert waiting[0]["type"] == "Normal"
+    assert waiting[0]["involvedObject"]["name"] == "config"
+    assert any("no config yet" in str(e.get("msg", "")) for e in ctl.logs())
+    assert ips(api, "s") == []
     # A misspelt key is refused with the field path (v0.12 would load an empty config).
     api.create(
         {
@@ -180,14 +190,14 @@ def test_configmap_without_config_key_is_refused_and_no_config_means_not_ready(
         in (invalid[0]["message"])
     )
     wait_for(lambda: ctl.metric("metallb_k8s_client_config_stale_bool") == 1, 10)
-    assert readyz() == 503 and ctl.metric("metallb_k8s_client_config_loaded_bool") == 0
+    assert readyz() == 200 and ctl.metric("metallb_k8s_client_config_loaded_bool") == 0
     # An explicitly empty config is a valid (empty) configuration.
     cm = api.get("configmaps", "config", NS)
     cm["data"] = {"config": ""}
     api.update(cm)
-    wait_for(lambda: readyz() == 200, 20, what="ready once a config is loaded")
-    assert ctl.metric("metallb_k8s_client_config_loaded_bool") == 1
+    wait_for(lambda: ctl.metric("metallb_k8s_client_config_loaded_bool") == 1, 20)
     assert ctl.metric("metallb_k8s_client_config_stale_bool") == 0
+    assert readyz() == 200
     wait_for(lambda: events(api, "apps", "AllocationFailed"), 10)
 
 

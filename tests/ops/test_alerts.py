@@ -31,7 +31,9 @@ def write_rules(tmp: Path, groups: list[dict[str, Any]]) -> None:
 
 
 def shipped_groups() -> list[dict[str, Any]]:
-    (rule,) = list(yaml.safe_load_all((ROOT / "manifests/prometheus-rules.yaml").read_text()))
+    (rule,) = list(
+        yaml.safe_load_all((ROOT / "manifests/prometheus/prometheus-rules.yaml").read_text())
+    )
     assert rule["apiVersion"] == "monitoring.coreos.com/v1" and rule["kind"] == "PrometheusRule"
     return rule["spec"]["groups"]
 

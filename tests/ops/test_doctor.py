@@ -106,9 +106,8 @@ def add_speaker_pod(api: ApiServer, node: str, running: bool = True) -> None:
 @pytest.fixture
 def api() -> Iterator[ApiServer]:
     with ApiServer() as server:
-        for name in ("namespace.yaml", "metallb.yaml"):
-            for obj in yaml.safe_load_all((ROOT / "manifests" / name).read_text()):
-                server.create(obj)
+        for obj in yaml.safe_load_all((ROOT / "manifests" / "metallb.yaml").read_text()):
+            server.create(obj)
         for node in ("node-a", "node-b"):
             add_node(server, node)
             add_speaker_pod(server, node)

@@ -113,7 +113,7 @@ def test_addon_examples_render_and_convert(path: Path, tmp_path: Path):
     rendered = run("render", str(path), "-o", str(tmp_path))
     assert rendered.exit_code == 0, rendered.output
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert {"namespace.yaml", "metallb.yaml", "config.yaml", "Kustomization"} <= set(files)
+    assert {"metallb.yaml", "config.yaml", "Kustomization"} <= set(files)
     for name in files:
         if name.endswith(".yaml"):
             loads_into_models(docs((tmp_path / name).read_text()))

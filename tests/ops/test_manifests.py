@@ -15,7 +15,11 @@ from metallb_py.addons import manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
-GENERATED = ("namespace.yaml", "metallb.yaml", "prometheus-operator.yaml", "prometheus-rules.yaml")
+GENERATED = (
+    "metallb.yaml",
+    "prometheus/prometheus-operator.yaml",
+    "prometheus/prometheus-rules.yaml",
+)
 
 
 def load(name: str) -> list[dict[str, Any]]:
@@ -34,8 +38,30 @@ def find(kind: str, name: str) -> dict[str, Any]:
 
 def test_shipped_files_are_what_the_builder_makes():
     # Regenerate with `python -m metallb_py.addons.manifests manifests/`.
-    for name, text in manifests.shipped_files().items():
+    shipped = manifests.shipped_files()
+    for name, text in shipped.items():
         assert (MANIFESTS / name).read_text() == text, f"manifests/{name} is stale"
+    # Nothing else: a file left over from an older layout would still be applied.
+    on_disk = {str(p.relative_to(MANIFESTS)) for p in MANIFESTS.rglob("*") if p.is_file()}
+    assert on_disk == set(shipped)
+
+
+def test_install_is_only_builtin_kinds_with_the_namespace_first():
+    """`kubectl apply -f manifests/` reads *.yaml/*.yml/*.json of the directory itself (not of
+    subdirectories) in name order: what it reads must work on a stock cluster in one pass."""
+    top = sorted(p.name for p in MANIFESTS.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+    assert top == ["metallb.yaml"]
+    objs = load("metallb.yaml")
+    assert (objs[0]["kind"], objs[0]["metadata"]["name"]) == ("Namespace", "metallb-system")
+    builtin = ("v1", "apps/v1", "rbac.authorization.k8s.io/v1")
+    assert {o["apiVersion"] for o in objs} <= set(builtin)
+    assert not [o for o in objs if o["kind"] == "ConfigMap"]
+    # Beside the operator's kinds, manifests/prometheus/ holds only the Role letting Prometheus
+    # list the pods (and its binding).
+    for name in GENERATED[1:]:
+        objs = load(name)
+        others = {o["kind"] for o in objs if not o["apiVersion"].startswith("monitoring.coreos.")}
+        assert others <= {"Role", "RoleBinding"}, name
 
 
 def test_core_objects_load_into_kubernetes_models_without_loss():
@@ -126,6 +152,15 @@ def test_rbac_is_exactly_upstream_minus_psp():
             "resourceNames": ["controller"],
             "verbs": ["get"],
         },
+        # The accepted-config store (metallb_py/k8s/accepted.py). `create` cannot be limited
+        # by name in RBAC; `update`/`patch` are, to that one ConfigMap.
+        {"apiGroups": core, "resources": ["configmaps"], "verbs": ["create"]},
+        {
+            "apiGroups": core,
+            "resources": ["configmaps"],
+            "resourceNames": ["config-accepted"],
+            "verbs": ["update", "patch"],
+        },
     ]
     assert rules_of("Role", "prometheus-k8s") == [
         {"apiGroups": core, "resources": ["pods"], "verbs": ["get", "list", "watch"]}
@@ -173,7 +208,7 @@ def test_bindings_give_each_account_only_its_roles():
 
 
 def test_namespace_pod_security_admission():
-    (ns,) = load("namespace.yaml")
+    ns = load("metallb.yaml")[0]
     assert ns["metadata"]["name"] == "metallb-system"
     labels = ns["metadata"]["labels"]
     assert labels["app"] == "metallb"
@@ -250,7 +285,7 @@ def test_every_object_is_labelled_app_metallb():
 def test_kustomization_lists_the_install():
     kust = yaml.safe_load((MANIFESTS / "Kustomization").read_text())
     assert kust["kind"] == "Kustomization"
-    assert kust["resources"] == ["namespace.yaml", "metallb.yaml"]
+    assert kust["resources"] == ["metallb.yaml"]
     for res in kust["resources"]:
         assert (MANIFESTS / res).is_file()
     # `kubectl apply -f manifests/` reads only *.yaml/*.yml/*.json: the kustomization must not
@@ -269,18 +304,24 @@ def test_kubectl_kustomize_builds_the_install():
     )
     assert out.returncode == 0, out.stderr
     kinds = sorted({d["kind"] for d in yaml.safe_load_all(out.stdout) if d})
-    assert kinds == sorted(
-        {o["kind"] for name in ("namespace.yaml", "metallb.yaml") for o in load(name)}
-    )
+    assert kinds == sorted({o["kind"] for o in load("metallb.yaml")})
 
 
-def test_example_config_carries_the_same_namespace():
-    ns, cm = load("example-layer2-config.yaml")
-    # Repeated so that `kubectl apply -f manifests/` (files in name order) can create the
-    # ConfigMap before namespace.yaml is reached; it must be the very same Namespace.
-    assert ns == load("namespace.yaml")[0]
-    assert (cm["kind"], cm["metadata"]["name"], cm["metadata"]["namespace"]) == (
-        "ConfigMap",
-        "config",
-        "metallb-system",
+def test_rendered_config_names_the_accepted_store_in_rbac():
+    """A Helm-style render names the config after the release; the store follows it."""
+    opts = manifests.InstallOptions(config_name="metallb", config_text="address-pools: []\n")
+    role = next(
+        o
+        for o in manifests.rbac_objects(opts)
+        if (o["kind"], o["metadata"]["name"]) == ("Role", "controller")
     )
+    named = [r for r in role["rules"] if r.get("resourceNames") == ["metallb-accepted"]]
+    assert named == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["metallb-accepted"],
+            "verbs": ["update", "patch"],
+        }
+    ]
+    assert manifests.accepted_config_name("config") == "config-accepted"
