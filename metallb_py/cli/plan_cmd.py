@@ -61,12 +61,27 @@ def _read_services(path: str) -> str:
 def _read_live(
     kubeconfig: str | None, namespace: str, name: str, bgp_type: BgpType
 ) -> tuple[str, Config | None, list[str]]:
-    """Services (as a v1 List text) and the config in force, read from the cluster."""
+    """Services (as a v1 List text) and the config in force, read from the cluster: the last
+    accepted config the controller stored, else the ConfigMap's (an older controller, or none
+    accepted yet)."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
+    from metallb_py.k8s import accepted
     from metallb_py.k8s.client import ClientConfigError, api_client
     from metallb_py.k8s.configmap import load_configmap
+
+    def read_configmap(configmap_name: str) -> dict[str, Any] | None:
+        try:
+            raw: Any = core.read_namespaced_config_map(
+                configmap_name, namespace, _preload_content=False, _request_timeout=30
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return None
+        found: dict[str, Any] = json.loads(raw.data)
+        return found
 
     try:
         api = api_client(kubeconfig)
@@ -79,15 +94,8 @@ def _read_live(
             _preload_content=False, _request_timeout=30
         )
         services = json.loads(resp.data)
-        try:
-            raw: Any = core.read_namespaced_config_map(
-                name, namespace, _preload_content=False, _request_timeout=30
-            )
-            configmap: dict[str, Any] | None = json.loads(raw.data)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            configmap = None
+        configmap = read_configmap(name)
+        stored = accepted.read_stored(read_configmap(accepted.store_name(name)), bgp_type)
     except ApiException as exc:
         click.echo(f"cannot read from the cluster: {exc.status} {exc.reason}", err=True)
         sys.exit(EXIT_USAGE)
@@ -100,6 +108,14 @@ def _read_live(
         item.setdefault("apiVersion", "v1")
         item.setdefault("kind", "Service")
     services["kind"], services["apiVersion"] = "List", "v1"
+    if stored.load is not None and stored.load.config is not None:
+        if configmap is None or load_configmap(configmap, bgp_type).text != stored.text:
+            click.echo(
+                f"note: the config in force is the last accepted one"
+                f" ({namespace}/{accepted.store_name(name)}), not the ConfigMap's",
+                err=True,
+            )
+        return json.dumps(services), stored.load.config, []
     load = load_configmap(configmap, bgp_type)
     problems = []
     if load.missing:

@@ -188,3 +188,20 @@ def test_bgp_speaker_restart_with_a_refused_config_keeps_the_route(
         assert "203.0.113.0/32" in lan.frr.routes(), lan.dump()
         time.sleep(0.5)
     assert lan.metrics("n1").get(("metallb_k8s_client_config_stale_bool", frozenset())) == 1
+
+
+def test_fresh_speaker_without_configmap_is_ready_and_not_stale(layer2_lan):
+    """Issue 11: readiness means caches synced and sockets open, not "a config exists"."""
+    net, _api = layer2_lan
+    started = time.monotonic()
+    speaker = net.start_speaker("n1")
+    n1 = net.nodes["n1"]
+    wait_for(lambda: readyz(n1), 15, interval=0.1, what="/readyz 200 without a ConfigMap")
+    assert time.monotonic() - started < 15
+    assert speaker_metric(n1, "metallb_k8s_client_config_stale_bool") == 0
+    assert speaker_metric(n1, "metallb_k8s_client_config_loaded_bool") == 0
+    wait_for(
+        lambda: any("no config yet" in str(e.get("msg", "")) for e in speaker.logs()),
+        10,
+        what="the speaker says it has no config yet",
+    )

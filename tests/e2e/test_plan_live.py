@@ -102,3 +102,40 @@ def test_live_plan_usage_errors_and_unreachable_cluster(kubeconfig, tmp_path):
     )
     assert result.exit_code == 2
     assert "cannot reach the cluster" in result.stderr
+
+
+def test_live_plan_judges_against_the_stored_config_in_force(api, kubeconfig, tmp_path):
+    """With a refused config in the ConfigMap, the config in force is the stored one
+    (issue 11): planning GROWN from there is fine, though GROWN would not fit MOVED."""
+    import hashlib
+
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "config", "namespace": NS},
+            "data": {"config": MOVED},  # refused: web holds 192.0.2.0
+        }
+    )
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "config-accepted",
+                "namespace": NS,
+                "annotations": {
+                    "metallb-py.io/config-sha256": hashlib.sha256(OLD.encode()).hexdigest()
+                },
+            },
+            "data": {"config": OLD},
+        }
+    )
+    with_status(api, "web", "192.0.2.0")
+    with_status(api, "new", None)
+    grown = tmp_path / "grown.yaml"
+    grown.write_text(GROWN)
+    code, out = run(kubeconfig, grown)
+    assert code == 0 and out["accepted"] is True
+    assert out["services"]["apps/web"]["ips"] == ["192.0.2.0"]
+    assert out["services"]["apps/new"]["ips"] == ["192.0.2.1"]

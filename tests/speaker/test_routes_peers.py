@@ -235,6 +235,41 @@ address-pools:
     assert config_blockers(shrunk, {}) == ()
 
 
+def _lb(name: str, *ips: str, type_: str = "LoadBalancer") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "ns"},
+        "spec": {"type": type_},
+        "status": {"loadBalancer": {"ingress": [{"ip": i} for i in ips]}},
+    }
+
+
+def test_config_blockers_also_judge_what_services_hold():
+    """Issue 11: every speaker refuses what would orphan an IP a Service holds under the
+    current config, not only what it announces itself (a restarted speaker announces
+    nothing yet)."""
+    shrunk = parse_config(
+        "address-pools:\n- {name: l2, protocol: layer2, addresses: [192.0.2.0/24]}\n"
+    )
+    services = [
+        _lb("held", "198.51.100.7"),  # in `agg` now, in no pool of `shrunk`
+        _lb("fine", "192.0.2.4"),  # in `l2` of both
+        _lb("stranger", "10.9.9.9"),  # outside the current config too: not this config's doing
+        _lb("other-type", "198.51.100.8", type_="ClusterIP"),
+        _lb("hostname-only"),
+        {"metadata": {"name": "no-status", "namespace": "ns"}, "spec": {"type": "LoadBalancer"}},
+    ]
+    assert config_blockers(shrunk, {}, ROUTES_CONFIG, services) == (
+        ConfigBlocker("ns/held", (ip("198.51.100.7"),)),
+    )
+    # Without a current config there is nothing to compare with.
+    assert config_blockers(shrunk, {}, None, services) == ()
+    # An announced Service is named once, with the IPs it announces.
+    announced = {"ns/held": Announcement(Protocol.BGP, (ip("198.51.100.7"),), "agg")}
+    assert config_blockers(shrunk, announced, ROUTES_CONFIG, services) == (
+        ConfigBlocker("ns/held", (ip("198.51.100.7"),)),
+    )
+
+
 # --- nodes ----------------------------------------------------------------------------------
 
 
