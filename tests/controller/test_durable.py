@@ -109,8 +109,8 @@ def test_a_config_covering_held_ips_is_accepted_and_adopts_them() -> None:
     assert c.allocator.pool_of("default/a") == "back"
     assert c.allocator.stats()["back"].addresses_in_use == 2
     c.allocator.verify()
-    d, _ = run(c, holders()[0])
-    assert not d.write and d.events == ()
+    again, _ = run(c, holders()[0])
+    assert not again.write and again.events == ()
 
 
 def test_a_held_service_keeps_its_ip_when_its_ports_change() -> None:
