@@ -72,6 +72,18 @@ def lab() -> None:
     type=click.FloatRange(0.05),
     help="Seconds between BOOKMARK events on watches that allow them.",
 )
+@click.option(
+    "--with-monitoring-crds",
+    is_flag=True,
+    help="Also serve the Prometheus operator's custom resources (monitoring.coreos.com/v1 "
+    "PodMonitor, ServiceMonitor, PrometheusRule), as a cluster with the operator's CRDs does.",
+)
+@click.option(
+    "--with-legacy-apis",
+    is_flag=True,
+    help="Also serve versions Kubernetes 1.25 removed (discovery.k8s.io/v1beta1 EndpointSlices, "
+    "policy/v1beta1 PodSecurityPolicies). Default: only what a stock 1.32 cluster serves.",
+)
 def apiserver(
     *,
     host: str,
@@ -82,6 +94,8 @@ def apiserver(
     service_cidrs: tuple[str, ...],
     node_port_range: str,
     bookmark_interval: float,
+    with_monitoring_crds: bool,
+    with_legacy_apis: bool,
 ) -> None:
     """Serve the test Kubernetes API until SIGINT/SIGTERM.
 
@@ -118,6 +132,8 @@ def apiserver(
         cluster=cluster,
         history_size=history_size,
         bookmark_interval=bookmark_interval,
+        with_monitoring_crds=with_monitoring_crds,
+        with_legacy_apis=with_legacy_apis,
     )
     try:
         api.start()

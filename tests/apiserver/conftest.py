@@ -17,8 +17,18 @@ from metallb_py.testing.apiserver import ApiServer
 
 
 @pytest.fixture
-def api() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=0.2) as server:
+def api_options() -> dict[str, Any]:
+    """Extra `ApiServer` arguments; a test overrides them with
+    `@pytest.mark.parametrize("api_options", [WITH_MONITORING], ids=["monitoring"])`."""
+    return {}
+
+
+WITH_MONITORING: dict[str, Any] = {"with_monitoring_crds": True}
+
+
+@pytest.fixture
+def api(api_options: dict[str, Any]) -> Iterator[ApiServer]:
+    with ApiServer(bookmark_interval=0.2, **api_options) as server:
         yield server
 
 

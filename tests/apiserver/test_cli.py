@@ -104,3 +104,36 @@ def test_lab_apiserver_refuses_a_busy_port() -> None:
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
     assert proc.returncode != 0 and "cannot listen" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "groups"),
+    [
+        ((), set()),
+        (("--with-monitoring-crds",), {"monitoring.coreos.com"}),
+        (("--with-legacy-apis",), {"policy"}),
+    ],
+    ids=["default", "monitoring", "legacy"],
+)
+def test_lab_apiserver_serves_extras_only_when_asked(
+    flags: tuple[str, ...], groups: set[str]
+) -> None:
+    import http.client
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "metallb_py", "lab", "apiserver", "--port", "0", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = urlsplit(json.loads(proc.stdout.readline())["url"])
+        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+        conn.request("GET", "/apis")
+        served = {g["name"] for g in json.loads(conn.getresponse().read())["groups"]}
+        conn.close()
+        builtin = {"apps", "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io",
+                   "rbac.authorization.k8s.io"}  # fmt: skip
+        assert served == builtin | groups
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from metallb_py.testing.apiserver import ApiServer
-from tests.apiserver.conftest import raw, service, status_of
+from tests.apiserver.conftest import WITH_MONITORING, raw, service, status_of
 
 
 def cm(name: str, data: dict[str, str] | None = None, **meta: Any) -> Any:
@@ -329,6 +329,7 @@ def test_other_groups(api_client: Any) -> None:
     assert [s.metadata.name for s in slices.items] == ["kubernetes"]
 
 
+@pytest.mark.parametrize("api_options", [WITH_MONITORING], ids=["monitoring"])
 def test_custom_objects_are_stored_generically(api_client: Any) -> None:
     custom: Any = client.CustomObjectsApi(api_client)
     body = {

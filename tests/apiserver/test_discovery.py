@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client, dynamic
 
 from metallb_py.testing.apiserver import DEFAULT_RESOURCES, LEGACY_RESOURCES, ApiServer
-from tests.apiserver.conftest import raw, service
+from tests.apiserver.conftest import WITH_MONITORING, raw, service
 
 
 def test_version(api: ApiServer, api_client: Any) -> None:
@@ -30,9 +30,10 @@ def test_core_and_group_discovery(api: ApiServer) -> None:
     assert nodes["namespaced"] is False
     code, body, _ = raw(api, "GET", "/apis")
     groups = {g["name"]: g for g in body["groups"]}
-    for group in ("apps", "discovery.k8s.io", "events.k8s.io", "coordination.k8s.io",
-                  "rbac.authorization.k8s.io", "monitoring.coreos.com"):  # fmt: skip
-        assert group in groups
+    # Exactly the built-in groups a stock 1.32 cluster serves (the part the project uses).
+    assert set(groups) == {"apps", "discovery.k8s.io", "events.k8s.io", "coordination.k8s.io",
+                           "rbac.authorization.k8s.io"}  # fmt: skip
+    assert all(len(g["versions"]) == 1 for g in groups.values())
     assert groups["discovery.k8s.io"]["preferredVersion"]["version"] == "v1"
     code, body, _ = raw(api, "GET", "/apis/apps")
     assert body["kind"] == "APIGroup" and body["name"] == "apps"
@@ -50,6 +51,19 @@ def test_openapi_v3_declares_field_validation(api: ApiServer) -> None:
     assert {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}} in patch[
         "parameters"
     ]
+
+
+def test_openapi_v2_has_no_definitions(api: ApiServer) -> None:
+    """kubectl reads it only for kinds the v3 root lacks; finding no schema, it goes on to fail
+    with "no matches for kind" like against a real cluster (tests/ops/test_apply.py)."""
+    code, doc, headers = raw(api, "GET", "/openapi/v2")
+    assert code == 200 and headers["content-type"] == "application/json"
+    assert doc["swagger"] == "2.0" and doc["paths"] == {} and doc["definitions"] == {}
+    accept = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+    code, body, headers = raw(api, "GET", "/openapi/v2", headers={"Accept": accept})
+    assert code == 200
+    assert headers["content-type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    assert body == "\n\x032.0"  # openapi_v2.Document{swagger: "2.0"}
 
 
 def test_table_and_partial_metadata(api: ApiServer) -> None:
@@ -92,6 +106,7 @@ def test_protobuf_only_is_not_acceptable(api: ApiServer) -> None:
     assert code == 406 and body["reason"] == "NotAcceptable"
 
 
+@pytest.mark.parametrize("api_options", [WITH_MONITORING], ids=["monitoring"])
 def test_dynamic_client(api_client: Any) -> None:
     dyn: Any = dynamic.DynamicClient(api_client)
     services = dyn.resources.get(api_version="v1", kind="Service")
@@ -106,7 +121,7 @@ def test_dynamic_client(api_client: Any) -> None:
 
 
 def test_legacy_endpoint_slices_convert() -> None:
-    with ApiServer(resources=DEFAULT_RESOURCES + LEGACY_RESOURCES) as api:
+    with ApiServer(with_legacy_apis=True) as api:
         api.create({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                     "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
                     "addressType": "IPv4",
@@ -128,3 +143,35 @@ def test_legacy_endpoint_slices_convert() -> None:
         assert raw(api, "GET", "/apis/discovery.k8s.io/v1beta1")[0] == 404
         with pytest.raises(ValueError):
             api.resource("endpointslices", "discovery.k8s.io/v1beta1")
+
+
+def test_extras_are_switched_on_explicitly() -> None:
+    """Built-in groups only by default; the Prometheus operator's CRDs and the APIs Kubernetes
+    1.25 removed each behind their own switch, with discovery and openapi following."""
+    with ApiServer() as api:
+        for path in ("/apis/monitoring.coreos.com", "/apis/monitoring.coreos.com/v1",
+                     "/apis/policy", "/apis/policy/v1beta1",
+                     "/apis/monitoring.coreos.com/v1/namespaces/default/podmonitors"):  # fmt: skip
+            assert raw(api, "GET", path)[0] == 404, path
+        _, root, _ = raw(api, "GET", "/openapi/v3")
+        assert not any("monitoring" in p or "policy" in p for p in root["paths"])
+    with ApiServer(with_monitoring_crds=True) as api:
+        _, body, _ = raw(api, "GET", "/apis")
+        groups = {g["name"]: g for g in body["groups"]}
+        assert groups["monitoring.coreos.com"]["preferredVersion"]["version"] == "v1"
+        assert "policy" not in groups
+        _, body, _ = raw(api, "GET", "/apis/monitoring.coreos.com/v1")
+        assert {r["name"] for r in body["resources"]} == {
+            "podmonitors", "servicemonitors", "prometheusrules"
+        }  # fmt: skip
+        _, root, _ = raw(api, "GET", "/openapi/v3")
+        assert "apis/monitoring.coreos.com/v1" in root["paths"]
+    with ApiServer(with_legacy_apis=True) as api:
+        _, body, _ = raw(api, "GET", "/apis/policy/v1beta1")
+        assert [r["name"] for r in body["resources"]] == ["podsecuritypolicies"]
+        _, body, _ = raw(api, "GET", "/apis/discovery.k8s.io")
+        assert [v["version"] for v in body["versions"]] == ["v1", "v1beta1"]
+        assert body["preferredVersion"]["version"] == "v1"
+    # Listing a switched-on extra in `resources` too does not serve it twice.
+    both = ApiServer(resources=DEFAULT_RESOURCES + LEGACY_RESOURCES, with_legacy_apis=True)
+    assert len(both.table.resources) == len(DEFAULT_RESOURCES + LEGACY_RESOURCES)

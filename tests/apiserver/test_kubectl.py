@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from metallb_py.testing.apiserver import ApiServer
-from tests.apiserver.conftest import Kubectl, service
+from tests.apiserver.conftest import WITH_MONITORING, Kubectl, service
 
 REPO = Path(__file__).resolve().parents[2]
 LAYER2_EXAMPLE = REPO / "config-examples" / "configmap-layer2.yaml"
@@ -112,6 +112,24 @@ def test_apply_into_missing_namespace_fails_like_a_cluster(
     assert proc.returncode != 0 and 'namespaces "nowhere" not found' in proc.stderr
 
 
+def test_api_resources_are_the_builtin_groups(kubectl: Kubectl) -> None:
+    out = kubectl("api-resources", "--no-headers", "-o", "name").stdout.split()
+    assert {"services", "configmaps", "deployments.apps", "endpointslices.discovery.k8s.io",
+            "leases.coordination.k8s.io", "roles.rbac.authorization.k8s.io"} <= set(out)  # fmt: skip
+    assert not [name for name in out if "monitoring" in name or "podsecuritypolicies" in name]
+    versions = kubectl("api-versions").stdout.split()
+    assert "policy/v1beta1" not in versions and "discovery.k8s.io/v1beta1" not in versions
+
+
+@pytest.mark.parametrize("api_options", [WITH_MONITORING], ids=["monitoring"])
+def test_api_resources_with_monitoring_crds(kubectl: Kubectl) -> None:
+    out = kubectl("api-resources", "--api-group", "monitoring.coreos.com", "-o", "name").stdout
+    assert set(out.split()) == {"podmonitors.monitoring.coreos.com",
+                                "servicemonitors.monitoring.coreos.com",
+                                "prometheusrules.monitoring.coreos.com"}  # fmt: skip
+
+
+@pytest.mark.parametrize("api_options", [WITH_MONITORING], ids=["monitoring"])
 def test_apply_a_stack_of_kinds(api: ApiServer, kubectl: Kubectl, tmp_path: Path) -> None:
     manifest = tmp_path / "stack.yaml"
     manifest.write_text(STACK)

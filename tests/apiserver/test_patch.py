@@ -16,7 +16,7 @@ from metallb_py.testing.apiserver.patch import (
     parse_json_patch,
     strategic_merge_patch,
 )
-from tests.apiserver.conftest import raw, service, status_of
+from tests.apiserver.conftest import WITH_MONITORING, raw, service, status_of
 
 POD: dict[str, Any] = {
     "metadata": {"name": "p", "finalizers": ["a"], "labels": {"x": "1", "y": "2"}},
@@ -166,6 +166,7 @@ def test_status_patch_changes_only_status(api: ApiServer, core: Any) -> None:
     assert out.status.load_balancer.ingress[0].ip == "192.0.2.7"
 
 
+@pytest.mark.parametrize("api_options", [WITH_MONITORING], ids=["monitoring"])
 def test_custom_resources_refuse_strategic_merge(api: ApiServer) -> None:
     api.create({"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
                 "metadata": {"name": "pm"}, "spec": {"a": 1}})  # fmt: skip

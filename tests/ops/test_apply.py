@@ -1,6 +1,7 @@
-"""The install path with the real kubectl against the test API server: `kubectl apply -f
-manifests/` in one pass, re-applied over the user's config, `-k`, the opt-in Prometheus operator
-objects, the example config, and rendered installs."""
+"""The install path with the real kubectl against the test API server, which by default serves
+only what a stock Kubernetes 1.32 cluster does (no Prometheus operator CRDs, no PodSecurityPolicy):
+`kubectl apply -f manifests/` in one pass, re-applied over the user's config, `-k`, the opt-in
+Prometheus operator objects, the example config, and rendered installs."""
 
 from __future__ import annotations
 
@@ -141,8 +142,19 @@ def test_kustomize_install(api: ApiServer, kubectl: Kubectl):
     assert "created" not in same.stdout and "configured" not in same.stdout
 
 
+def test_prometheus_objects_need_the_operator_crds(api: ApiServer, kubectl: Kubectl):
+    assert kubectl("apply", "-f", str(MANIFESTS)).returncode == 0
+    out = kubectl("apply", "-f", str(PROMETHEUS))
+    # As on a cluster without the operator: kubectl names the missing kinds and exits 1.
+    assert out.returncode == 1
+    assert 'no matches for kind "PodMonitor" in version "monitoring.coreos.com/v1"' in out.stderr
+    assert 'no matches for kind "PrometheusRule"' in out.stderr
+    assert "ensure CRDs are installed first" in out.stderr
+    assert "panic" not in out.stderr and "Traceback" not in out.stderr
+
+
 def test_prometheus_objects_apply_with_the_operator_crds(tmp_path: Path):
-    with ApiServer() as api:
+    with ApiServer(with_monitoring_crds=True) as api:
         kubectl = kubectl_for(api, tmp_path / "kube-cache")
         assert kubectl("apply", "-f", str(MANIFESTS)).returncode == 0
         out = kubectl("apply", "-f", str(PROMETHEUS))
@@ -184,7 +196,7 @@ def test_rendered_install_applies(tmp_path: Path):
     result = CliRunner().invoke(main, ["render", str(values), "-o", str(rendered)])
     assert result.exit_code == 0, result.output
     # These values enable the PodMonitors and the PrometheusRule.
-    with ApiServer() as api:
+    with ApiServer(with_monitoring_crds=True) as api:
         out = kubectl_for(api, tmp_path / "kube-cache")("apply", "-k", str(rendered))
         assert out.returncode == 0, out.stderr
         assert_all_stored(api, objects_in(rendered))

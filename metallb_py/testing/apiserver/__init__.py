@@ -10,6 +10,7 @@ from metallb_py.testing.apiserver.errors import ApiError
 from metallb_py.testing.apiserver.resources import (
     DEFAULT_RESOURCES,
     LEGACY_RESOURCES,
+    MONITORING_RESOURCES,
     ResourceType,
 )
 from metallb_py.testing.apiserver.server import ApiServer, RequestRecord
@@ -18,6 +19,7 @@ from metallb_py.testing.apiserver.strategies import ClusterConfig
 __all__ = [
     "DEFAULT_RESOURCES",
     "LEGACY_RESOURCES",
+    "MONITORING_RESOURCES",
     "ApiError",
     "ApiServer",
     "ClusterConfig",

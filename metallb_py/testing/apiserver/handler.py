@@ -57,6 +57,11 @@ class Accept:
     yaml: bool = False
 
 
+# The type kube-apiserver answers with (clients ask for `...spec.v2@v1.0+protobuf`, not a valid
+# media type, which Go's mime parser would refuse).
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
 def parse_accept(header: str | None) -> Accept:
     if not header:
         return Accept()
@@ -205,6 +210,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> None:
         parts = [p for p in path.split("/") if p]
+        if method == "GET" and parts == ["openapi", "v2"]:
+            self._openapi_v2()
+            return
         if method == "GET":
             doc = self._static(parts)
             if doc is not None:
@@ -296,6 +304,24 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             "groupVersion": f"{group}/{version}" if group else version,
             "resources": resources,
         }
+
+    def _openapi_v2(self) -> None:
+        """An OpenAPI v2 document without definitions. kubectl falls back to it for kinds the
+        v3 root does not list; finding no schema there, it skips client-side validation and
+        then fails on the unknown kind as against a real cluster ("no matches for kind")."""
+        if "protobuf" in (self.headers.get("Accept") or ""):
+            # gnostic openapi_v2.Document{swagger: "2.0"}: field 1, length-delimited.
+            data, content_type = b"\x0a\x032.0", OPENAPI_V2_PROTOBUF
+        else:
+            info = {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]}
+            doc = {"swagger": "2.0", "info": info, "paths": {}, "definitions": {}}
+            data, content_type = json.dumps(doc).encode(), "application/json"
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self._code = 200
 
     def _openapi_v3(self, rest: list[str]) -> Obj | None:
         """Just enough OpenAPI v3 for kubectl: every PATCH accepts `fieldValidation`, so kubectl

@@ -223,9 +223,13 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
     R("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
     R("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
     R("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
-    # Not served by Kubernetes 1.25+, but MetalLB v0.12's manifests create PodSecurityPolicies.
-    R("policy", "v1beta1", "podsecuritypolicies", "PodSecurityPolicy", False, (), ("psp",)),
-    # custom resources (prometheus-operator): stored generically
+)  # fmt: skip
+"""What a stock Kubernetes 1.25-1.33 cluster serves (the part of it the project uses): built-in
+groups only, so a manifest that needs anything else fails here as it would on a real cluster."""
+
+# Custom resources of the Prometheus operator, served only with `ApiServer(with_monitoring_crds=
+# True)` / `metallb-py lab apiserver --with-monitoring-crds` (a cluster with the operator's CRDs).
+MONITORING_RESOURCES: tuple[ResourceType, ...] = (
     R("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", True, strategic=False,
       generation=True),
     R("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", True, strategic=False,
@@ -234,13 +238,29 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
       generation=True),
 )  # fmt: skip
 
-# Versions a 1.32 cluster no longer serves; pass them in `ApiServer(resources=...)` to test the
-# fallbacks of code written for older clusters (MetalLB v0.12 reads v1beta1 EndpointSlices).
+# Versions Kubernetes 1.25+ no longer serves, served only with `ApiServer(with_legacy_apis=True)`
+# / `--with-legacy-apis`, to test code written for older clusters (MetalLB v0.12 reads v1beta1
+# EndpointSlices; its manifests create PodSecurityPolicies).
 LEGACY_RESOURCES: tuple[ResourceType, ...] = (
     R("discovery.k8s.io", "v1beta1", "endpointslices", "EndpointSlice", True,
       storage="endpointslices.discovery.k8s.io",
       to_storage=_slice_v1beta1_to_v1, from_storage=_slice_v1_to_v1beta1),
+    R("policy", "v1beta1", "podsecuritypolicies", "PodSecurityPolicy", False, (), ("psp",)),
 )  # fmt: skip
+
+
+def served_resources(
+    resources: tuple[ResourceType, ...] = (),
+    *,
+    with_monitoring_crds: bool = False,
+    with_legacy_apis: bool = False,
+) -> tuple[ResourceType, ...]:
+    """`resources` (default: `DEFAULT_RESOURCES`) plus the switched-on extras, each once."""
+    out = resources or DEFAULT_RESOURCES
+    extras = (MONITORING_RESOURCES if with_monitoring_crds else ()) + (
+        LEGACY_RESOURCES if with_legacy_apis else ()
+    )
+    return out + tuple(rt for rt in extras if rt not in out)
 
 
 class ResourceTable:

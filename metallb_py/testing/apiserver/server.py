@@ -35,7 +35,12 @@ import yaml
 from metallb_py.testing.apiserver import errors
 from metallb_py.testing.apiserver.errors import ApiError
 from metallb_py.testing.apiserver.handler import ApiRequestHandler
-from metallb_py.testing.apiserver.resources import DEFAULT_RESOURCES, ResourceTable, ResourceType
+from metallb_py.testing.apiserver.resources import (
+    DEFAULT_RESOURCES,
+    ResourceTable,
+    ResourceType,
+    served_resources,
+)
 from metallb_py.testing.apiserver.selectors import parse_field_selector, parse_label_selector
 from metallb_py.testing.apiserver.store import (
     APPLY_PATCH,
@@ -155,7 +160,12 @@ class _HttpServer(HTTPServer):
 
 
 class ApiServer:
-    """A Kubernetes API server for tests, on `host` and a free port unless `port` is given."""
+    """A Kubernetes API server for tests, on `host` and a free port unless `port` is given.
+
+    It serves the built-in groups of a stock Kubernetes 1.32 (`DEFAULT_RESOURCES`);
+    `with_monitoring_crds` adds the Prometheus operator's custom resources and
+    `with_legacy_apis` the versions Kubernetes 1.25 removed (`LEGACY_RESOURCES`).
+    """
 
     def __init__(
         self,
@@ -163,6 +173,8 @@ class ApiServer:
         port: int = 0,
         *,
         resources: tuple[ResourceType, ...] = DEFAULT_RESOURCES,
+        with_monitoring_crds: bool = False,
+        with_legacy_apis: bool = False,
         cluster: ClusterConfig | None = None,
         history_size: int = 10_000,
         max_watch_queue: int = 100_000,
@@ -172,7 +184,13 @@ class ApiServer:
         seed: bool = True,
         request_log_size: int = 10_000,
     ) -> None:
-        self.table = ResourceTable(resources)
+        self.table = ResourceTable(
+            served_resources(
+                resources,
+                with_monitoring_crds=with_monitoring_crds,
+                with_legacy_apis=with_legacy_apis,
+            )
+        )
         self.store = Store(self.table, cluster, history_size, max_watch_queue)
         self.store.watch_gate = lambda: not self.outage_active()
         self.bookmark_interval = bookmark_interval
