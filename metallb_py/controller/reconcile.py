@@ -235,7 +235,11 @@ class Controller:
         change = self.allocator.set_pools(config.pools)
         if change.accepted:
             self.config = config
-        return self._config_decision(change)
+        decision = self._config_decision(change)
+        if not change.accepted and config == self.config:
+            # The config in force, still blocked by the IPs it holds outside itself.
+            decision = dataclasses.replace(decision, in_force=True)
+        return decision
 
     @staticmethod
     def _config_decision(change: PoolChange) -> ConfigDecision:

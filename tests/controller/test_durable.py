@@ -96,6 +96,8 @@ def test_held_services_unblock_the_config_when_they_go() -> None:
     assert c.reconcile("default/a", None).outcome is Outcome.REPROCESS_ALL
     d = c.set_config(NEW)
     assert not d.accepted and [b.service for b in d.blockers] == ["default/b"]
+    assert d.in_force, "refused, but it is the config in force"
+    assert not c.set_config(config(pool("x", "203.0.113.0/28"))).in_force
     c.reconcile("default/b", None)
     d = c.set_config(NEW)
     assert d.accepted and d.in_force and d.outcome is Outcome.REPROCESS_ALL
