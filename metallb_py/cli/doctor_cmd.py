@@ -1,7 +1,8 @@
 """`metallb-py doctor`: check a cluster for the usual reasons MetalLB does not work.
 
-Exit codes: 0 nothing found (silent), 1 findings (one line each, with the fix), 2 the cluster
-could not be reached or the kubeconfig not loaded.
+Exit codes: 0 no error (silent on a healthy cluster; warning and info lines may be printed),
+1 at least one error, 2 the cluster could not be reached, the kubeconfig not loaded, or a bad
+option.
 """
 
 from __future__ import annotations
@@ -24,6 +25,21 @@ def _client(kubeconfig: str | None, context: str | None) -> Any:
     return api_client
 
 
+def _selector(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """A Kubernetes label selector (`node-role.kubernetes.io/gpu`, `zone in (a,b)`)."""
+    if value is None:
+        return None
+    from metallb_py.testing.apiserver.errors import ApiError
+    from metallb_py.testing.apiserver.selectors import parse_label_selector
+
+    if not value.strip():
+        raise click.BadParameter("an empty selector would match every node")
+    try:
+        return parse_label_selector(value)
+    except ApiError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
 @click.command()
 @click.option(
     "--kubeconfig",
@@ -32,11 +48,35 @@ def _client(kubeconfig: str | None, context: str | None) -> Any:
 )
 @click.option("--context", help="kubeconfig context to use.")
 @click.option("-n", "--namespace", default="metallb-system", show_default=True)
-def doctor(kubeconfig: str | None, context: str | None, namespace: str) -> None:
-    """Check the cluster: kube-proxy IPVS without strictARP, pools overlapping the Service or
-    Pod networks, Ready nodes without a running speaker, the memberlist Secret, and the config
-    ConfigMap. Prints one line per finding with how to fix it; prints nothing when all is well."""
-    from metallb_py.doctor import diagnose, gather
+@click.option(
+    "--ignore-node",
+    "ignore_nodes",
+    multiple=True,
+    metavar="NAME",
+    help="A node that runs no speaker on purpose (repeatable).",
+)
+@click.option(
+    "--ignore-node-selector",
+    callback=_selector,
+    metavar="SELECTOR",
+    help="Nodes that run no speaker on purpose, as a label selector (kubectl -l syntax).",
+)
+def doctor(
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str,
+    ignore_nodes: tuple[str, ...],
+    ignore_node_selector: Any,
+) -> None:
+    """Check the cluster: the config ConfigMap and whether it is in force, the controller
+    Deployment, kube-proxy IPVS without strictARP, pools overlapping the Service or Pod networks
+    or holding node addresses, the memberlist Secret, and Ready nodes without a running speaker.
+
+    Prints one line per finding, `check: problem. Fix: how`; lines marked `(warning)` or
+    `(info)` do not change the exit code. Prints nothing when all is well. Nodes the speaker
+    DaemonSet's nodeSelector, node affinity or taints keep it off are one info line, not errors.
+    """
+    from metallb_py.doctor import IgnoredNodes, diagnose, exit_code, gather
 
     try:
         api_client = _client(kubeconfig, context)
@@ -50,7 +90,7 @@ def doctor(kubeconfig: str | None, context: str | None, namespace: str) -> None:
         host = getattr(api_client.configuration, "host", "?")
         click.echo(f"doctor: cannot read the cluster at {host}: {exc}", err=True)
         sys.exit(2)
-    findings = diagnose(view)
+    findings = diagnose(view, IgnoredNodes(frozenset(ignore_nodes), ignore_node_selector))
     for finding in findings:
         click.echo(str(finding))
-    sys.exit(1 if findings else 0)
+    sys.exit(exit_code(findings))
