@@ -15,6 +15,7 @@ delivers exactly the objects that changed meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -30,6 +31,9 @@ OnChange = Callable[[str, Obj | None, Obj | None], None]
 """on_change(key, old, new): new None = deleted, old None = added."""
 
 log = logging.getLogger(__name__)
+
+STOP_WAIT = 0.1
+"""Seconds `Informer.stop` waits for the thread (which normally ends within milliseconds)."""
 
 
 def object_key(obj: Obj) -> str:
@@ -74,10 +78,18 @@ class Informer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_WAIT) -> None:
+        """Stop at once: the read the thread is blocked in returns (its socket is shut down) and
+        the thread closes its own response. Waits at most `timeout` for the thread; a request
+        still connecting or awaiting its headers cannot be interrupted, and the thread is a
+        daemon, so it is abandoned rather than waited for (its answer is not needed any more)."""
         self._stop.set()
-        self._close_response()
-        self._thread.join(timeout=10)
+        resp = self._response
+        if resp is not None:
+            _shutdown(resp)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.debug("informer %s: thread still in a request after stop; abandoned", self.name)
 
     @property
     def synced(self) -> bool:
@@ -109,6 +121,8 @@ class Informer:
                     self._list()
                     need_list = False
                     delay = self._backoff_initial
+                if self._stop.is_set():
+                    break
                 need_list = self._watch()
                 continue
             except ApiException as e:
@@ -131,9 +145,13 @@ class Informer:
 
     def _list(self) -> None:
         resp = self._list_func(**self._kwargs, _preload_content=False, _request_timeout=30)
+        self._response = resp
         try:
+            if self._stop.is_set():
+                return
             body = json.loads(resp.data)
         finally:
+            self._response = None
             resp.release_conn()
         items = body.get("items") or []
         kind = (body.get("kind") or "").removesuffix("List")
@@ -174,6 +192,8 @@ class Informer:
         )
         self._response = resp
         try:
+            if self._stop.is_set():  # stop() ran before the response was published
+                return False
             for line in _lines(resp):
                 if self._stop.is_set():
                     return False
@@ -215,25 +235,32 @@ class Informer:
         except Exception:
             log.exception("informer %s: change handler failed for %s", self.name, key)
 
-    def _close_response(self) -> None:
-        resp = self._response
-        if resp is not None:
-            self._close(resp)
-
     @staticmethod
     def _close(resp: Any) -> None:
-        try:
-            # Shut the socket down first: it unblocks a reader thread stuck in recv().
-            sock = getattr(getattr(resp, "connection", None), "sock", None)
-            if sock is not None:
-                sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        """Called by the informer thread only: closing from another thread would wait for the
+        lock of the buffered reader that thread is blocked in."""
         try:
             resp.close()
             resp.release_conn()
         except Exception:
             log.debug("closing a watch response failed", exc_info=True)
+
+
+def _shutdown(resp: Any) -> None:
+    """Shut down the reading side of a response's socket from another thread: a read blocked in
+    it returns at once (end of stream). Does not close anything (see `Informer._close`)."""
+    with contextlib.suppress(Exception):
+        resp.shutdown()  # urllib3 >= 2.3 keeps the socket's shutdown for exactly this
+        return
+    # Older urllib3: the socket under the http.client response (the pool's connection has
+    # already dropped it when the server answered `Connection: close`, as watches do).
+    fp = getattr(getattr(resp, "_fp", None), "fp", None)
+    sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    if sock is None:
+        sock = getattr(getattr(resp, "connection", None), "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)
 
 
 def _rv(obj: Obj) -> str:

@@ -8,7 +8,8 @@ the new version.
 
 Events are sent from a background thread so a slow API server never stalls the reconcile loop;
 repeats of the same event on the same object are folded into one Event with a growing `count`
-(as client-go's recorder does), so a flapping Service cannot flood the namespace.
+(as client-go's recorder does), so a flapping Service cannot flood the namespace. At exit, events
+still queued after a short grace are dropped (`EventRecorder.stop`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from kubernetes.client.exceptions import ApiException
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
+
+STOP_WAIT = 0.2
+"""Seconds `EventRecorder.stop` keeps sending queued events before dropping the rest."""
 
 
 def _now() -> str:
@@ -100,9 +104,12 @@ class EventRecorder:
         self._queue: queue.Queue[tuple[Obj, str, str, str] | None] = queue.Queue()
         self._folded: dict[tuple[str, str, str, str, str], _Folded] = {}
         self._thread = threading.Thread(target=self._run, name=f"events-{component}", daemon=True)
-        self._thread.start()
+        self._deadline: float | None = None
+        """Set by `stop`: events still queued after it are dropped."""
         self.sent = 0
         self.dropped = 0
+        self.dropped_at_stop = 0
+        self._thread.start()
 
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         if self._queue.qsize() >= self.MAX_BACKLOG:
@@ -117,9 +124,19 @@ class EventRecorder:
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_WAIT) -> None:
+        """Send what is queued for at most `timeout` seconds, then drop the rest: at exit an
+        Event is not worth a SIGKILL. One Event is one request, so none is left half-written;
+        a request still in flight is abandoned with the (daemon) thread."""
+        self._deadline = time.monotonic() + timeout
         self._queue.put(None)
-        self._thread.join(timeout=5)
+        self._thread.join(timeout)
+        if self._thread.is_alive() or self.dropped_at_stop:
+            log.info(
+                "events not sent at exit: %d dropped%s",
+                self.dropped_at_stop,
+                ", one still in flight" if self._thread.is_alive() else "",
+            )
 
     def _run(self) -> None:
         while True:
@@ -127,6 +144,9 @@ class EventRecorder:
             try:
                 if item is None:
                     return
+                if self._deadline is not None and time.monotonic() >= self._deadline:
+                    self.dropped_at_stop += 1
+                    continue
                 self._send(*item)
             except Exception as e:
                 log.warning("sending event failed: %s", e)

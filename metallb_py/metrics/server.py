@@ -19,6 +19,10 @@ from metallb_py.metrics import Registry
 
 Readiness = Callable[[], tuple[bool, str]]
 
+POLL_INTERVAL = 0.05
+"""How often the serving thread looks for `stop` (socketserver's default, 0.5 s, would be half of
+the second a component has to exit after SIGTERM)."""
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -92,7 +96,10 @@ class MetricsServer:
             (host, port), registry, readiness or (lambda: (True, "ok")), enable_pprof
         )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="metrics-http", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": POLL_INTERVAL},
+            name="metrics-http",
+            daemon=True,
         )
 
     @property
@@ -104,6 +111,8 @@ class MetricsServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        """Stop serving and release the port (within one poll interval; requests being answered
+        run in daemon threads and are not waited for)."""
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
-        self._thread.join(timeout=5)
