@@ -87,6 +87,8 @@ class Informer:
         resp = self._response
         if resp is not None:
             _shutdown(resp)
+        if self._thread.ident is None:  # never started (the process failed to start)
+            return
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.debug("informer %s: thread still in a request after stop; abandoned", self.name)

@@ -93,6 +93,12 @@ def test_informer_stop_does_not_wait_for_a_hung_request(api, core):
     assert not inf.synced
 
 
+def test_informer_stop_before_start_returns(core):
+    """A process that failed to start closes informers it never started."""
+    inf = Informer("services", core.list_service_for_all_namespaces, lambda *a: None)
+    assert timed(inf.stop) < 0.1
+
+
 # --- events ----------------------------------------------------------------------------------
 
 
