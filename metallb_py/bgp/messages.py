@@ -4,7 +4,9 @@ Covers what an active, announce-only speaker needs (RFC 4271 BGP-4, RFC 4760 mul
 IPv6, RFC 6793 4-octet AS, RFC 2918/7313 route refresh, RFC 1997 communities, RFC 4486/8203
 Cease subcodes). Decoding validates per RFC 4271 section 6 and raises exactly one exception
 type, :class:`BgpError`, which carries the NOTIFICATION the session must send back: a peer
-that sends garbage gets told what was wrong instead of seeing the connection vanish.
+that sends garbage gets told what was wrong instead of seeing the connection vanish. Malformed
+path attributes in an UPDATE that can be skipped follow RFC 7606 instead: the UPDATE is returned
+with its `problems` ("treat-as-withdraw" or "attribute discard") and the session stays up.
 
 Packing: announcements that share path attributes go into as few UPDATEs as fit the 4096-byte
 BGP maximum (IPv4 in the NLRI field, IPv6 in MP_REACH_NLRI); withdrawals are split the same way.
@@ -353,17 +355,79 @@ class PathAttributes:
     """Attributes this speaker does not interpret (aggregator, extended communities, ...)."""
 
 
+class ErrorAction(enum.IntEnum):
+    """How a malformed UPDATE is handled (RFC 7606 section 2), weakest first: when several
+    errors meet in one UPDATE, the strongest applies (section 3 (h))."""
+
+    ATTRIBUTE_DISCARD = 1
+    """The malformed attribute is dropped and the UPDATE processed without it."""
+    TREAT_AS_WITHDRAW = 2
+    """Every route the UPDATE announces is taken as withdrawn; the session stays up."""
+    SESSION_RESET = 3
+    """NOTIFICATION and close: never carried in `Update.problems`, raised as `BgpError`."""
+
+    @property
+    def label(self) -> str:
+        """The RFC's name: "attribute discard", "treat-as-withdraw", "session reset"."""
+        return _ACTION_LABELS[self]
+
+
+_ACTION_LABELS = {
+    ErrorAction.ATTRIBUTE_DISCARD: "attribute discard",
+    ErrorAction.TREAT_AS_WITHDRAW: "treat-as-withdraw",
+    ErrorAction.SESSION_RESET: "session reset",
+}
+
+
+@dataclass(frozen=True)
+class UpdateProblem:
+    """A malformed part of a received UPDATE that RFC 7606 handles without a session reset.
+
+    `code`, `subcode` and `data` are the NOTIFICATION RFC 4271 alone would have sent: they name
+    the error in logs, and become the NOTIFICATION when RFC 7606 section 5.2 asks for a reset.
+    """
+
+    action: ErrorAction
+    code: int
+    subcode: int
+    data: bytes = b""
+    detail: str = ""
+
+    @property
+    def name(self) -> str:
+        return error_name(self.code, self.subcode)
+
+    def as_error(self) -> BgpError:
+        return BgpError(self.code, self.subcode, self.data, self.detail)
+
+    def __str__(self) -> str:
+        text = f"{self.code}/{self.subcode} {self.name}"
+        return f"{text}: {self.detail}" if self.detail else text
+
+
 @dataclass(frozen=True)
 class Update:
     withdrawn: tuple[ipaddress.IPv4Network, ...] = ()
     attributes: PathAttributes = field(default_factory=PathAttributes)
     nlri: tuple[ipaddress.IPv4Network, ...] = ()
+    problems: tuple[UpdateProblem, ...] = ()
+    """Errors handled per RFC 7606 without a reset; empty for a well-formed UPDATE."""
+
+    @property
+    def action(self) -> ErrorAction | None:
+        """The strongest handling its problems ask for, None when there are none."""
+        return max((p.action for p in self.problems), default=None)
+
+    @property
+    def treat_as_withdraw(self) -> bool:
+        """RFC 7606: the routes in `nlri` and `attributes.mp_reach` count as withdrawn."""
+        return self.action is ErrorAction.TREAT_AS_WITHDRAW
 
     @property
     def is_end_of_rib(self) -> bool:
         """RFC 4724 End-of-RIB: an empty UPDATE (IPv4) or an empty MP_UNREACH_NLRI alone."""
         a = self.attributes
-        if self.withdrawn or self.nlri:
+        if self.withdrawn or self.nlri or self.problems:
             return False
         if a == PathAttributes():
             return True
@@ -454,11 +518,12 @@ def decode_header(header: bytes) -> tuple[MessageType, int]:
     return mtype, length
 
 
-def decode_message(data: bytes, *, four_octet_as: bool = True) -> Message:
+def decode_message(data: bytes, *, four_octet_as: bool = True, external: bool = False) -> Message:
     """Decode one whole message (header included).
 
     `four_octet_as` says whether 4-octet AS numbers were negotiated: it decides how AS_PATH and
-    AGGREGATOR in an UPDATE are read.
+    AGGREGATOR in an UPDATE are read. `external`: the message comes from an eBGP neighbor
+    (see `decode_update`).
     """
     try:
         mtype, length = decode_header(bytes(data[:HEADER_LEN]))
@@ -472,7 +537,7 @@ def decode_message(data: bytes, *, four_octet_as: bool = True) -> Message:
         if mtype is MessageType.OPEN:
             return decode_open(body)
         if mtype is MessageType.UPDATE:
-            return decode_update(body, four_octet_as=four_octet_as)
+            return decode_update(body, four_octet_as=four_octet_as, external=external)
         if mtype is MessageType.NOTIFICATION:
             return Notification(body[0], body[1], body[2:])
         if mtype is MessageType.KEEPALIVE:
@@ -632,16 +697,42 @@ _FIXED_LENGTHS: dict[int, int] = {
     AttrType.ORIGINATOR_ID: 4,
     AttrType.AS4_AGGREGATOR: 8,
 }
+# Lengths that must be a non-zero multiple (RFC 7606 7.8, 7.10, 7.14; RFC 8092 6).
 _LENGTH_MULTIPLES: dict[int, int] = {
     AttrType.COMMUNITIES: 4,
     AttrType.CLUSTER_LIST: 4,
     AttrType.EXTENDED_COMMUNITIES: 8,
     AttrType.LARGE_COMMUNITY: 12,
 }
+_MP_ATTRIBUTES = frozenset({AttrType.MP_REACH_NLRI, AttrType.MP_UNREACH_NLRI})
+# RFC 7606 3 (f), 7.6, 7.7 and RFC 6793 6: attributes that do not affect route selection are
+# dropped when malformed ("attribute discard"); every other known one is "treat-as-withdraw"
+# (3 (c), 3 (e), 7.1-7.5, 7.8-7.10, 7.14; RFC 8092 6 for LARGE_COMMUNITY).
+_DISCARD_WHEN_MALFORMED = frozenset(
+    {
+        AttrType.ATOMIC_AGGREGATE,
+        AttrType.AGGREGATOR,
+        AttrType.AS4_PATH,
+        AttrType.AS4_AGGREGATOR,
+    }
+)
+# RFC 7606 7.5, 7.9, 7.10: from an external neighbor these are discarded, whatever they hold.
+_INTERNAL_ONLY = frozenset({AttrType.LOCAL_PREF, AttrType.ORIGINATOR_ID, AttrType.CLUSTER_LIST})
 
 
-def decode_update(body: bytes, *, four_octet_as: bool = True) -> Update:
-    """Validate an UPDATE body (RFC 4271 6.3, RFC 4760 for MP_(UN)REACH_NLRI)."""
+def decode_update(body: bytes, *, four_octet_as: bool = True, external: bool = False) -> Update:
+    """Validate an UPDATE body: RFC 4271 6.3 and RFC 4760, with RFC 7606's error handling.
+
+    Errors that leave the UPDATE unparseable as a whole raise `BgpError` (session reset): field
+    lengths that overrun the message (7606 3 (b)), syntactically wrong NLRI or withdrawn routes
+    (5.3), a malformed or repeated MP_REACH_NLRI / MP_UNREACH_NLRI (3 (g), 5.3, 7.11), and an
+    unrecognized well-known attribute (RFC 4271, unchanged). Malformed path attributes that can
+    be skipped are returned in `Update.problems` as "treat-as-withdraw" or "attribute discard";
+    unless, per 7606 5.2, the UPDATE announces nothing while carrying attributes other than
+    MP_UNREACH_NLRI: then its routes cannot be known to be found, and a treat-as-withdraw error
+    resets the session. `external` (an eBGP neighbor) discards LOCAL_PREF, ORIGINATOR_ID and
+    CLUSTER_LIST unread (7606 7.5, 7.9, 7.10).
+    """
     if len(body) < 4:
         raise _update_error(UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, "UPDATE shorter than 4 bytes")
     wlen = int.from_bytes(body[:2], "big")
@@ -664,98 +755,175 @@ def decode_update(body: bytes, *, four_octet_as: bool = True) -> Update:
         nlri = _decode_prefixes(nlri_raw, 4)
     except _PrefixError as exc:
         raise _update_error(UpdateSubcode.INVALID_NETWORK_FIELD, str(exc)) from None
-    attributes = _decode_attributes(attrs_raw, four_octet_as)
-    reachable = bool(nlri) or (attributes.mp_reach is not None and bool(attributes.mp_reach.nlri))
-    if reachable or (attributes.mp_reach is not None):
-        for code, present in (
-            (AttrType.ORIGIN, attributes.origin is not None),
-            (AttrType.AS_PATH, attributes.as_path is not None),
-        ):
-            if not present:
-                raise _update_error(
-                    UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
-                    f"{code.name} missing",
-                    bytes([code]),
+    parsed = _AttributeParser(four_octet_as, external)
+    attributes = parsed.run(attrs_raw)
+    problems = parsed.problems
+    mp_reach = attributes.mp_reach
+    if nlri or mp_reach is not None:
+        # RFC 7606 3 (d): a missing well-known mandatory attribute is treat-as-withdraw.
+        # NEXT_HOP is only needed by NLRI in the NLRI field (RFC 4760 3).
+        needed = [AttrType.ORIGIN, AttrType.AS_PATH] + ([AttrType.NEXT_HOP] if nlri else [])
+        for code in needed:
+            if code not in parsed.seen:
+                problems.append(
+                    UpdateProblem(
+                        ErrorAction.TREAT_AS_WITHDRAW,
+                        ErrorCode.UPDATE_MESSAGE,
+                        UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
+                        bytes([code]),
+                        f"{code.name} missing" + (" for IPv4 NLRI" if code == 3 else ""),
+                    )
                 )
-    if nlri and attributes.next_hop is None:
-        raise _update_error(
-            UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
-            "NEXT_HOP missing for IPv4 NLRI",
-            bytes([AttrType.NEXT_HOP]),
-        )
+    reachable = bool(nlri) or (mp_reach is not None and bool(mp_reach.nlri or mp_reach.nlri_raw))
+    only_unreach = parsed.seen <= {AttrType.MP_UNREACH_NLRI} and not parsed.truncated
+    strongest = max(problems, key=lambda p: p.action, default=None)
+    if (
+        strongest is not None
+        and strongest.action is ErrorAction.TREAT_AS_WITHDRAW
+        and not reachable
+        and not only_unreach
+    ):
+        # RFC 7606 5.2: no reachable NLRI, yet attributes besides MP_UNREACH_NLRI: the routes
+        # cannot be known to be all found, so treat-as-withdraw becomes a session reset.
+        raise strongest.as_error()
     return Update(
         cast(tuple[ipaddress.IPv4Network, ...], withdrawn),
         attributes,
         cast(tuple[ipaddress.IPv4Network, ...], nlri),
+        tuple(problems),
     )
 
 
-def _decode_attributes(raw: bytes, four_octet_as: bool) -> PathAttributes:
-    seen: set[int] = set()
-    values: dict[str, object] = {}
-    other: list[RawAttribute] = []
-    pos = 0
-    while pos < len(raw):
-        if pos + 3 > len(raw):
-            raise _update_error(UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, "truncated attribute")
-        flags, code = raw[pos], raw[pos + 1]
-        if flags & FLAG_EXTENDED_LENGTH:
-            if pos + 4 > len(raw):
-                raise _update_error(UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, "truncated attribute")
-            length = int.from_bytes(raw[pos + 2 : pos + 4], "big")
-            start = pos + 4
-        else:
-            length = raw[pos + 2]
-            start = pos + 3
-        end = start + length
-        if end > len(raw):
-            raise _update_error(
+class _MalformedValueError(Exception):
+    """An attribute value that is wrong; the parser turns it into this attribute's action."""
+
+    def __init__(self, subcode: UpdateSubcode, detail: str, data: bytes = b"") -> None:
+        super().__init__(detail)
+        self.subcode = subcode
+        self.detail = detail
+        self.data = data
+
+
+class _AttributeParser:
+    """Walks the path attribute list once, collecting values and RFC 7606 problems."""
+
+    def __init__(self, four_octet_as: bool, external: bool) -> None:
+        self.four_octet_as = four_octet_as
+        self.external = external
+        self.seen: set[int] = set()
+        self.values: dict[str, object] = {}
+        self.other: list[RawAttribute] = []
+        self.problems: list[UpdateProblem] = []
+        self.truncated = False
+        """The list ended inside an attribute (RFC 7606 4): the rest was not read."""
+
+    def problem(
+        self, action: ErrorAction, subcode: UpdateSubcode, detail: str, data: bytes = b""
+    ) -> None:
+        self.problems.append(UpdateProblem(action, ErrorCode.UPDATE_MESSAGE, subcode, data, detail))
+
+    def run(self, raw: bytes) -> PathAttributes:
+        pos = 0
+        while pos < len(raw):
+            flags = raw[pos]
+            head = 4 if flags & FLAG_EXTENDED_LENGTH else 3
+            if pos + head > len(raw):
+                # RFC 7606 4: too few bytes left for an attribute header: treat-as-withdraw,
+                # the NLRI field is found through the total path attribute length.
+                self.truncated = True
+                self.problem(
+                    ErrorAction.TREAT_AS_WITHDRAW,
+                    UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+                    f"{len(raw) - pos} bytes left in the attribute list, too few for an "
+                    "attribute header",
+                )
+                break
+            code = raw[pos + 1]
+            length = int.from_bytes(raw[pos + 2 : pos + head], "big")
+            start = pos + head
+            end = start + length
+            if end > len(raw):
+                self.truncated = True  # RFC 7606 4, as above
+                self.problem(
+                    ErrorAction.TREAT_AS_WITHDRAW,
+                    UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+                    f"attribute {code} length {length} overruns the attribute list",
+                )
+                break
+            self.attribute(flags, code, raw[pos:end], raw[start:end])
+            pos = end
+        return PathAttributes(**self.values, other=tuple(self.other))  # type: ignore[arg-type]
+
+    def attribute(self, flags: int, code: int, whole: bytes, value: bytes) -> None:
+        if code in self.seen:
+            if code in _MP_ATTRIBUTES:  # RFC 7606 3 (g)
+                raise _update_error(
+                    UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+                    f"{AttrType(code).name} appears twice",
+                )
+            # RFC 7606 3 (g): any other repeated attribute is discarded after its first copy.
+            self.problem(
+                ErrorAction.ATTRIBUTE_DISCARD,
                 UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
-                f"attribute {code} length {length} overruns the attribute list",
+                f"attribute {code} appears twice; the later copy is discarded",
             )
-        whole = raw[pos:end]
-        value = raw[start:end]
-        pos = end
-        if code in seen:
-            raise _update_error(
-                UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, f"attribute {code} appears twice"
-            )
-        seen.add(code)
+            return
+        self.seen.add(code)
         expected = _KNOWN_FLAGS.get(code)
         optional = bool(flags & FLAG_OPTIONAL)
         if expected is None:
-            if not optional:
+            if not optional:  # RFC 4271 6.3, not relaxed by RFC 7606
                 raise _update_error(
                     UpdateSubcode.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
                     f"unknown well-known attribute {code}",
                     whole,
                 )
-            other.append(RawAttribute(flags, code, value))
-            continue
+            self.other.append(RawAttribute(flags, code, value))
+            return
+        attr = AttrType(code)
+        if self.external and attr in _INTERNAL_ONLY:
+            return
+        action = (
+            ErrorAction.ATTRIBUTE_DISCARD
+            if attr in _DISCARD_WHEN_MALFORMED
+            else ErrorAction.TREAT_AS_WITHDRAW
+        )
         transitive = bool(flags & FLAG_TRANSITIVE)
         partial_ok = expected == (True, True)
         if (optional, transitive) != expected or (flags & FLAG_PARTIAL and not partial_ok):
-            raise _update_error(
+            self.problem(
+                action,
                 UpdateSubcode.ATTRIBUTE_FLAGS_ERROR,
-                f"flags {flags:#04x} invalid for {AttrType(code).name}",
+                f"flags {flags:#04x} invalid for {attr.name}",
                 whole,
             )
+            if attr not in _MP_ATTRIBUTES:
+                return
+            # RFC 7606 3 (c) asks treat-as-withdraw; that needs the NLRI of the attribute
+            # (3 (j)), so it is still parsed, and a reset follows if it does not parse.
         fixed = _FIXED_LENGTHS.get(code)
-        if code == AttrType.AGGREGATOR:
-            fixed = 8 if four_octet_as else 6
+        if attr is AttrType.AGGREGATOR:
+            fixed = 8 if self.four_octet_as else 6  # RFC 7606 7.7
         multiple = _LENGTH_MULTIPLES.get(code)
-        if (fixed is not None and length != fixed) or (multiple and length % multiple):
-            raise _update_error(
+        if (fixed is not None and len(value) != fixed) or (
+            multiple and (not value or len(value) % multiple)
+        ):
+            self.problem(
+                action,
                 UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
-                f"length {length} invalid for {AttrType(code).name}",
+                f"length {len(value)} invalid for {attr.name}",
                 whole,
             )
-        decoded = _decode_known_attribute(AttrType(code), value, whole, four_octet_as)
+            return
+        try:
+            decoded = _decode_known_attribute(attr, value, whole, self.four_octet_as)
+        except _MalformedValueError as exc:
+            self.problem(action, exc.subcode, exc.detail, exc.data)
+            return
         if decoded is None:
-            other.append(RawAttribute(flags, code, value))
-        else:
-            values[decoded[0]] = decoded[1]
-    return PathAttributes(**values, other=tuple(other))  # type: ignore[arg-type]
+            self.other.append(RawAttribute(flags, code, value))
+        elif decoded[0]:
+            self.values[decoded[0]] = decoded[1]
 
 
 _MARTIAN_NEXT_HOPS = tuple(
@@ -766,20 +934,24 @@ _MARTIAN_NEXT_HOPS = tuple(
 def _decode_known_attribute(
     code: AttrType, value: bytes, whole: bytes, four_octet_as: bool
 ) -> tuple[str, object] | None:
-    """(PathAttributes field, decoded value), or None for attributes kept raw."""
+    """(PathAttributes field, decoded value), ("", None) for a value dropped on purpose, or
+    None for attributes kept raw. Raises `_MalformedValueError` for a wrong value (the caller
+    applies the attribute's RFC 7606 action) and `BgpError` where only a reset will do."""
     if code is AttrType.ORIGIN:
         if value[0] > Origin.INCOMPLETE:
-            raise _update_error(UpdateSubcode.INVALID_ORIGIN, f"ORIGIN {value[0]}", whole)
+            raise _MalformedValueError(UpdateSubcode.INVALID_ORIGIN, f"ORIGIN {value[0]}", whole)
         return "origin", value[0]
     if code is AttrType.AS_PATH:
         segments = _decode_as_path(value, 4 if four_octet_as else 2)
-        if segments is None:
-            raise _update_error(UpdateSubcode.MALFORMED_AS_PATH, "malformed AS_PATH")
+        if segments is None:  # RFC 7606 7.2
+            raise _MalformedValueError(UpdateSubcode.MALFORMED_AS_PATH, "malformed AS_PATH")
         return "as_path", segments
     if code is AttrType.NEXT_HOP:
+        # Not a host address: syntactically incorrect (RFC 4271 6.3), so treat-as-withdraw
+        # (RFC 7606 3 (e), 7.3). The semantic checks of 6.3 are not made: routes are not used.
         hop = ipaddress.IPv4Address(value)
         if any(hop in net for net in _MARTIAN_NEXT_HOPS):
-            raise _update_error(UpdateSubcode.INVALID_NEXT_HOP, f"NEXT_HOP {hop}", whole)
+            raise _MalformedValueError(UpdateSubcode.INVALID_NEXT_HOP, f"NEXT_HOP {hop}", whole)
         return "next_hop", hop
     if code is AttrType.MULTI_EXIT_DISC:
         return "med", int.from_bytes(value, "big")
@@ -792,8 +964,12 @@ def _decode_known_attribute(
             int.from_bytes(value[i : i + 4], "big") for i in range(0, len(value), 4)
         )
     if code is AttrType.AS4_PATH:
-        # RFC 6793 6: a malformed AS4_PATH is discarded, not a session error.
-        return "as4_path", _decode_as_path(value, 4)
+        if four_octet_as:
+            return "", None  # RFC 6793: a NEW speaker discards AS4_PATH from a NEW speaker
+        segments = _decode_as_path(value, 4)
+        if segments is None:  # RFC 6793 6: attribute discard
+            raise _MalformedValueError(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, "malformed AS4_PATH")
+        return "as4_path", segments
     if code is AttrType.MP_REACH_NLRI:
         return "mp_reach", _decode_mp_reach(value, whole)
     if code is AttrType.MP_UNREACH_NLRI:

@@ -2,10 +2,13 @@
 
 Life cycle (spec 6.1, with the gaps of section 9 item 16 closed): connect with a 10 s deadline
 that covers TCP and the OPEN/KEEPALIVE exchange, retry with backoff 0, 1, 2, 4 ... 120 s (reset
-once a session was established); while established, send KEEPALIVE every hold/3, run a real
-receive hold timer, answer malformed input with the NOTIFICATION the codec chose, and send the
-routes as packed UPDATEs. `set_routes()` replaces the desired set; only the difference goes on
-the wire. Nothing a peer sends can stop the session task: it logs, drops, and reconnects.
+once a session was established); while established, send
+KEEPALIVE every hold/3, run a real receive hold timer, answer malformed input with the
+NOTIFICATION the codec chose, and send the routes as packed UPDATEs. UPDATEs with malformed but
+skippable path attributes are handled per RFC 7606 (treat-as-withdraw, attribute discard):
+counted, logged at most once per `UPDATE_PROBLEM_LOG_INTERVAL` and kind, no NOTIFICATION.
+`set_routes()` replaces the desired set; only the difference goes on the wire. Nothing a peer
+sends can stop the session task: it logs, drops, and reconnects.
 
 Integration: create one `BgpSession` per selected peer inside the running event loop, call
 `set_routes()` whenever the advertisement set changes, `close()` when the peer goes away.
@@ -36,6 +39,10 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 MAX_BACKOFF = 120.0
+UPDATE_PROBLEM_LOG_INTERVAL = 60.0
+"""At most one log line per kind of malformed UPDATE (action and error) per peer in this many
+seconds; the next line says how many were counted meanwhile. A peer that repeats a bad UPDATE
+cannot flood the log, and `stats.malformed_updates` keeps the exact count."""
 NOTIFICATION_FLUSH_TIMEOUT = 1.0
 OUR_FAMILIES = (m.IPV4_UNICAST, m.IPV6_UNICAST)
 
@@ -106,6 +113,31 @@ class SessionStats:
     pending_prefixes: int = 0
     established_count: int = 0
     last_error: str = ""
+    malformed_updates: int = 0
+    """UPDATEs handled by RFC 7606 treat-as-withdraw or attribute discard (no reset)."""
+    last_update_problem: str = ""
+
+
+class ThrottledLog:
+    """Logs the first event of each kind, then at most one line per kind and `interval`,
+    carrying the count of the events that were not logged in between. The kinds must come
+    from a small fixed set (here: RFC 7606 action and NOTIFICATION code/subcode)."""
+
+    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+
+    def event(self, kind: str) -> int | None:
+        """None: do not log this one; else the number of events not logged before it."""
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
+            self._unlogged[kind] = self._unlogged.get(kind, 0) + 1
+            return None
+        self._last[kind] = now
+        return self._unlogged.pop(kind, 0)
 
 
 class SessionDownError(Exception):
@@ -188,15 +220,16 @@ class BgpSession:
         """Set while Established and the peer has been sent the latest desired set."""
         self._sleep = sleep
         self._connect_timeout = connect_timeout
+        loop = asyncio.get_running_loop()
+        self._clock = loop.time
+        self._problem_log = ThrottledLog(UPDATE_PROBLEM_LOG_INTERVAL, loop.time)
         self._link_local_next_hop = link_local_next_hop
         self._desired: dict[IPNetwork, m.Route] = {}
         self._advertised: dict[IPNetwork, m.Route] = {}
         self._wake = asyncio.Event()
         self._conn: _Connection | None = None
         self._closing = False
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"bgp-session-{self.peer_label}"
-        )
+        self._task = loop.create_task(self._run(), name=f"bgp-session-{self.peer_label}")
 
     @property
     def peer_label(self) -> str:
@@ -432,7 +465,9 @@ class BgpSession:
             body = await conn.reader.readexactly(length - m.HEADER_LEN)
         except asyncio.IncompleteReadError:
             raise SessionDownError("connection closed by peer") from None
-        return m.decode_message(header + body, four_octet_as=conn.four_octet_as)
+        return m.decode_message(
+            header + body, four_octet_as=conn.four_octet_as, external=not self.peer.is_ibgp
+        )
 
     # --- established -------------------------------------------------------------------------
 
@@ -484,6 +519,8 @@ class BgpSession:
                 raise m.BgpError(
                     m.ErrorCode.FSM, m.FsmSubcode.UNEXPECTED_IN_ESTABLISHED, b"", "OPEN received"
                 )
+            if isinstance(msg, m.Update) and msg.problems:
+                self._malformed_update(msg)
             if (
                 isinstance(msg, m.RouteRefresh)
                 and (msg.afi, msg.safi) in conn.families
@@ -496,7 +533,33 @@ class BgpSession:
                 )
                 conn.refresh.add(msg.afi)
                 self._wake.set()
-            # KEEPALIVE and UPDATE only restart the hold timer: we do not use the peer's routes.
+            # KEEPALIVE and UPDATE only restart the hold timer: we do not use the peer's routes
+            # (so treat-as-withdraw has nothing to withdraw).
+
+    def _malformed_update(self, update: m.Update) -> None:
+        """RFC 7606: the UPDATE was treated as a withdrawal (or lost attributes); the session
+        stays up. Counted always, logged per kind at most once per interval."""
+        action = update.action
+        assert action is not None
+        self.stats.malformed_updates += 1
+        self.stats.last_update_problem = f"{action.label}: {update.problems[0]}"
+        kinds: dict[str, m.UpdateProblem] = {}
+        for problem in update.problems:
+            kinds.setdefault(f"{problem.action.label} {problem.code}/{problem.subcode}", problem)
+        for kind, problem in kinds.items():
+            unlogged = self._problem_log.event(kind)
+            if unlogged is None:
+                continue
+            log.warning(
+                "BGP peer %s: malformed UPDATE (%s), handled by %s%s (RFC 7606), no "
+                "NOTIFICATION sent%s; such lines at most every %.0fs",
+                self.peer_label,
+                problem,
+                action.label,
+                "" if problem.action is action else f" ({problem.action.label} for this part)",
+                f"; {unlogged} more since the last line" if unlogged else "",
+                self._problem_log.interval,
+            )
 
     async def _keepalive_loop(self, conn: _Connection) -> None:
         interval = conn.hold_time / 3

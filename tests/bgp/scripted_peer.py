@@ -48,6 +48,14 @@ class PeerConn:
         assert isinstance(msg, m.Keepalive), msg
         return their_open
 
+    async def until_end_of_rib(self, families: int = 2, timeout: float = 10.0) -> None:
+        """Read the session's initial table up to its End-of-RIB markers (one per family)."""
+        async with asyncio.timeout(timeout):
+            while (
+                sum(isinstance(x, m.Update) and x.is_end_of_rib for x in self.received) < families
+            ):
+                await self.read(timeout)
+
     async def until_notification(self, timeout: float = 10.0) -> m.Notification:
         """Skip UPDATEs/KEEPALIVEs until the session's NOTIFICATION arrives."""
         async with asyncio.timeout(timeout):

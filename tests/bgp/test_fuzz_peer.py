@@ -1,6 +1,7 @@
 """A hand-made hostile peer sends malformed headers, OPENs and UPDATEs (and goes silent):
 the session answers each with the right NOTIFICATION and reconnects, while a second session
-to FRR in the same event loop stays up untouched."""
+to FRR in the same event loop stays up untouched. UPDATEs whose malformed attributes RFC 7606
+handles by treat-as-withdraw get no NOTIFICATION: that session keeps answering."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from metallb_py.bgp.host import LocalHost
 from metallb_py.config.model import Peer
 from metallb_py.testing.routers import FrrRouter, Neighbor, PeeringLink
 from tests.bgp.conftest import ROUTES, FastSleep, run, session, start_router
-from tests.bgp.scripted_peer import PeerConn, ScriptedPeer
+from tests.bgp.scripted_peer import PeerConn, Script, ScriptedPeer
 from tests.bgp.test_messages import AS_PATH, NEXT_HOP, ORIGIN, attr, frame, header, update_body
 
 pytestmark = pytest.mark.netns
@@ -81,19 +82,14 @@ CASES = [
     Case("UPDATE in OpenSent", "opensent", bad_update(b"", b""), 5, 1),
     Case("UPDATE in OpenConfirm", "openconfirm", bad_update(b"", b""), 5, 2),
     Case("attribute list overrun", "established", frame(2, b"\x00\x00\x00\x09" + ORIGIN), 3, 1),
-    Case("ORIGIN flags", "established", bad_update(FLAGS + AS_PATH + NEXT_HOP), 3, 4, FLAGS),
-    Case("ORIGIN length", "established", bad_update(LENGTH + AS_PATH + NEXT_HOP), 3, 5, LENGTH),
-    Case("no NEXT_HOP", "established", bad_update(ORIGIN + AS_PATH), 3, 3, b"\x03"),
-    Case("ORIGIN 7", "established", bad_update(BAD_ORIGIN + AS_PATH + NEXT_HOP), 3, 6, BAD_ORIGIN),
+    # RFC 7606 5.2: a malformed attribute in an UPDATE that announces nothing is a reset.
     Case(
-        "multicast NEXT_HOP", "established", bad_update(ORIGIN + AS_PATH + BAD_HOP), 3, 8, BAD_HOP
-    ),
-    Case(
-        "AS_PATH segment type 9",
+        "ORIGIN 7 without NLRI",
         "established",
-        bad_update(ORIGIN + attr(0x40, 2, bytes([9, 1, 0, 0, 0, 1])) + NEXT_HOP),
+        bad_update(BAD_ORIGIN + AS_PATH + NEXT_HOP, b"", P24),
         3,
-        11,
+        6,
+        BAD_ORIGIN,
     ),
     Case(
         "NLRI /33",
@@ -116,6 +112,36 @@ CASES = [
     Case("OPEN when Established", "established", open_msg(), 5, 3),
     Case("ROUTE-REFRESH of 6 bytes", "established", RR_BAD, 7, 1, RR_BAD),
 ]
+
+
+# RFC 7606: the same errors in UPDATEs that announce a prefix are treat-as-withdraw.
+KEPT = {
+    "ORIGIN flags": bad_update(FLAGS + AS_PATH + NEXT_HOP),
+    "ORIGIN length": bad_update(LENGTH + AS_PATH + NEXT_HOP),
+    "no NEXT_HOP": bad_update(ORIGIN + AS_PATH),
+    "ORIGIN 7": bad_update(BAD_ORIGIN + AS_PATH + NEXT_HOP),
+    "multicast NEXT_HOP": bad_update(ORIGIN + AS_PATH + BAD_HOP),
+    "AS_PATH segment type 9": bad_update(
+        ORIGIN + attr(0x40, 2, bytes([9, 1, 0, 0, 0, 1])) + NEXT_HOP
+    ),
+}
+
+
+def kept(name: str, data: bytes, results: dict[str, list[m.Message]]) -> Script:
+    """Send the UPDATE, then a ROUTE-REFRESH: the re-sent routes prove the session read past
+    the UPDATE and stayed up; then hang up."""
+
+    async def script(conn: PeerConn) -> None:
+        await conn.establish()
+        await conn.until_end_of_rib()  # a ROUTE-REFRESH before it would be answered by it
+        conn.send(data)
+        conn.send(m.encode_route_refresh(m.AFI_IPV4, m.SAFI_UNICAST))
+        async with asyncio.timeout(10):
+            while sum(isinstance(x, m.Update) and bool(x.nlri) for x in conn.received) < 2:
+                await conn.read()
+        results[name] = list(conn.received)
+
+    return script
 
 
 def scripted(
@@ -166,7 +192,12 @@ def test_hostile_peer_gets_the_right_notifications(
         silent_conn.append(conn)
         await silent_peer(conn)
 
-    scripts = [scripted(c, results) for c in CASES] + [silent, notify_at_open]
+    kept_results: dict[str, list[m.Message]] = {}
+    scripts = (
+        [scripted(c, results) for c in CASES]
+        + [kept(name, data, kept_results) for name, data in KEPT.items()]
+        + [silent, notify_at_open]
+    )
 
     async def main() -> None:
         good = session(link, Peer(64512, 64500, ipaddress.ip_address(link.router_v4)))
@@ -219,6 +250,10 @@ def test_hostile_peer_gets_the_right_notifications(
             f"sent NOTIFICATION {case.code}/{case.subcode} {m.error_name(case.code, case.subcode)}"
             in caplog.text
         )
+    assert set(kept_results) == set(KEPT)
+    for name, received in kept_results.items():
+        assert not any(isinstance(x, m.Notification) for x in received), name
+    assert "handled by treat-as-withdraw (RFC 7606), no NOTIFICATION sent" in caplog.text
     [conn] = silent_conn
     note = conn.received[-1]
     assert isinstance(note, m.Notification) and (note.code, note.subcode) == (4, 0)
