@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gc
 import logging
 import os
@@ -221,7 +222,11 @@ class ControllerProcess:
         worker = asyncio.create_task(self._worker())
         await self._stop.wait()
         self.queue.shutdown()
-        await worker
+        # Exit now: what is still queued is reconciled by the next controller from its lists,
+        # and a status write in flight is one PUT (it lands whole or not at all).
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
 
     @property
     def port(self) -> int:

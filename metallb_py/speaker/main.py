@@ -247,6 +247,8 @@ class SpeakerProcess:
         )
         await self.announcer.start()
         await self._choose_endpoint_source()
+        if self._stop.is_set():
+            return
         informers = [self.services, self.configmaps, self.store, self.nodes]
         if self.endpoints is not None:
             informers.append(self.endpoints)
@@ -263,13 +265,16 @@ class SpeakerProcess:
         self.queue.add(CONFIG_ITEM)
         self.queue.add(NODE_ITEM)
         worker = asyncio.create_task(self._worker())
-        await self._stop.wait()
-        self.queue.shutdown()
-        pods_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pods_task
-        await worker
-        await self._shutdown_protocols()
+        try:
+            await self._stop.wait()
+        finally:
+            # Say goodbye also when run() is cancelled. What is still queued is moot: every
+            # announcement is withdrawn now.
+            self.queue.shutdown()
+            pods_task.cancel()
+            worker.cancel()
+            await asyncio.gather(pods_task, worker, return_exceptions=True)
+            await self._shutdown_protocols()
 
     def stop(self) -> None:
         self._stop.set()
@@ -295,18 +300,33 @@ class SpeakerProcess:
     async def _choose_endpoint_source(self) -> None:
         """EndpointSlices (discovery.k8s.io/v1) unless disabled or not served (spec 4.2, 9.12)."""
         discovery = client.DiscoveryV1Api(self.api_client)
-        if not self.settings.disable_epslices:
+        delay = 0.2
+        while not self.settings.disable_epslices and not self._stop.is_set():
             try:
                 # A blocking API call: keep it off the loop, where the responders already run.
                 await asyncio.to_thread(
                     discovery.list_endpoint_slice_for_all_namespaces, limit=1, _request_timeout=10
                 )
                 self.use_slices = True
+                break
             except ApiException as e:
-                log.info(
-                    "EndpointSlices not available, using Endpoints",
-                    extra=kv(op="startup", error=f"{e.status} {e.reason}"),
-                )
+                if e.status is not None and e.status < 500 and e.status != 429:
+                    log.info(
+                        "EndpointSlices not available, using Endpoints",
+                        extra=kv(op="startup", error=f"{e.status} {e.reason}"),
+                    )
+                    break
+                error = f"{e.status} {e.reason}"
+            except Exception as e:
+                error = f"{type(e).__name__}: {e}"
+            # The API server is unreachable or failing: retry, as the informers would.
+            log.warning(
+                "cannot reach the API server; retrying",
+                extra=kv(op="startup", error=error, retry_in=round(delay, 1)),
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            delay = min(delay * 2, 10.0)
         if self.use_slices:
             self.endpoints = Informer(
                 "endpointslices", discovery.list_endpoint_slice_for_all_namespaces, self._on_slice

@@ -205,3 +205,21 @@ def test_fresh_speaker_without_configmap_is_ready_and_not_stale(layer2_lan):
         10,
         what="the speaker says it has no config yet",
     )
+
+
+def test_speaker_started_during_an_api_outage_waits_for_it(layer2_lan):
+    """Start-up retries an unreachable API server instead of dying with a traceback."""
+    net, api = layer2_lan
+    api.outage(3)
+    speaker = net.start_speaker("n1")
+    n1 = net.nodes["n1"]
+    wait_for(
+        lambda: any(
+            e.get("msg") == "cannot reach the API server; retrying" for e in speaker.logs()
+        ),
+        10,
+        what="the speaker retrying",
+    )
+    wait_for(lambda: readyz(n1), 30, interval=0.2, what="ready once the API server is back")
+    assert speaker.proc is not None and speaker.proc.poll() is None
+    assert not any("Traceback" in str(e.get("raw", "")) for e in speaker.logs())
