@@ -2,7 +2,7 @@
 
 Life cycle (spec 6.1, with the gaps of section 9 item 16 closed): connect with a 10 s deadline
 that covers TCP and the OPEN/KEEPALIVE exchange, retry with backoff 0, 1, 2, 4 ... 120 s (reset
-once a session was established); while established, send
+only once a session stayed established for `STABLE_SESSION_TIME`); while established, send
 KEEPALIVE every hold/3, run a real receive hold timer, answer malformed input with the
 NOTIFICATION the codec chose, and send the routes as packed UPDATEs. UPDATEs with malformed but
 skippable path attributes are handled per RFC 7606 (treat-as-withdraw, attribute discard):
@@ -39,6 +39,19 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 MAX_BACKOFF = 120.0
+STABLE_SESSION_TIME = 30.0
+"""Seconds a session must stay Established before the retry backoff starts again from 0.
+
+Upstream resets the backoff after every successful connection, so a peer that accepts the
+OPEN exchange and then rejects something (a NOTIFICATION right after our UPDATEs, or a reset
+after its own KEEPALIVE) is redialled about once a second forever. A session that dies within
+this time counts as one more failure instead: the delays keep growing to `MAX_BACKOFF`.
+30 s is far longer than sending a full table and End-of-RIB takes (10,000 routes: well under a
+second) and than the shortest hold time (3 s), so a peer that rejects the table, or goes silent
+at once, is caught; yet a session that really worked and then broke is retried immediately.
+A fixed time, not a multiple of the hold time: a hold-timer expiry on a silent peer with a long
+hold time must not count as a stable session any more than a quick NOTIFICATION does.
+"""
 UPDATE_PROBLEM_LOG_INTERVAL = 60.0
 """At most one log line per kind of malformed UPDATE (action and error) per peer in this many
 seconds; the next line says how many were counted meanwhile. A peer that repeats a bad UPDATE
@@ -209,6 +222,7 @@ class BgpSession:
         sleep: Sleep = asyncio.sleep,
         connect_timeout: float = CONNECT_TIMEOUT,
         link_local_next_hop: bool = False,
+        stable_time: float = STABLE_SESSION_TIME,
     ) -> None:
         self.peer = peer
         self.node_name = node_name
@@ -220,6 +234,7 @@ class BgpSession:
         """Set while Established and the peer has been sent the latest desired set."""
         self._sleep = sleep
         self._connect_timeout = connect_timeout
+        self._stable_time = stable_time
         loop = asyncio.get_running_loop()
         self._clock = loop.time
         self._problem_log = ThrottledLog(UPDATE_PROBLEM_LOG_INTERVAL, loop.time)
@@ -292,23 +307,30 @@ class BgpSession:
             except Exception as exc:
                 self._record_failure(exc, "connect")
                 self._drop()
-                delay = backoff_delay(failures)
-                failures += 1
-                log.info("BGP peer %s: retrying in %.0fs", self.peer_label, delay)
-                await self._sleep(delay)
-                continue
-            failures = 0
-            try:
-                await self._established_loop(conn)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._record_failure(exc, "session")
-            finally:
-                self._drop()
-            # Backoff was reset by the success: the first retry after a drop is immediate.
-            await self._sleep(backoff_delay(0))
-            failures = 1
+            else:
+                started = self._clock()
+                try:
+                    await self._established_loop(conn)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._record_failure(exc, "session")
+                finally:
+                    self._drop()
+                lasted = self._clock() - started
+                if lasted >= self._stable_time:
+                    failures = 0  # it worked for a while: the first retry is immediate
+                else:
+                    log.info(
+                        "BGP peer %s: session lasted %.1fs (< %.0fs): backoff keeps growing",
+                        self.peer_label,
+                        lasted,
+                        self._stable_time,
+                    )
+            delay = backoff_delay(failures)
+            failures += 1
+            log.info("BGP peer %s: retrying in %.0fs", self.peer_label, delay)
+            await self._sleep(delay)
 
     def _record_failure(self, exc: BaseException, phase: str) -> None:
         if isinstance(exc, m.BgpError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 import logging
 import socket
 import struct
@@ -148,34 +149,83 @@ async def notify_at_open(conn: PeerConn) -> None:
     conn.send(m.encode_notification(2, 2))
 
 
-def test_backoff_resets_after_an_established_session(caplog: pytest.LogCaptureFixture) -> None:
+def test_backoff_resets_only_after_a_session_that_stayed_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="metallb_py.bgp")
 
-    async def main() -> None:
-        async def bad_version_open(conn: PeerConn) -> None:
-            await conn.expect_open()
-            body = bytearray(m.encode_open(64500, 90, ipaddress.IPv4Address("192.0.2.1")))
-            body[19] = 3  # version 3
-            conn.send(bytes(body))
-            note = await conn.until_notification()
-            assert (note.code, note.subcode, note.data) == (2, 1, b"\x00\x04")
+    async def bad_version_open(conn: PeerConn) -> None:
+        await conn.expect_open()
+        body = bytearray(m.encode_open(64500, 90, ipaddress.IPv4Address("192.0.2.1")))
+        body[19] = 3  # version 3
+        conn.send(bytes(body))
+        note = await conn.until_notification()
+        assert (note.code, note.subcode, note.data) == (2, 1, b"\x00\x04")
 
-        peer = ScriptedPeer([bad_version_open, notify_at_open, up_then_drop, bad_version_open])
+    async def up_for_a_while(conn: PeerConn) -> None:
+        await conn.establish()
+        await asyncio.sleep(0.6)  # longer than stable_time below
+        conn.close()
+
+    async def main(scripts: list, stop_after: int) -> tuple[list[float], int]:
+        peer = ScriptedPeer(scripts)
         port = await start_peer(peer)
-        sleep = RecordingSleep(stop_after=4)
-        session = BgpSession(Peer(64512, 64500, ip("127.0.0.1"), port=port), "n", sleep=sleep)
+        sleep = RecordingSleep(stop_after=stop_after)
+        session = BgpSession(
+            Peer(64512, 64500, ip("127.0.0.1"), port=port), "n", sleep=sleep, stable_time=0.3
+        )
         await asyncio.wait_for(sleep.enough.wait(), 30)
         await session.wait_established(10)
-        assert session.stats.up and session.stats.established_count == 2
+        count = session.stats.established_count
         await session.close()
         await peer.close()
         assert not peer.errors, peer.errors
-        # 1st failure: 0 s, 2nd: 1 s; established then dropped: 0 s; next failure: 1 s.
-        assert sleep.delays == [0, 1, 0, 1]
+        return sleep.delays, count
 
-    run(main())
+    # 1st failure: 0 s, 2nd: 1 s; then a session that stayed up 0.6 s >= 0.3 s: the backoff
+    # starts again at 0 s; the next failure waits 1 s.
+    delays, count = run(
+        main([bad_version_open, notify_at_open, up_for_a_while, bad_version_open], 4)
+    )
+    assert delays == [0, 1, 0, 1]
+    assert count == 2
+    # The same, but the session dies at once after Established: one more failure (2 s, 4 s).
+    delays, count = run(main([bad_version_open, notify_at_open, up_then_drop, bad_version_open], 4))
+    assert delays == [0, 1, 2, 4]
     assert "sent NOTIFICATION 2/1 OPEN Message Error / Unsupported Version Number" in caplog.text
     assert "peer sent NOTIFICATION 2/2 OPEN Message Error / Bad Peer AS" in caplog.text
+    assert "backoff keeps growing" in caplog.text
+
+
+def test_a_peer_that_resets_every_session_after_keepalive_is_retried_with_growing_gaps() -> None:
+    """Upstream's backoff restarts after every successful connection: such a peer is redialled
+    about once a second. Real sleeps here: the gaps between the peer's accepted connections
+    follow 0, 1, 2, 4 s (about 7 s of test time)."""
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        accepted: list[float] = []
+
+        async def reset_after_keepalive(conn: PeerConn) -> None:
+            accepted.append(loop.time())
+            await conn.establish()
+            conn.close()  # RST right after the OPEN/KEEPALIVE exchange
+
+        peer = ScriptedPeer([], default=reset_after_keepalive)
+        port = await start_peer(peer)
+        session = BgpSession(Peer(64512, 64500, ip("127.0.0.1"), port=port), "n")
+        await peer.wait_connections(5, timeout=20)
+        await session.close()
+        await peer.close()
+        assert session.stats.established_count >= 4
+        assert not peer.errors, peer.errors
+        return [b - a for a, b in itertools.pairwise(accepted)]
+
+    gaps = run(main(), timeout=40)
+    expected = [0, 1, 2, 4]
+    assert len(gaps) >= 4, gaps
+    for gap, want in zip(gaps, expected, strict=False):
+        assert want - 0.05 <= gap <= want + 0.9, (gaps, expected)
 
 
 def test_wrong_peer_asn_sends_bad_peer_as(caplog: pytest.LogCaptureFixture) -> None:
