@@ -1203,7 +1203,8 @@ class UpdateContext:
 
 
 def common_attributes(ctx: UpdateContext, attrs: RouteAttributes, version: int) -> bytes:
-    """Path attributes in ascending type order, except MP_REACH_NLRI (the packer adds it)."""
+    """Path attributes in ascending type order, except MP_REACH_NLRI: the packer puts it first,
+    as RFC 7606 5.1 requires (so a receiver finds the NLRI even behind a malformed attribute)."""
     wk = FLAG_TRANSITIVE
     out = [encode_attribute(wk, AttrType.ORIGIN, bytes([Origin.INCOMPLETE]))]
     as4_path = b""
@@ -1227,7 +1228,6 @@ def common_attributes(ctx: UpdateContext, attrs: RouteAttributes, version: int) 
         value = b"".join(c.value.to_bytes(4, "big") for c in attrs.communities)
         out.append(encode_attribute(FLAG_OPTIONAL | FLAG_TRANSITIVE, AttrType.COMMUNITIES, value))
     if as4_path:
-        # AS4_PATH (17) sorts after MP_REACH_NLRI (14); the packer inserts MP_REACH before it.
         out.append(encode_attribute(FLAG_OPTIONAL | FLAG_TRANSITIVE, AttrType.AS4_PATH, as4_path))
     return b"".join(out)
 
@@ -1280,20 +1280,6 @@ def _bins(items: Sequence[bytes], capacity: int) -> list[list[bytes]]:
     return bins
 
 
-def _split_attributes(common: bytes) -> tuple[bytes, bytes]:
-    """Split encoded attributes around where MP_REACH_NLRI (type 14) belongs."""
-    pos = 0
-    while pos < len(common):
-        flags, code = common[pos], common[pos + 1]
-        if code > AttrType.MP_REACH_NLRI:
-            return common[:pos], common[pos:]
-        if flags & FLAG_EXTENDED_LENGTH:
-            pos += 4 + int.from_bytes(common[pos + 2 : pos + 4], "big")
-        else:
-            pos += 3 + common[pos + 2]
-    return common, b""
-
-
 def pack_announcements(routes: Iterable[Route], ctx: UpdateContext) -> list[bytes]:
     """UPDATEs announcing `routes`: one group per (family, attributes), each packed full."""
     groups: dict[tuple[int, RouteAttributes], list[bytes]] = defaultdict(list)
@@ -1307,7 +1293,6 @@ def pack_announcements(routes: Iterable[Route], ctx: UpdateContext) -> list[byte
             for group in _bins(prefixes, capacity):
                 messages.append(encode_update(attributes=common, nlri=b"".join(group)))
         else:
-            before, after = _split_attributes(common)
             mp_head = struct.pack("!HB", AFI_IPV6, SAFI_UNICAST)
             nh = _mp_next_hop(ctx)
             mp_fixed = mp_head + bytes([len(nh)]) + nh + b"\0"
@@ -1318,7 +1303,7 @@ def pack_announcements(routes: Iterable[Route], ctx: UpdateContext) -> list[byte
                 mp = encode_attribute(
                     FLAG_OPTIONAL, AttrType.MP_REACH_NLRI, mp_fixed + b"".join(group)
                 )
-                messages.append(encode_update(attributes=before + mp + after))
+                messages.append(encode_update(attributes=mp + common))
     return messages
 
 

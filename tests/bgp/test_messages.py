@@ -439,6 +439,20 @@ def test_ipv6_routes_go_in_mp_reach_with_global_and_link_local_next_hop() -> Non
     mp_attr = next(a for a in upd.path_attr if a.type_code == 14).attribute
     assert mp_attr.nh_v6_global == "2001:db8::11"
     assert mp_attr.nh_v6_link_local == "fe80::1"
+    # RFC 7606 5.1: MP_REACH_NLRI first, the rest in ascending order (RFC 4271 4.3).
+    assert [a.type_code for a in upd.path_attr] == [14, 1, 2]
+
+
+def test_mp_reach_comes_first_also_before_as4_path_and_communities() -> None:
+    c = ctx(my_asn=4200000001, four_octet_as=False)
+    [data] = m.pack_announcements(routes_v6(1, communities=(Community(5),)), c)
+    bgp = scapy_bgp()
+    bgp.bgp_module_conf.use_2_bytes_asn = True
+    try:
+        upd = bgp.BGPHeader(data)[bgp.BGPUpdate]
+        assert [a.type_code for a in upd.path_attr] == [14, 1, 2, 8, 17]
+    finally:
+        bgp.bgp_module_conf.use_2_bytes_asn = False
 
 
 def test_10k_ipv6_routes_pack_into_the_minimal_number_of_4096_byte_updates() -> None:
