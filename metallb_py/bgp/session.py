@@ -56,7 +56,9 @@ UPDATE_PROBLEM_LOG_INTERVAL = 60.0
 """At most one log line per kind of malformed UPDATE (action and error) per peer in this many
 seconds; the next line says how many were counted meanwhile. A peer that repeats a bad UPDATE
 cannot flood the log, and `stats.malformed_updates` keeps the exact count."""
-NOTIFICATION_FLUSH_TIMEOUT = 1.0
+NOTIFICATION_FLUSH_TIMEOUT = 0.3
+"""How long a NOTIFICATION may wait for a peer that stopped reading: a closing speaker must
+say goodbye within its termination grace (the whole shutdown has a second)."""
 OUR_FAMILIES = (m.IPV4_UNICAST, m.IPV6_UNICAST)
 
 Route = m.Route
