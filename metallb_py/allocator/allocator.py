@@ -296,25 +296,7 @@ class Allocator:
         pool = self._pools.owner_of(keys)
         if pool is None:
             raise AllocatorError(f"{go_quote_list(ips)} is not allowed in config")
-        if len(ips) > 2:
-            raise AllocatorError(f"more than two addresses {go_quote_list(ips)}")
-        if len(ips) == 2 and ips[0].version == ips[1].version:
-            raise AllocatorError(f"{go_quote_list(ips)} have the same family")
-        for ip, key in zip(ips, keys, strict=True):
-            reason = self._sharing_problem(service, ip, key, usage)
-            if reason is not None:
-                raise AllocatorError(reason)
-        alloc = Allocation(
-            service=service,
-            pool=pool.name,
-            ips=tuple(ips),
-            ports=usage.ports,
-            sharing_key=usage.sharing_key,
-            backend_key=usage.backend_key,
-            keys=keys,
-        )
-        self._record(alloc)
-        return alloc
+        return self._take(service, ips, keys, usage, pool.name)
 
     def hold(self, service: str, ips: Sequence[IPAddress], usage: Usage) -> Allocation:
         """Record IPs a Service already holds although no pool owns them, so they stay
@@ -322,24 +304,35 @@ class Allocator:
         accepted while they are held: the controller keeps what a Service holds instead of
         clearing it (docs/behaviour-differences.md, durable config). A later pool set that owns
         them turns the allocation into an ordinary one."""
+        return self._take(service, ips, tuple([ip_key(ip) for ip in ips]), usage, None)
+
+    def _take(
+        self,
+        service: str,
+        ips: Sequence[IPAddress],
+        keys: tuple[int, ...],
+        usage: Usage,
+        pool: str | None,
+    ) -> Allocation:
+        """Check the set itself and the sharing rules, then record it (owned by `pool`, or
+        held when None)."""
         if len(ips) > 2:
             raise AllocatorError(f"more than two addresses {go_quote_list(ips)}")
         if len(ips) == 2 and ips[0].version == ips[1].version:
             raise AllocatorError(f"{go_quote_list(ips)} have the same family")
-        keys = tuple([ip_key(ip) for ip in ips])
         for ip, key in zip(ips, keys, strict=True):
             reason = self._sharing_problem(service, ip, key, usage)
             if reason is not None:
                 raise AllocatorError(reason)
         alloc = Allocation(
             service=service,
-            pool="",
+            pool=pool or "",
             ips=tuple(ips),
             ports=usage.ports,
             sharing_key=usage.sharing_key,
             backend_key=usage.backend_key,
             keys=keys,
-            held=True,
+            held=pool is None,
         )
         self._record(alloc)
         return alloc
