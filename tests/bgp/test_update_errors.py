@@ -296,6 +296,7 @@ def test_session_stays_up_without_notification_for_every_kept_kind(
 
     async def main() -> tuple[list[m.Message], BgpSession]:
         received: list[m.Message] = []
+        refreshed = asyncio.Event()
 
         async def peer_script(conn: PeerConn) -> None:
             await conn.establish(asn=64512)
@@ -307,6 +308,7 @@ def test_session_stays_up_without_notification_for_every_kept_kind(
             async with asyncio.timeout(10):
                 while sum(_announces(x) for x in conn.received) < 2:
                     await conn.read()
+            refreshed.set()
             await conn.until_notification(timeout=20)  # the Cease of close()
             received.extend(conn.received)
 
@@ -323,6 +325,9 @@ def test_session_stays_up_without_notification_for_every_kept_kind(
         async with asyncio.timeout(10):
             while session.stats.malformed_updates < len(sent):
                 await asyncio.sleep(0.01)
+        # Close only once the ROUTE-REFRESH was answered: on a busy machine the session may
+        # still be reading it when the last malformed UPDATE has been counted.
+        await asyncio.wait_for(refreshed.wait(), 10)
         assert session.stats.up and session.stats.established_count == 1
         await session.close()
         await asyncio.wait_for(peer.done[0].wait(), 10)
