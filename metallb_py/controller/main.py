@@ -24,6 +24,7 @@ import gc
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,11 @@ BLOCKERS_LOGGED = 5
 """A refused config logs one line per attempt naming this many blockers (the event names all)."""
 EVENT_LIMIT = 512 * 1024
 """Longest event message: a refusal names every blocker, well below etcd's object limit."""
+BLOCKER_RECHECK_DELAY = 0.5
+"""A refused config is judged again this long after one of its blockers changed: at once in
+human terms, yet a mass deletion of blockers costs a couple of attempts a second, not one each."""
+REFUSAL_EVENT_INTERVAL = 30.0
+"""A refusal of the same config text is re-announced by event at most this often."""
 Item = tuple[str, str]
 """Queue items: ("service", "ns/name"), CONFIG_ITEM or STORE_ITEM."""
 
@@ -122,6 +128,8 @@ class ControllerProcess:
         self._blockers: set[str] = set()
         """Services named by the last refused config: their changes retry the config at once."""
         self._last_config_problem = ""
+        self._refusal_event_text: str | None = None
+        self._refusal_event_at = 0.0
         self._accepted_text: str | None = None
         self._stored_text_written: str | None = None
         """The text of the config in force if it was accepted (what the store must hold)."""
@@ -177,8 +185,6 @@ class ControllerProcess:
 
     def _add(self, item: Item) -> None:
         self.queue.add(item)
-        if item[0] == "service" and item[1] in self._blockers:
-            self.queue.add(CONFIG_ITEM)
 
     def _on_service(self, key: str, old: Obj | None, new: Obj | None) -> None:
         self._enqueue(("service", key))
@@ -370,6 +376,9 @@ class ControllerProcess:
 
     def _finish(self, item: Item, outcome: Outcome) -> None:
         finish_item(self.queue, self.k8s_metrics, item, outcome, self._reprocess_all)
+        if item[0] == "service" and item[1] in self._blockers:
+            # Judged after the blocker's own change was processed (a deleted one released).
+            self.queue.add_after(CONFIG_ITEM, BLOCKER_RECHECK_DELAY)
 
     def _reprocess_all(self) -> None:
         for key in self.services.list_keys():
@@ -512,8 +521,13 @@ class ControllerProcess:
             )
         else:
             message = f"config refused, previous config kept: {decision.message}"
-        if message != self._last_config_problem:
+        now = time.monotonic()
+        if message != self._last_config_problem and (
+            load.text != self._refusal_event_text
+            or now - self._refusal_event_at >= REFUSAL_EVENT_INTERVAL
+        ):
             self._last_config_problem = message
+            self._refusal_event_text, self._refusal_event_at = load.text, now
             self._config_event(cm, "ConfigRefused", message)
 
     def _config_event(

@@ -56,6 +56,8 @@ POD_POLL_INTERVAL = 10.0
 ROUTE_PUSH_DELAY = 0.005
 BLOCKERS_LOGGED = 5
 """A refused config logs one line per attempt naming this many blockers."""
+BLOCKER_RECHECK_DELAY = 0.5
+"""A refused config is judged again this long after one of its blockers changed."""
 
 
 @dataclass(frozen=True)
@@ -209,8 +211,6 @@ class SpeakerProcess:
     def _add_all(self, items: tuple[Item, ...]) -> None:
         for item in items:
             self.queue.add(item)
-            if item[0] == "service" and item[1] in self._blockers:
-                self.queue.add(CONFIG_ITEM)
 
     def _on_service(self, key: str, old: Obj | None, new: Obj | None) -> None:
         self._enqueue(("service", key))
@@ -441,6 +441,9 @@ class SpeakerProcess:
                 log.exception("unexpected error", extra=kv(op="process", item=":".join(item)))
                 outcome = Outcome.ERROR
             finish_item(self.queue, self.k8s_metrics, item, outcome, self._reprocess_all)
+            if item[0] == "service" and item[1] in self._blockers:
+                # Judged after the blocker's own change was processed.
+                self.queue.add_after(CONFIG_ITEM, BLOCKER_RECHECK_DELAY)
             # Let responders, sessions and heartbeats run between items.
             await asyncio.sleep(0)
 
