@@ -3,7 +3,7 @@
     python -m bench.arp [--count 1000] [--interval 0.005] [--arping-count 20]
 
 A client namespace and a node namespace share a bridge. The node's kernel owns 192.0.2.11 (its
-interface address); `python -m metallb_py.layer2` in the node announces 192.0.2.100 (not
+interface address); `python -m metallb_lab.harness.layer2` in the node announces 192.0.2.100 (not
 configured anywhere). A prober in the client sends broadcast ARP requests, alternating between
 the two targets, and measures each round trip from just before `send()` to the kernel receive
 timestamp of the reply (SO_TIMESTAMPNS), so the prober's own wake-up is not counted and both
@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from metallb_lab import netns
 from metallb_py.layer2 import frames
-from metallb_py.testing import netns
 
 KERNEL_IP = "192.0.2.11"
 SPEAKER_IP = "192.0.2.100"
@@ -153,7 +153,7 @@ def run(count: int, interval: float, arping_count: int) -> dict[str, Any]:
         topo.addr(client, "br0", f"{CLIENT_IP}/24")
         topo.addr(node, "eth0", f"{KERNEL_IP}/24")
         speaker = subprocess.Popen(
-            node.argv([sys.executable, "-m", "metallb_py.layer2", "-i", "eth0"]),
+            node.argv([sys.executable, "-m", "metallb_lab.harness.layer2", "-i", "eth0"]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

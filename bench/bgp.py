@@ -36,12 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from metallb_py.bgp.host import LocalHost
-from metallb_py.bgp.messages import Route
-from metallb_py.bgp.session import BgpSession
-from metallb_py.config.model import Peer
-from metallb_py.testing import netns
-from metallb_py.testing.routers import (
+from metallb_lab import netns
+from metallb_lab.routers import (
     FrrRouter,
     GobgpRouter,
     Neighbor,
@@ -49,6 +45,10 @@ from metallb_py.testing.routers import (
     daemons_available,
     mrt_table_dump_v2,
 )
+from metallb_py.bgp.host import LocalHost
+from metallb_py.bgp.messages import Route
+from metallb_py.bgp.session import BgpSession
+from metallb_py.config.model import Peer
 
 MY_ASN = 64512
 ROUTER_ASN = 64500

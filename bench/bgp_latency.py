@@ -44,10 +44,10 @@ from typing import Any
 
 import yaml
 
-from metallb_py.testing import netns
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.routers import FrrRouter, GobgpRouter, Neighbor, PeeringLink
-from metallb_py.testing.routers import daemons_available as routers_available
+from metallb_lab import netns
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.routers import FrrRouter, GobgpRouter, Neighbor, PeeringLink
+from metallb_lab.routers import daemons_available as routers_available
 
 MY_ASN = 64512
 ROUTER_ASN = 64500
@@ -220,7 +220,7 @@ class Bench:
             [
                 sys.executable,
                 "-m",
-                "metallb_py.testing.portal",
+                "metallb_lab.portal",
                 "--target",
                 f"127.0.0.1:{api.port}",
                 f"--listen={self.link.node.name}=127.0.0.1:6443",

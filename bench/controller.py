@@ -26,9 +26,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from metallb_py.lab.lab import controller_args
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.netns import wait_for
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.lab.lab import controller_args
+from metallb_lab.netns import wait_for
 
 NS = "metallb-system"
 CONFIG = "address-pools:\n- name: v6\n  protocol: layer2\n  addresses: ['2001:db8::/112']\n"

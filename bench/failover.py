@@ -4,7 +4,7 @@
 
 A crash is SIGKILL of the owner's announcer (the speaker; all keepalived processes) plus its
 link going down. A client in the client namespace opens a new TCP connection and sends a GET to
-the IP every 10 ms (`metallb_py.lab.probe`; each probe has its own 1 s deadline, so a lost SYN
+the IP every 10 ms (`metallb_lab.lab.probe`; each probe has its own 1 s deadline, so a lost SYN
 never delays the next one) and the backend answers with its node name. The gap is the time
 between the send times of the last probe the old owner answered and the first one a new owner
 answered: what a client sees, ARP cache update by gratuitous ARP included (the probe sends no
@@ -35,11 +35,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from metallb_py.lab.lab import LabError, ProbeProcess, down, preflight, python_command, up
-from metallb_py.lab.layout import LabLayout, expected_owner, plan_lab
-from metallb_py.lab.probe import analyse, summary
-from metallb_py.lab.topology import Lan, build_lan, link_up
-from metallb_py.testing import netns
+from metallb_lab import netns
+from metallb_lab.lab.lab import LabError, ProbeProcess, down, preflight, python_command, up
+from metallb_lab.lab.layout import LabLayout, expected_owner, plan_lab
+from metallb_lab.lab.probe import analyse, summary
+from metallb_lab.lab.topology import Lan, build_lan, link_up
 
 VIP = "192.0.2.200"
 PROBE_INTERVAL = 0.01
@@ -217,7 +217,7 @@ class VrrpCluster:
         for node in layout.node_names:
             topo.spawn(
                 lan.nodes[node],
-                python_command("metallb_py.lab.backend", "--name", node, "--listen=0.0.0.0:80"),
+                python_command("metallb_lab.lab.backend", "--name", node, "--listen=0.0.0.0:80"),
                 env=self.env,
             )
         self.version, self.advert = 2, 1.0

@@ -27,7 +27,7 @@ from metallb_py.config.addresses import AddressError, parse_address_entry
 from metallb_py.config.document import CONFIG_KEY
 from metallb_py.config.model import AddressPool, IPAddress
 from metallb_py.k8s import accepted
-from metallb_py.testing.apiserver.selectors import LabelSelector, Requirement
+from metallb_py.k8s.selectors import LabelSelector, Requirement
 
 Obj = dict[str, Any]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

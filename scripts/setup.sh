@@ -23,10 +23,13 @@ for svc in frr bird prometheus prometheus-node-exporter keepalived gobgpd; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
 done
 
+# The product (editable, with its test tools) and the lab package beside it (editable too, so
+# tests and the lab run the working tree).
 PIP=(python3 -m pip install --quiet)
-if ! "${PIP[@]}" -e '.[test]' 2>/tmp/metallb-py-pip.err; then
+PKGS=(-e '.[test]' -e ./lab)
+if ! "${PIP[@]}" "${PKGS[@]}" 2>/tmp/metallb-py-pip.err; then
   if grep -q externally-managed /tmp/metallb-py-pip.err; then
-    "${PIP[@]}" --break-system-packages -e '.[test]'
+    "${PIP[@]}" --break-system-packages "${PKGS[@]}"
   else
     cat /tmp/metallb-py-pip.err >&2
     exit 1

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
-from metallb_py.testing import netns
+from metallb_lab import netns
 
 # Property tests explore new random examples on every run by default. `scripts/test.sh` (what CI
 # runs) selects "ci": the same examples every run, so a red CI always points at a change, never

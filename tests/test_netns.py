@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from metallb_py.testing import netns
+from metallb_lab import netns
 
 
 def test_documentation_addresses_only():

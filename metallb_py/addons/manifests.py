@@ -24,8 +24,6 @@ drift apart. Differences from upstream v0.12.1, all deliberate:
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -639,17 +637,3 @@ def write_manifests(directory: Path) -> list[Path]:
         path.write_text(text)
         written.append(path)
     return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m metallb_py.addons.manifests DIR` regenerates the shipped manifests."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("directory", type=Path)
-    args = parser.parse_args(argv)
-    for path in write_manifests(args.directory):
-        print(path, file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

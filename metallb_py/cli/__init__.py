@@ -15,7 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "config": "metallb_py.cli.config_cmd:config",
     "controller": "metallb_py.cli.controller_cmd:controller",
     "speaker": "metallb_py.cli.speaker_cmd:speaker",
-    "lab": "metallb_py.cli.lab_cmd:lab",
+    "lab": "metallb_lab.cli:lab",
     "plan": "metallb_py.cli.plan_cmd:plan",
     "render": "metallb_py.cli.render_cmd:render",
     "doctor": "metallb_py.cli.doctor_cmd:doctor",
@@ -31,9 +31,38 @@ class LazyGroup(click.Group):
         if target is None:
             return super().get_command(ctx, cmd_name)
         module, _, attr = target.partition(":")
-        command: Any = getattr(importlib.import_module(module), attr)
+        try:
+            loaded = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module.startswith(exc.name):
+                raise
+            return _not_installed(cmd_name, exc.name)
+        command: Any = getattr(loaded, attr)
         assert isinstance(command, click.Command)
         return command
+
+
+LAB_HINT = (
+    "the lab is not installed: it ships beside the product as the `lab` extra; "
+    "install it with `pip install 'metallb-py[lab]'` (from a source checkout: "
+    "`pip install ./lab` or `bash scripts/setup.sh`)"
+)
+
+
+def _not_installed(name: str, package: str) -> click.Command:
+    """A stand-in for a subcommand whose optional package is missing: it says how to get it."""
+
+    @click.command(
+        name,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+        help=f"(not installed: pip install 'metallb-py[{name}]')",
+    )
+    def missing() -> None:
+        click.echo(f"metallb-py {name}: {LAB_HINT} ({package} not importable)", err=True)
+        raise SystemExit(2)
+
+    return missing
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

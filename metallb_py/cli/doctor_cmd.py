@@ -29,15 +29,14 @@ def _selector(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     """A Kubernetes label selector (`node-role.kubernetes.io/gpu`, `zone in (a,b)`)."""
     if value is None:
         return None
-    from metallb_py.testing.apiserver.errors import ApiError
-    from metallb_py.testing.apiserver.selectors import parse_label_selector
+    from metallb_py.k8s.selectors import SelectorError, parse_label_selector
 
     if not value.strip():
         raise click.BadParameter("an empty selector would match every node")
     try:
         return parse_label_selector(value)
-    except ApiError as exc:
-        raise click.BadParameter(exc.message) from None
+    except SelectorError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.command()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from metallb_py.testing.apiserver import ApiServer
+from metallb_lab.apiserver import ApiServer
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from metallb_py.testing.netns import wait_for
+from metallb_lab.netns import wait_for
 
 
 @pytest.fixture

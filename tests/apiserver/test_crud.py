@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from metallb_py.testing.apiserver import ApiServer
+from metallb_lab.apiserver import ApiServer
 from tests.apiserver.conftest import WITH_MONITORING, raw, service, status_of
 
 

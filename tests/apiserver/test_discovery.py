@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client, dynamic
 
-from metallb_py.testing.apiserver import DEFAULT_RESOURCES, LEGACY_RESOURCES, ApiServer
+from metallb_lab.apiserver import DEFAULT_RESOURCES, LEGACY_RESOURCES, ApiServer
 from tests.apiserver.conftest import WITH_MONITORING, raw, service
 
 

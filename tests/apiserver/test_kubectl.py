@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metallb_py.testing.apiserver import ApiServer
+from metallb_lab.apiserver import ApiServer
 from tests.apiserver.conftest import WITH_MONITORING, Kubectl, service
 
 REPO = Path(__file__).resolve().parents[2]

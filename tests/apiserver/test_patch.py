@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.apiserver.errors import ApiError
-from metallb_py.testing.apiserver.patch import (
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.apiserver.errors import ApiError
+from metallb_lab.apiserver.patch import (
     JsonPatchError,
     json_merge_patch,
     json_patch,

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.apiserver.resources import DEFAULT_RESOURCES
-from metallb_py.testing.apiserver.selectors import FieldSelector, LabelSelector
-from metallb_py.testing.apiserver.store import Change, Watcher
-from metallb_py.testing.netns import wait_for
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.apiserver.resources import DEFAULT_RESOURCES
+from metallb_lab.apiserver.selectors import FieldSelector, LabelSelector
+from metallb_lab.apiserver.store import Change, Watcher
+from metallb_lab.netns import wait_for
 from tests.apiserver.conftest import raw
 
 CMS = "/api/v1/namespaces/default/configmaps"

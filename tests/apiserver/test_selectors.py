@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.apiserver.errors import ApiError
-from metallb_py.testing.apiserver.selectors import (
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.apiserver.errors import ApiError
+from metallb_lab.apiserver.selectors import (
     field_value,
     parse_field_selector,
     parse_label_selector,

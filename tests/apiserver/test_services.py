@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from metallb_py.testing.apiserver import ApiServer, ClusterConfig
+from metallb_lab.apiserver import ApiServer, ClusterConfig
 from tests.apiserver.conftest import service, status_of
 
 

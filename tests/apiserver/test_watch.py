@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.netns import wait_for
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.netns import wait_for
 from tests.apiserver.conftest import service
 
 

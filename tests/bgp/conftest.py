@@ -1,5 +1,5 @@
 """Fixtures for sessions against real routers: a router namespace and a node namespace on one
-veth (see `metallb_py.testing.routers.PeeringLink`), routers started on demand."""
+veth (see `metallb_lab.routers.PeeringLink`), routers started on demand."""
 
 from __future__ import annotations
 
@@ -12,12 +12,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from metallb_py.bgp import messages as m
-from metallb_py.bgp.host import LocalHost
-from metallb_py.bgp.session import BgpSession
-from metallb_py.config.model import Community, Peer
-from metallb_py.testing import netns
-from metallb_py.testing.routers import (
+from metallb_lab import netns
+from metallb_lab.routers import (
     BirdRouter,
     FrrRouter,
     GobgpRouter,
@@ -26,6 +22,10 @@ from metallb_py.testing.routers import (
     Router,
     daemons_available,
 )
+from metallb_py.bgp import messages as m
+from metallb_py.bgp.host import LocalHost
+from metallb_py.bgp.session import BgpSession
+from metallb_py.config.model import Community, Peer
 
 T = TypeVar("T")
 NET = ipaddress.ip_network

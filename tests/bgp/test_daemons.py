@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from metallb_py.config.model import Peer
-from metallb_py.testing.routers import (
+from metallb_lab.routers import (
     BirdRouter,
     FrrRouter,
     GobgpRouter,
@@ -20,6 +19,7 @@ from metallb_py.testing.routers import (
     PeeringLink,
     Router,
 )
+from metallb_py.config.model import Peer
 from tests.bgp.conftest import ROUTES, run, session, start_router, until
 
 pytestmark = pytest.mark.netns

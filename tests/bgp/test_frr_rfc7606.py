@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from metallb_lab.routers import FrrRouter, Neighbor, PeeringLink
 from metallb_py.config.model import Peer
-from metallb_py.testing.routers import FrrRouter, Neighbor, PeeringLink
 from tests.bgp.conftest import ROUTES, run, session, start_router, until
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from metallb_lab.routers import FrrRouter, Neighbor, PeeringLink
 from metallb_py.bgp import messages as m
 from metallb_py.bgp.host import LocalHost
 from metallb_py.config.model import Peer
-from metallb_py.testing.routers import FrrRouter, Neighbor, PeeringLink
 from tests.bgp.conftest import ROUTES, FastSleep, run, session, start_router
 from tests.bgp.scripted_peer import PeerConn, Script, ScriptedPeer
 from tests.bgp.test_messages import AS_PATH, NEXT_HOP, ORIGIN, attr, frame, header, update_body

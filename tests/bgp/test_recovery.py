@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from metallb_lab.routers import FrrRouter, Neighbor, PeeringLink
 from metallb_py.bgp import messages as m
 from metallb_py.config.model import Community, Peer
-from metallb_py.testing.routers import FrrRouter, Neighbor, PeeringLink
 from tests.bgp.conftest import NET, ROUTES, FastSleep, nft, run, session, start_router, until
 
 pytestmark = pytest.mark.netns

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from metallb_py.lab.lab import controller_args
-from metallb_py.lab.objects import endpoint_slice
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.apiserver.errors import ApiError
+from metallb_lab.lab.lab import controller_args
+from metallb_lab.lab.objects import endpoint_slice
+from metallb_lab.netns import wait_for
 from metallb_py.metrics import parse_exposition
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.apiserver.errors import ApiError
-from metallb_py.testing.netns import wait_for
 
 NS = "metallb-system"
 

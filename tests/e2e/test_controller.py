@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.netns import wait_for
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.netns import wait_for
 
 from .conftest import NS, Component
 

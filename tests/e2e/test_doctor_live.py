@@ -10,9 +10,9 @@ from typing import Any
 import yaml
 from click.testing import CliRunner
 
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.netns import wait_for
 from metallb_py.cli import main
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.netns import wait_for
 
 from .conftest import NS
 from .test_controller import events, ips, service, set_config

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from metallb_py.testing.netns import wait_for
-from metallb_py.testing.routers import Neighbor, daemons_available
+from metallb_lab.netns import wait_for
+from metallb_lab.routers import Neighbor, daemons_available
 
 from .conftest import NS, put_endpoints
 from .test_controller import events, ips, service, set_config

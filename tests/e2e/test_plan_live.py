@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from metallb_lab.apiserver import ApiServer
 from metallb_py.cli import main
-from metallb_py.testing.apiserver import ApiServer
 
 from .conftest import NS
 from .test_controller import service

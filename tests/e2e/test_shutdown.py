@@ -25,17 +25,17 @@ from pathlib import Path
 
 import pytest
 
+from metallb_lab import netns
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.lab import objects
+from metallb_lab.lab.lab import node_kubeconfig, portal_command, speaker_args, speaker_env
+from metallb_lab.lab.layout import CLIENT_IPV4, NODE_API_PORT, plan_lab
+from metallb_lab.lab.topology import build_lan
+from metallb_lab.netns import wait_for
 from metallb_py.bgp import messages as m
 from metallb_py.bgp.host import LocalHost
-from metallb_py.lab import objects
-from metallb_py.lab.lab import node_kubeconfig, portal_command, speaker_args, speaker_env
-from metallb_py.lab.layout import CLIENT_IPV4, NODE_API_PORT, plan_lab
-from metallb_py.lab.topology import build_lan
 from metallb_py.metrics import parse_exposition
 from metallb_py.speaker import heartbeat
-from metallb_py.testing import netns
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.netns import wait_for
 
 from .conftest import NS, Component, put_endpoints
 from .test_controller import ips, service, set_config

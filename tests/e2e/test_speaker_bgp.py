@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 import yaml
 
+from metallb_lab import netns
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.netns import wait_for
+from metallb_lab.routers import BirdRouter, FrrRouter, Neighbor, daemons_available
 from metallb_py.metrics import parse_exposition
-from metallb_py.testing import netns
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.netns import wait_for
-from metallb_py.testing.routers import BirdRouter, FrrRouter, Neighbor, daemons_available
 
 from .conftest import NS, Component, put_endpoints
 from .test_controller import ips, service, set_config
@@ -93,7 +93,7 @@ class BgpLan:
             self.bird.start()
         topo.spawn(
             None,
-            [sys.executable, "-m", "metallb_py.testing.portal", "--target", f"127.0.0.1:{api.port}"]
+            [sys.executable, "-m", "metallb_lab.portal", "--target", f"127.0.0.1:{api.port}"]
             + [f"--listen={ns.name}=127.0.0.1:6443" for ns in self.nodes.values()],
         )
         kc = api.kubeconfig(NS)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from metallb_py.lab import objects
-from metallb_py.lab.lab import node_kubeconfig, portal_command, speaker_args, speaker_env
-from metallb_py.lab.layout import plan_lab
-from metallb_py.lab.topology import build_lan, mac_of
+from metallb_lab import netns
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.lab import objects
+from metallb_lab.lab.lab import node_kubeconfig, portal_command, speaker_args, speaker_env
+from metallb_lab.lab.layout import plan_lab
+from metallb_lab.lab.topology import build_lan, mac_of
+from metallb_lab.netns import wait_for
 from metallb_py.speaker.decision import election_order
-from metallb_py.testing import netns
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.netns import wait_for
 
 from .conftest import NS, Component, put_endpoints
 from .test_controller import ips, service, set_config
@@ -36,7 +36,7 @@ address-pools:
 
 
 class Lan:
-    """The lab's LAN (metallb_py.lab) under the test's `mlbt-` topology, with the test's
+    """The lab's LAN (metallb_lab.lab) under the test's `mlbt-` topology, with the test's
     in-process API server: Nodes and speaker Pods registered, a portal into every node."""
 
     def __init__(self, topo: netns.Topology, api: ApiServer, tmp: Path) -> None:

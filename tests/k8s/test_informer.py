@@ -8,10 +8,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.netns import wait_for
 from metallb_py.k8s.informer import Informer
 from metallb_py.k8s.writes import EventRecorder, StatusConflictError, write_service_status
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.netns import wait_for
 
 
 def svc(name: str, ns: str = "default", **spec) -> dict:

@@ -17,14 +17,14 @@ from types import SimpleNamespace
 import pytest
 from kubernetes import client
 
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.netns import wait_for
 from metallb_py.k8s import informer as informer_module
 from metallb_py.k8s.component import DaemonThreadExecutor, run_until_signal
 from metallb_py.k8s.informer import Informer
 from metallb_py.k8s.writes import EventRecorder
 from metallb_py.metrics import Registry
 from metallb_py.metrics.server import MetricsServer
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.netns import wait_for
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from metallb_py.lab import lab as lab_mod
-from metallb_py.lab import processes
-from metallb_py.testing import netns
+from metallb_lab import netns
+from metallb_lab.lab import lab as lab_mod
+from metallb_lab.lab import processes
 
 TEST_PREFIX = "mlblabt"
 _counter = itertools.count()

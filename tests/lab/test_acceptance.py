@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from metallb_py.lab import objects
-from metallb_py.lab.lab import Lab, down, up
-from metallb_py.lab.layout import ServicePlan, expected_owner
-from metallb_py.testing import netns
-from metallb_py.testing.netns import wait_for
+from metallb_lab import netns
+from metallb_lab.lab import objects
+from metallb_lab.lab.lab import Lab, down, up
+from metallb_lab.lab.layout import ServicePlan, expected_owner
+from metallb_lab.netns import wait_for
 
 from .conftest import TEST_PREFIX
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from metallb_py.config import Protocol, parse_config
-from metallb_py.lab import lab as lab_mod
-from metallb_py.lab import processes, render
-from metallb_py.lab.lab import LabStatus, NodeStatus, RouterStatus, ServiceStatus
-from metallb_py.lab.layout import (
+from metallb_lab import netns
+from metallb_lab.lab import lab as lab_mod
+from metallb_lab.lab import processes, render
+from metallb_lab.lab.lab import LabStatus, NodeStatus, RouterStatus, ServiceStatus
+from metallb_lab.lab.layout import (
     BGP_HOLD_TIME,
     NODE_ASN,
     ROUTER_ASN,
@@ -38,7 +38,7 @@ from metallb_py.lab.layout import (
     expected_next_hops,
     plan_lab,
 )
-from metallb_py.lab.router import (
+from metallb_lab.lab.router import (
     FRR_ZEBRA,
     ROUTER_DIR,
     json_documents,
@@ -47,9 +47,9 @@ from metallb_py.lab.router import (
     searchable,
     sessions_down,
 )
-from metallb_py.testing import netns
-from metallb_py.testing.netns import is_documentation_address, wait_for
-from metallb_py.testing.routers import FRR_BGPD
+from metallb_lab.netns import is_documentation_address, wait_for
+from metallb_lab.routers import FRR_BGPD
+from metallb_py.config import Protocol, parse_config
 
 from .conftest import TEST_PREFIX, LabEnv
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from metallb_py.cli.lab_cmd import lab
-from metallb_py.lab import processes
-from metallb_py.testing.netns import wait_for
+from metallb_lab.cli import lab
+from metallb_lab.lab import processes
+from metallb_lab.netns import wait_for
 
 from .conftest import LabEnv
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from metallb_py.config import Protocol, parse_config
-from metallb_py.lab import objects, processes, render
-from metallb_py.lab.kube import RestClient, RestError
-from metallb_py.lab.lab import (
+from metallb_lab.apiserver import ApiServer
+from metallb_lab.lab import objects, processes, render
+from metallb_lab.lab.kube import RestClient, RestError
+from metallb_lab.lab.lab import (
     LabError,
     LabState,
     LabStatus,
@@ -29,17 +29,17 @@ from metallb_py.lab.lab import (
     target_of,
     url_of,
 )
-from metallb_py.lab.layout import (
+from metallb_lab.lab.layout import (
     LayoutError,
     check_prefix,
     config_text,
     expected_owner,
     plan_lab,
 )
-from metallb_py.lab.probe import analyse, probe
+from metallb_lab.lab.probe import analyse, probe
+from metallb_lab.netns import is_documentation_address
+from metallb_py.config import Protocol, parse_config
 from metallb_py.speaker.decision import election_order
-from metallb_py.testing.apiserver import ApiServer
-from metallb_py.testing.netns import is_documentation_address
 
 # --- layout ---------------------------------------------------------------------------------------
 
@@ -288,7 +288,7 @@ def test_backend_and_probe_on_loopback(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "metallb_py.lab.backend",
+            "metallb_lab.lab.backend",
             "--name",
             "n7",
             f"--listen=127.0.0.1:{port}",
@@ -324,7 +324,7 @@ def test_probe_command_line_prints_ready_and_samples() -> None:
         [
             sys.executable,
             "-m",
-            "metallb_py.lab.backend",
+            "metallb_lab.lab.backend",
             "--name",
             "x",
             f"--listen=127.0.0.1:{port}",
@@ -338,7 +338,7 @@ def test_probe_command_line_prints_ready_and_samples() -> None:
             [
                 sys.executable,
                 "-m",
-                "metallb_py.lab.probe",
+                "metallb_lab.lab.probe",
                 f"--target=127.0.0.1:{port}",
                 "--max-seconds=0.2",
             ],
@@ -357,7 +357,7 @@ def test_probe_command_line_prints_ready_and_samples() -> None:
 
 def test_backend_refuses_bad_listen() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "metallb_py.lab.backend", "--name", "x", "--listen", "nope"],
+        [sys.executable, "-m", "metallb_lab.lab.backend", "--name", "x", "--listen", "nope"],
         check=False,
         capture_output=True,
         text=True,

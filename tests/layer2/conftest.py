@@ -1,5 +1,5 @@
 """A small LAN for the layer2 tests: a client namespace with a bridge, node namespaces plugged into
-it, and the layer2 engine running in a node as `python -m metallb_py.layer2` (driven over stdin)."""
+it, and the layer2 engine running in a node as `python -m metallb_lab.harness.layer2` (driven over stdin)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from metallb_py.testing import netns
+from metallb_lab import netns
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,7 @@ class Layer2Process:
         self.log = log
         self._stderr = log.open("wb")
         self.proc = subprocess.Popen(
-            ns.argv([sys.executable, "-m", "metallb_py.layer2", "-v", *args]),
+            ns.argv([sys.executable, "-m", "metallb_lab.harness.layer2", "-v", *args]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

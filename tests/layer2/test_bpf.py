@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import Ether
 
+from metallb_lab import netns
 from metallb_py.layer2 import bpf
-from metallb_py.testing import netns
 
 from .test_frames import arp_request, neighbor_solicitation
 

@@ -19,8 +19,8 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
+from metallb_lab import netns
 from metallb_py.layer2 import frames
-from metallb_py.testing import netns
 
 from .conftest import Lan
 

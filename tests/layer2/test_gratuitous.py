@@ -12,7 +12,7 @@ from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP
 from scapy.utils import rdpcap
 
-from metallb_py.testing import netns
+from metallb_lab import netns
 
 from .conftest import Lan
 

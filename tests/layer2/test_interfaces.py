@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from metallb_lab import netns
 from metallb_py.layer2.interfaces import (
     IFF_BROADCAST,
     IFF_NOARP,
@@ -15,7 +16,6 @@ from metallb_py.layer2.interfaces import (
     Interface,
     answering_interfaces,
 )
-from metallb_py.testing import netns
 
 MAC = bytes.fromhex("020000000011")
 UP = IFF_UP | IFF_BROADCAST

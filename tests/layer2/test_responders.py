@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from metallb_py.testing import netns
+from metallb_lab import netns
 
 from .conftest import Lan, wait_link_local
 
@@ -208,7 +208,8 @@ def test_clear_errors_for_missing_interface_and_missing_privileges(lan: Lan) -> 
     node = lan.nodes[0]
     env_argv = ["env", f"PYTHONPATH={sys.path[0]}"]
     missing = node.run(
-        [*env_argv, sys.executable, "-m", "metallb_py.layer2", "-i", "nosuch0"], check=False
+        [*env_argv, sys.executable, "-m", "metallb_lab.harness.layer2", "-i", "nosuch0"],
+        check=False,
     )
     assert missing.returncode == 1
     assert "interface 'nosuch0' does not exist" in missing.stderr
@@ -223,7 +224,7 @@ def test_clear_errors_for_missing_interface_and_missing_privileges(lan: Lan) -> 
             "--inh-caps=-net_raw",
             sys.executable,
             "-m",
-            "metallb_py.layer2",
+            "metallb_lab.harness.layer2",
         ],
         check=False,
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metallb_py.testing.apiserver import ApiError, ApiServer
+from metallb_lab.apiserver import ApiError, ApiServer
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from metallb_lab.apiserver import ApiServer
 from metallb_py.cli import main
 from metallb_py.doctor import ClusterView, diagnose
-from metallb_py.testing.apiserver import ApiServer
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "metallb-system"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from metallb_lab.apiserver.selectors import parse_label_selector
 from metallb_py.doctor import ClusterView, Finding, IgnoredNodes, Severity, diagnose, exit_code
-from metallb_py.testing.apiserver.selectors import parse_label_selector
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "metallb-system"

@@ -37,7 +37,7 @@ def find(kind: str, name: str) -> dict[str, Any]:
 
 
 def test_shipped_files_are_what_the_builder_makes():
-    # Regenerate with `python -m metallb_py.addons.manifests manifests/`.
+    # Regenerate with `python -m metallb_lab.harness.manifests manifests/`.
     shipped = manifests.shipped_files()
     for name, text in shipped.items():
         assert (MANIFESTS / name).read_text() == text, f"manifests/{name} is stale"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from metallb_py.testing import netns
+from metallb_lab import netns
 
 REPO = Path(__file__).resolve().parents[2]
 NODES = {"n1": "192.0.2.11", "n2": "192.0.2.12", "n3": "192.0.2.13"}
@@ -39,7 +39,7 @@ class Cluster:
         argv = [
             sys.executable,
             "-m",
-            "metallb_py.speaker.membership",
+            "metallb_lab.harness.membership",
             "--node",
             node,
             "--bind",

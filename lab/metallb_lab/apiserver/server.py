@@ -32,24 +32,24 @@ from typing import Any
 
 import yaml
 
-from metallb_py.testing.apiserver import errors
-from metallb_py.testing.apiserver.errors import ApiError
-from metallb_py.testing.apiserver.handler import ApiRequestHandler
-from metallb_py.testing.apiserver.resources import (
+from metallb_lab.apiserver import errors
+from metallb_lab.apiserver.errors import ApiError
+from metallb_lab.apiserver.handler import ApiRequestHandler
+from metallb_lab.apiserver.resources import (
     DEFAULT_RESOURCES,
     ResourceTable,
     ResourceType,
     served_resources,
 )
-from metallb_py.testing.apiserver.selectors import parse_field_selector, parse_label_selector
-from metallb_py.testing.apiserver.store import (
+from metallb_lab.apiserver.selectors import parse_field_selector, parse_label_selector
+from metallb_lab.apiserver.store import (
     APPLY_PATCH,
     JSON_PATCH,
     MERGE_PATCH,
     STRATEGIC_PATCH,
     Store,
 )
-from metallb_py.testing.apiserver.strategies import ClusterConfig
+from metallb_lab.apiserver.strategies import ClusterConfig
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -26,15 +26,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from metallb_py.lab.layout import (
+from metallb_lab.lab.layout import (
     BGP_HOLD_TIME,
     CLIENT_IPV4,
     NODE_ASN,
     ROUTER_ASN,
     LabLayout,
 )
-from metallb_py.testing.netns import Netns, Topology
-from metallb_py.testing.routers import FrrRouter, Neighbor
+from metallb_lab.netns import Netns, Topology
+from metallb_lab.routers import FrrRouter, Neighbor
 
 FRR_ZEBRA = "/usr/lib/frr/zebra"
 FRR_USER = "frr"

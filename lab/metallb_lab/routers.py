@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metallb_py.testing.netns import Netns, NetnsError, Topology, wait_for
+from metallb_lab.netns import Netns, NetnsError, Topology, wait_for
 
 FRR_BGPD = "/usr/lib/frr/bgpd"
 

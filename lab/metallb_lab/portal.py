@@ -6,7 +6,7 @@ opens a listening socket *inside* each namespace (a socket keeps the namespace i
 in, so the process switches into the namespace with setns(2) just for that call) and forwards
 each connection to the target on the host's loopback. Only loopback traffic is involved.
 
-    python -m metallb_py.testing.portal --target 127.0.0.1:PORT --listen NS=127.0.0.1:6443 ...
+    python -m metallb_lab.portal --target 127.0.0.1:PORT --listen NS=127.0.0.1:6443 ...
 """
 
 from __future__ import annotations

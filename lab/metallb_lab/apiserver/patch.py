@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from metallb_py.testing.apiserver.errors import ApiError, bad_request
+from metallb_lab.apiserver.errors import ApiError, bad_request
 
 _DELETE = object()
 

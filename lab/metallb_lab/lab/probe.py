@@ -1,6 +1,6 @@
 """Failover probe: a fresh TCP connection + HTTP GET to a Service IP every 10 ms.
 
-Runs inside the client namespace (`ip netns exec CLIENT python -m metallb_py.lab.probe ...`).
+Runs inside the client namespace (`ip netns exec CLIENT python -m metallb_lab.lab.probe ...`).
 Every `interval` it opens a new connection (each with its own deadline, so one lost SYN never
 delays the next probe), sends a GET and reads the answering node's name. It prints one JSON
 line `{"event": "ready", ...}` after the first answer, then, once `--settle` answers came from a

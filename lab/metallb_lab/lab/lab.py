@@ -27,9 +27,10 @@ from typing import Any
 
 import yaml
 
-from metallb_py.lab import objects, processes, router
-from metallb_py.lab.kube import RestClient, RestError
-from metallb_py.lab.layout import (
+from metallb_lab import netns
+from metallb_lab.lab import objects, processes, router
+from metallb_lab.lab.kube import RestClient, RestError
+from metallb_lab.lab.layout import (
     AVAILABLE_MODES,
     BACKEND_PORT,
     BRIDGE,
@@ -49,9 +50,9 @@ from metallb_py.lab.layout import (
     expected_owner,
     plan_lab,
 )
-from metallb_py.lab.processes import ProcessRecord
-from metallb_py.lab.router import LabFrr, RouterError, RouterView
-from metallb_py.lab.topology import (
+from metallb_lab.lab.processes import ProcessRecord
+from metallb_lab.lab.router import LabFrr, RouterError, RouterView
+from metallb_lab.lab.topology import (
     LabTopology,
     add_service_ip,
     build_lan,
@@ -59,9 +60,8 @@ from metallb_py.lab.topology import (
     link_up,
     mac_of,
 )
-from metallb_py.testing import netns
-from metallb_py.testing.netns import Netns, NetnsError
-from metallb_py.testing.routers import FRR_BGPD
+from metallb_lab.netns import Netns, NetnsError
+from metallb_lab.routers import FRR_BGPD
 
 DEFAULT_DIR = Path("/run/metallb-py-lab")
 STATE_FILE = "state.json"
@@ -162,7 +162,7 @@ def controller_args(kubeconfig: str | Path, port: int = 0) -> list[str]:
 
 def portal_command(api_port: int, namespaces: Iterable[str]) -> list[str]:
     return python_command(
-        "metallb_py.testing.portal",
+        "metallb_lab.portal",
         "--target",
         f"127.0.0.1:{api_port}",
         *(f"--listen={ns}=127.0.0.1:{NODE_API_PORT}" for ns in namespaces),
@@ -434,7 +434,7 @@ class Lab:
         return self._spawn(
             "backend",
             python_command(
-                "metallb_py.lab.backend",
+                "metallb_lab.lab.backend",
                 "--name",
                 node,
                 *(f"--listen={target_of(ip)}" for ip in ips),
@@ -502,7 +502,7 @@ class Lab:
 
     def speaker_metrics(self, node: str, timeout: float = 2.0) -> str | None:
         """The speaker's /metrics text, fetched from inside its namespace; None if down."""
-        from metallb_py.testing.portal import in_netns
+        from metallb_lab.portal import in_netns
 
         if self.state.running("speaker", node) is None:
             return None
@@ -1087,14 +1087,14 @@ def _remove_files(directory: Path) -> None:
 
 
 class ProbeProcess:
-    """`metallb_py.lab.probe` running in the client namespace against one Service IP."""
+    """`metallb_lab.lab.probe` running in the client namespace against one Service IP."""
 
     def __init__(self, lab_id: str, client_netns: str, ip: str, **options: float) -> None:
         args = [f"--target={target_of(ip)}"]
         for key, value in options.items():
             args.append(f"--{key.replace('_', '-')}={value}")
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", client_netns, *python_command("metallb_py.lab.probe", *args)],
+            ["ip", "netns", "exec", client_netns, *python_command("metallb_lab.lab.probe", *args)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -1,5 +1,5 @@
 """`metallb-py lab`: the local lab. `up`, `status`, `down` and `demo` drive a whole cluster in
-network namespaces (metallb_py/lab/, docs/lab.md); `apiserver` runs the test Kubernetes API
+network namespaces (lab/metallb_lab/lab/, docs/lab.md); `apiserver` runs the test Kubernetes API
 server in the foreground, so kubectl, the controller and the speaker can be pointed at it."""
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def apiserver(
     """
     import ipaddress
 
-    from metallb_py.testing.apiserver import ApiServer, ClusterConfig
+    from metallb_lab.apiserver import ApiServer, ClusterConfig
 
     try:
         low_text, _, high_text = node_port_range.partition("-")
@@ -155,7 +155,7 @@ def _lab_errors(fn: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        from metallb_py.lab.lab import LabError
+        from metallb_lab.lab.lab import LabError
 
         try:
             fn(*args, **kwargs)
@@ -167,7 +167,7 @@ def _lab_errors(fn: Callable[..., None]) -> Callable[..., None]:
 
 def _echo_hints(lab_obj: Any) -> None:
     """How to look at the running lab yourself: kubectl, and vtysh in bgp mode."""
-    from metallb_py.lab import render
+    from metallb_lab.lab import render
 
     click.echo(render.kubectl_hint(lab_obj.state.api_url, lab_obj.state.kubeconfig))
     if lab_obj.router is not None:
@@ -198,9 +198,9 @@ def up(nodes: int, mode: str) -> None:
     Processes keep running after this command; `lab status` shows them, `lab down` removes
     everything. METALLB_LAB_DIR (default /run/metallb-py-lab) holds the state and the logs.
     """
-    from metallb_py.lab import render
-    from metallb_py.lab.lab import up as lab_up
-    from metallb_py.lab.layout import Mode
+    from metallb_lab.lab import render
+    from metallb_lab.lab.lab import up as lab_up
+    from metallb_lab.lab.layout import Mode
 
     lab_obj = lab_up(nodes, Mode(mode), progress=lambda m: click.echo(f"  {m}"))
     status = lab_obj.status()
@@ -224,8 +224,8 @@ def status(as_json: bool) -> None:
     """
     import dataclasses
 
-    from metallb_py.lab import render
-    from metallb_py.lab.lab import Lab, preflight
+    from metallb_lab.lab import render
+    from metallb_lab.lab.lab import Lab, preflight
 
     preflight()
     lab_obj = Lab.load()
@@ -256,7 +256,7 @@ def status(as_json: bool) -> None:
 @_lab_errors
 def down() -> None:
     """Remove the lab: processes, namespaces, state and logs (also after a crash)."""
-    from metallb_py.lab.lab import down as lab_down
+    from metallb_lab.lab.lab import down as lab_down
 
     report = lab_down()
     click.echo(
@@ -285,8 +285,8 @@ def demo(nodes: int, mode: str) -> None:
 
     Exit status 0 only when every step worked and nothing was left behind.
     """
-    from metallb_py.lab.demo import run_demo
-    from metallb_py.lab.layout import Mode
+    from metallb_lab.lab.demo import run_demo
+    from metallb_lab.lab.layout import Mode
 
     result = run_demo(nodes, mode=Mode(mode), echo=click.echo)
     if not result.ok:

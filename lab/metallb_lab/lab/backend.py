@@ -4,7 +4,7 @@ One process per node namespace listens on the Service IPs (configured on `lo`), 
 sees which node the layer2 owner is by the body it gets back. Any request line is answered;
 nothing is parsed beyond the end of the headers.
 
-    python -m metallb_py.lab.backend --name n1 --listen 192.0.2.100:80 --listen [2001:db8::100]:80
+    python -m metallb_lab.lab.backend --name n1 --listen 192.0.2.100:80 --listen [2001:db8::100]:80
 """
 
 from __future__ import annotations

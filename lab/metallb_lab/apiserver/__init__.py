@@ -6,15 +6,15 @@ bookmarks and 410 on expired versions, 409 on stale updates, the status subresou
 the PATCH formats, discovery for kubectl — plus fault switches. See docs/apiserver.md.
 """
 
-from metallb_py.testing.apiserver.errors import ApiError
-from metallb_py.testing.apiserver.resources import (
+from metallb_lab.apiserver.errors import ApiError
+from metallb_lab.apiserver.resources import (
     DEFAULT_RESOURCES,
     LEGACY_RESOURCES,
     MONITORING_RESOURCES,
     ResourceType,
 )
-from metallb_py.testing.apiserver.server import ApiServer, RequestRecord
-from metallb_py.testing.apiserver.strategies import ClusterConfig
+from metallb_lab.apiserver.server import ApiServer, RequestRecord
+from metallb_lab.apiserver.strategies import ClusterConfig
 
 __all__ = [
     "DEFAULT_RESOURCES",

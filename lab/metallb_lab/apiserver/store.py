@@ -24,18 +24,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from metallb_py.testing.apiserver import errors
-from metallb_py.testing.apiserver.errors import ApiError
-from metallb_py.testing.apiserver.patch import (
+from metallb_lab.apiserver import errors
+from metallb_lab.apiserver.errors import ApiError
+from metallb_lab.apiserver.patch import (
     JsonPatchError,
     json_merge_patch,
     json_patch,
     parse_json_patch,
     strategic_merge_patch,
 )
-from metallb_py.testing.apiserver.resources import ResourceTable, ResourceType
-from metallb_py.testing.apiserver.selectors import FieldSelector, LabelSelector
-from metallb_py.testing.apiserver.strategies import ClusterConfig, Strategies
+from metallb_lab.apiserver.resources import ResourceTable, ResourceType
+from metallb_lab.apiserver.selectors import FieldSelector, LabelSelector
+from metallb_lab.apiserver.strategies import ClusterConfig, Strategies
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from metallb_py.testing.apiserver.errors import ApiError, bad_request, invalid
-from metallb_py.testing.apiserver.resources import ResourceType
+from metallb_lab.apiserver.errors import ApiError, bad_request, invalid
+from metallb_lab.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
 Cause = tuple[str, str, str]  # (field, reason, message)

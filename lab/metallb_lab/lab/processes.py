@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER_ENV = "METALLB_LAB_ID"
-MARKED_PROGRAMS = (b"metallb_py", b"metallb-py", b"/usr/lib/frr/")
+MARKED_PROGRAMS = (b"metallb_py", b"metallb-py", b"metallb_lab", b"/usr/lib/frr/")
 """Command lines that may carry the marker: ours, and the lab router's bgpd/zebra."""
 
 

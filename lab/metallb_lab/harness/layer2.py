@@ -1,4 +1,5 @@
-"""`python -m metallb_py.layer2`: run the layer2 engine alone, driven by line commands on stdin.
+"""`python -m metallb_lab.harness.layer2`: the layer2 engine alone, driven by line commands
+on stdin.
 
 For tests, benchmarks and debugging on a node (or in a namespace) without Kubernetes. Each
 command gets one JSON line on stdout; the first line, `{"ready": ...}`, says the responders are up.
@@ -169,4 +170,4 @@ def main(
 
 
 if __name__ == "__main__":
-    main(prog_name="python -m metallb_py.layer2")
+    main(prog_name="python -m metallb_lab.harness.layer2")

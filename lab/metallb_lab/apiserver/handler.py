@@ -20,14 +20,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from metallb_py.testing.apiserver import errors, tables
-from metallb_py.testing.apiserver.errors import ApiError
-from metallb_py.testing.apiserver.resources import ALL_VERBS, SUBRESOURCE_VERBS, ResourceType
-from metallb_py.testing.apiserver.selectors import parse_field_selector, parse_label_selector
-from metallb_py.testing.apiserver.store import PATCH_TYPES, Watcher
+from metallb_lab.apiserver import errors, tables
+from metallb_lab.apiserver.errors import ApiError
+from metallb_lab.apiserver.resources import ALL_VERBS, SUBRESOURCE_VERBS, ResourceType
+from metallb_lab.apiserver.selectors import parse_field_selector, parse_label_selector
+from metallb_lab.apiserver.store import PATCH_TYPES, Watcher
 
 if TYPE_CHECKING:
-    from metallb_py.testing.apiserver.server import ApiServer
+    from metallb_lab.apiserver.server import ApiServer
 
 log = logging.getLogger(__name__)
 

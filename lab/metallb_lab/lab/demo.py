@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from metallb_py.lab import render
-from metallb_py.lab.lab import Lab, LabError, ProbeProcess, down, up
-from metallb_py.lab.layout import BGP_HOLD_TIME, Mode
-from metallb_py.lab.probe import Failover, analyse
-from metallb_py.lab.router import RouterError, sessions_down
+from metallb_lab.lab import render
+from metallb_lab.lab.lab import Lab, LabError, ProbeProcess, down, up
+from metallb_lab.lab.layout import BGP_HOLD_TIME, Mode
+from metallb_lab.lab.probe import Failover, analyse
+from metallb_lab.lab.router import RouterError, sessions_down
+from metallb_lab.netns import wait_for
 from metallb_py.speaker.decision import election_order
-from metallb_py.testing.netns import wait_for
 
 Echo = Callable[[str], None]
 PROBE_INTERVAL = 0.01

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from metallb_py.lab.layout import (
+from metallb_lab.lab.layout import (
     APPS_NAMESPACE,
     METALLB_NAMESPACE,
     SPEAKER_LABELS,

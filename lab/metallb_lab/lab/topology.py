@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from metallb_py.lab.layout import (
+from metallb_lab.lab.layout import (
     BRIDGE,
     CLIENT_IPV4,
     CLIENT_IPV6,
@@ -18,7 +18,7 @@ from metallb_py.lab.layout import (
     NODE_IFACE,
     LabLayout,
 )
-from metallb_py.testing.netns import Netns, NetnsError, Topology, check_documentation_address
+from metallb_lab.netns import Netns, NetnsError, Topology, check_documentation_address
 
 # Only the speaker answers ARP for Service IPs: the kernel keeps quiet about addresses that are
 # not on the receiving interface (the IPs sit on `lo`) and sources its own ARP requests from

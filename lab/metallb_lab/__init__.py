@@ -1,0 +1,10 @@
+"""The proving ground beside metallb-py, shipped separately from the product.
+
+`metallb-py lab` (the local lab: namespaces, processes, demo), the Kubernetes API server the
+tests and the lab run against (`apiserver`), network namespaces (`netns`), the portal that lets
+node namespaces reach the host's loopback (`portal`), drivers for FRR, BIRD and GoBGP
+(`routers`) and harness programs that run one product part alone (`harness`). The product
+package `metallb_py` never imports this one; `pip install 'metallb-py[lab]'` installs it.
+"""
+
+__version__ = "0.1.0"
