@@ -1,14 +1,14 @@
 """One BGP session to one configured peer: an active speaker that announces routes.
 
-Life cycle (spec 6.1, with the gaps of section 9 item 16 closed): connect with a 10 s deadline
-that covers TCP and the OPEN/KEEPALIVE exchange, retry with backoff 0, 1, 2, 4 ... 120 s (reset
-only once a session stayed established for `STABLE_SESSION_TIME`); while established, send
-KEEPALIVE every hold/3, run a real receive hold timer, answer malformed input with the
-NOTIFICATION the codec chose, and send the routes as packed UPDATEs. UPDATEs with malformed but
-skippable path attributes are handled per RFC 7606 (treat-as-withdraw, attribute discard):
-counted, logged at most once per `UPDATE_PROBLEM_LOG_INTERVAL` and kind, no NOTIFICATION.
-`set_routes()` replaces the desired set; only the difference goes on the wire. Nothing a peer
-sends can stop the session task: it logs, drops, and reconnects.
+Life cycle (docs/bgp.md, "Session life cycle"): connect with a 10 s deadline that covers TCP and
+the OPEN/KEEPALIVE exchange, retry with backoff 0, 1, 2, 4 ... 120 s (reset only once a session
+stayed established for `STABLE_SESSION_TIME`); while established, send KEEPALIVE every hold/3, run
+a real receive hold timer, answer malformed input with the NOTIFICATION the codec chose, and send
+the routes as packed UPDATEs. UPDATEs with malformed but skippable path attributes are handled per
+RFC 7606 (treat-as-withdraw, attribute discard): counted, logged at most once per
+`UPDATE_PROBLEM_LOG_INTERVAL` and kind, no NOTIFICATION. `set_routes()` replaces the desired set;
+only the difference goes on the wire. Nothing a peer sends can stop the session task: it logs,
+drops, and reconnects.
 
 Integration: create one `BgpSession` per selected peer inside the running event loop, call
 `set_routes()` whenever the advertisement set changes, `close()` when the peer goes away.
@@ -78,9 +78,9 @@ def derive_router_id(
     addresses: Sequence[InterfaceAddress],
     node_name: str,
 ) -> ipaddress.IPv4Address:
-    """Spec 6.1: configured IPv4 router-id; else the local IPv4 connection address; else the
-    first IPv4 on the interface owning the local IPv6 address; else CRC-32 (IEEE) of the node
-    name written little-endian."""
+    """As upstream (docs/bgp.md): configured IPv4 router-id; else the local IPv4 connection
+    address; else the first IPv4 on the interface owning the local IPv6 address; else CRC-32
+    (IEEE) of the node name written little-endian."""
     if isinstance(configured, ipaddress.IPv4Address):
         return configured
     if isinstance(local, ipaddress.IPv4Address):
@@ -120,7 +120,7 @@ def choose_next_hops(
 
 @dataclass
 class SessionStats:
-    """What the metrics need (spec 7), readable at scrape time without a metrics library."""
+    """What MetalLB's BGP metrics need, readable at scrape time without a metrics library."""
 
     up: bool = False
     updates_sent: int = 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from metallb_lab import netns
 from metallb_lab.routers import FrrRouter, Neighbor, PeeringLink
 from metallb_py.bgp import messages as m
 from metallb_py.config.model import Community, Peer
@@ -260,7 +261,9 @@ def test_only_differences_are_sent_and_close_sends_cease(link: PeeringLink, tmp_
         await s.close()
 
     run(main())
-    assert re.search(rf"received from neighbor {NODE}.* 6/3", router.log_path.read_text())
+    # FRR may write its log line a moment after our Cease (seen under load).
+    cease = rf"received from neighbor {NODE}.* 6/3"
+    assert netns.wait_for(lambda: re.search(cease, router.log_path.read_text()), 5, 0.1, "log")
 
 
 def test_notification_at_open_and_wrong_asn(
