@@ -35,3 +35,11 @@ if ! "${PIP[@]}" "${PKGS[@]}" 2>/tmp/metallb-py-pip.err; then
     exit 1
   fi
 fi
+
+# A real Kubernetes control plane (kube-apiserver, etcd, kubectl) for the real-server test tier
+# and `metallb-py lab --apiserver kube-apiserver`: built once from the Go module proxy into a
+# cache (several minutes the first time, seconds after). Needs Go; without it that tier is
+# skipped.
+if command -v go >/dev/null; then
+  bash scripts/build-control-plane.sh >/dev/null
+fi
