@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from metallb_lab.apiserver import ApiServer
-from metallb_lab.lab.lab import controller_args
+from metallb_lab.lab.commands import controller_args
 from metallb_lab.netns import wait_for
 
 NS = "metallb-system"

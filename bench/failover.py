@@ -36,9 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from metallb_lab import netns
-from metallb_lab.lab.lab import LabError, ProbeProcess, down, preflight, python_command, up
+from metallb_lab.lab.commands import backend_command
 from metallb_lab.lab.layout import LabLayout, expected_owner, plan_lab
-from metallb_lab.lab.probe import analyse, summary
+from metallb_lab.lab.lifecycle import down, up
+from metallb_lab.lab.preflight import preflight
+from metallb_lab.lab.probe import ProbeProcess, analyse, summary
+from metallb_lab.lab.state import LabError
 from metallb_lab.lab.topology import Lan, build_lan, link_up
 
 VIP = "192.0.2.200"
@@ -217,7 +220,7 @@ class VrrpCluster:
         for node in layout.node_names:
             topo.spawn(
                 lan.nodes[node],
-                python_command("metallb_lab.lab.backend", "--name", node, "--listen=0.0.0.0:80"),
+                backend_command(node, ["0.0.0.0"]),
                 env=self.env,
             )
         self.version, self.advert = 2, 1.0

@@ -7,4 +7,10 @@ node namespaces reach the host's loopback (`portal`), drivers for FRR, BIRD and 
 package `metallb_py` never imports this one; `pip install 'metallb-py[lab]'` installs it.
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+Obj = dict[str, Any]
+"""A Kubernetes object as decoded JSON: what the API server stores, the lab builds and the
+tests compare. One alias for the whole package."""

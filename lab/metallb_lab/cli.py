@@ -155,7 +155,7 @@ def _lab_errors(fn: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        from metallb_lab.lab.lab import LabError
+        from metallb_lab.lab.state import LabError
 
         try:
             fn(*args, **kwargs)
@@ -199,8 +199,8 @@ def up(nodes: int, mode: str) -> None:
     everything. METALLB_LAB_DIR (default /run/metallb-py-lab) holds the state and the logs.
     """
     from metallb_lab.lab import render
-    from metallb_lab.lab.lab import up as lab_up
     from metallb_lab.lab.layout import Mode
+    from metallb_lab.lab.lifecycle import up as lab_up
 
     lab_obj = lab_up(nodes, Mode(mode), progress=lambda m: click.echo(f"  {m}"))
     status = lab_obj.status()
@@ -225,7 +225,8 @@ def status(as_json: bool) -> None:
     import dataclasses
 
     from metallb_lab.lab import render
-    from metallb_lab.lab.lab import Lab, preflight
+    from metallb_lab.lab.preflight import preflight
+    from metallb_lab.lab.running import Lab
 
     preflight()
     lab_obj = Lab.load()
@@ -256,7 +257,7 @@ def status(as_json: bool) -> None:
 @_lab_errors
 def down() -> None:
     """Remove the lab: processes, namespaces, state and logs (also after a crash)."""
-    from metallb_lab.lab.lab import down as lab_down
+    from metallb_lab.lab.lifecycle import down as lab_down
 
     report = lab_down()
     click.echo(

@@ -13,7 +13,7 @@ import pytest
 from metallb_lab.apiserver import ApiServer
 from metallb_lab.apiserver.resources import DEFAULT_RESOURCES
 from metallb_lab.apiserver.selectors import FieldSelector, LabelSelector
-from metallb_lab.apiserver.store import Change, Watcher
+from metallb_lab.apiserver.watch import Change, Watcher
 from metallb_lab.netns import wait_for
 from tests.apiserver.conftest import raw
 

@@ -17,7 +17,7 @@ import pytest
 
 from metallb_lab.apiserver import ApiServer
 from metallb_lab.apiserver.errors import ApiError
-from metallb_lab.lab.lab import controller_args
+from metallb_lab.lab.commands import controller_args
 from metallb_lab.lab.objects import endpoint_slice
 from metallb_lab.netns import wait_for
 from metallb_py.metrics import parse_exposition

@@ -12,7 +12,7 @@ import pytest
 from metallb_lab import netns
 from metallb_lab.apiserver import ApiServer
 from metallb_lab.lab import objects
-from metallb_lab.lab.lab import node_kubeconfig, portal_command, speaker_args, speaker_env
+from metallb_lab.lab.commands import node_kubeconfig, portal_command, speaker_args, speaker_env
 from metallb_lab.lab.layout import plan_lab
 from metallb_lab.lab.topology import build_lan, mac_of
 from metallb_lab.netns import wait_for

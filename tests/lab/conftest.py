@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from metallb_lab import netns
-from metallb_lab.lab import lab as lab_mod
 from metallb_lab.lab import processes
+from metallb_lab.lab.lifecycle import down
 
 TEST_PREFIX = "mlblabt"
 _counter = itertools.count()
@@ -28,7 +28,7 @@ def _sweep_dead_runs() -> None:
     for name in (line.split()[0] for line in listing.splitlines() if line.strip()):
         m = re.match(rf"({TEST_PREFIX}(\d+)x\d+)-", name)
         if m and not processes.running(int(m.group(2))):
-            lab_mod.down(Path("/nonexistent-lab-dir"), m.group(1))
+            down(Path("/nonexistent-lab-dir"), m.group(1))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -74,4 +74,4 @@ def lab_env(tmp_path: Path) -> Iterator[LabEnv]:
     try:
         yield env
     finally:
-        lab_mod.down(env.directory, env.prefix)
+        down(env.directory, env.prefix)

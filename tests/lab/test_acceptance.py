@@ -20,8 +20,9 @@ import pytest
 
 from metallb_lab import netns
 from metallb_lab.lab import objects
-from metallb_lab.lab.lab import Lab, down, up
 from metallb_lab.lab.layout import ServicePlan, expected_owner
+from metallb_lab.lab.lifecycle import down, up
+from metallb_lab.lab.running import Lab
 from metallb_lab.netns import wait_for
 
 from .conftest import TEST_PREFIX

@@ -26,9 +26,7 @@ from pathlib import Path
 import pytest
 
 from metallb_lab import netns
-from metallb_lab.lab import lab as lab_mod
 from metallb_lab.lab import processes, render
-from metallb_lab.lab.lab import LabStatus, NodeStatus, RouterStatus, ServiceStatus
 from metallb_lab.lab.layout import (
     BGP_HOLD_TIME,
     NODE_ASN,
@@ -38,6 +36,8 @@ from metallb_lab.lab.layout import (
     expected_next_hops,
     plan_lab,
 )
+from metallb_lab.lab.lifecycle import down
+from metallb_lab.lab.preflight import preflight_bgp
 from metallb_lab.lab.router import (
     FRR_ZEBRA,
     ROUTER_DIR,
@@ -47,6 +47,8 @@ from metallb_lab.lab.router import (
     searchable,
     sessions_down,
 )
+from metallb_lab.lab.state import LabError
+from metallb_lab.lab.status import LabStatus, NodeStatus, RouterStatus, ServiceStatus
 from metallb_lab.netns import is_documentation_address, wait_for
 from metallb_lab.routers import FRR_BGPD
 from metallb_py.config import Protocol, parse_config
@@ -292,7 +294,7 @@ def bgp_env() -> Iterator[LabEnv]:
     try:
         yield env
     finally:
-        lab_mod.down(env.directory, env.prefix)
+        down(env.directory, env.prefix)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -499,7 +501,7 @@ def test_bgp_lab_dir_closed_to_frr_is_a_clear_error(tmp_path: Path) -> None:
         assert env.namespaces() == []
         assert processes.marked_pids(env.prefix) == []
     finally:
-        lab_mod.down(env.directory, env.prefix)
+        down(env.directory, env.prefix)
 
 
 def test_missing_frr_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -513,5 +515,5 @@ def test_missing_frr_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path:
             pytest.skip(f"{tool} not installed")
         (empty / tool).symlink_to(found)
     monkeypatch.setenv("PATH", str(empty))
-    with pytest.raises(lab_mod.LabError, match=r"missing vtysh: .*apt-get install frr"):
-        lab_mod.preflight_bgp()
+    with pytest.raises(LabError, match=r"missing vtysh: .*apt-get install frr"):
+        preflight_bgp()

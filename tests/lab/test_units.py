@@ -18,17 +18,8 @@ import pytest
 
 from metallb_lab.apiserver import ApiServer
 from metallb_lab.lab import objects, processes, render
+from metallb_lab.lab.commands import target_of, url_of
 from metallb_lab.lab.kube import RestClient, RestError
-from metallb_lab.lab.lab import (
-    LabError,
-    LabState,
-    LabStatus,
-    NodeStatus,
-    ServiceStatus,
-    preflight,
-    target_of,
-    url_of,
-)
 from metallb_lab.lab.layout import (
     LayoutError,
     check_prefix,
@@ -36,7 +27,10 @@ from metallb_lab.lab.layout import (
     expected_owner,
     plan_lab,
 )
+from metallb_lab.lab.preflight import preflight
 from metallb_lab.lab.probe import analyse, probe
+from metallb_lab.lab.state import LabError, LabState
+from metallb_lab.lab.status import LabStatus, NodeStatus, ServiceStatus
 from metallb_lab.netns import is_documentation_address
 from metallb_py.config import Protocol, parse_config
 from metallb_py.speaker.decision import election_order

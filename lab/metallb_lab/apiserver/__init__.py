@@ -14,7 +14,7 @@ from metallb_lab.apiserver.resources import (
     ResourceType,
 )
 from metallb_lab.apiserver.server import ApiServer, RequestRecord
-from metallb_lab.apiserver.strategies import ClusterConfig
+from metallb_lab.apiserver.services import ClusterConfig
 
 __all__ = [
     "DEFAULT_RESOURCES",

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+Cause = tuple[str, str, str]
+"""One reason of a 422: (field path, reason, message), as in a Status's `details.causes`."""
+
 
 class ApiError(Exception):
     """A request failed; `status()` is the body the server sends."""
@@ -85,7 +88,7 @@ def conflict(group: str, plural: str, name: str, why: str | None = None) -> ApiE
     )
 
 
-def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
+def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> ApiError:
     """422 with one cause per (field, reason, message); reasons are `FieldValueInvalid` etc."""
     text = "; ".join(f"{field}: {msg}" for field, _, msg in causes)
     if len(causes) > 1:

@@ -1,4 +1,5 @@
-"""HTTP routing of the test API server: resource paths, discovery, OpenAPI, watch streams.
+"""HTTP routing of the test API server: resource paths and watch streams (the discovery and
+OpenAPI documents it serves are built in discovery.py).
 
 Responses are JSON with Content-Length on kept-alive connections; a watch answers 200 with a
 chunked stream of newline-separated events and `Connection: close`, as kube-apiserver does (the
@@ -20,19 +21,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from metallb_lab import Obj
 from metallb_lab.apiserver import errors, tables
+from metallb_lab.apiserver.discovery import discovery_document, openapi_v2
 from metallb_lab.apiserver.errors import ApiError
-from metallb_lab.apiserver.resources import ALL_VERBS, SUBRESOURCE_VERBS, ResourceType
+from metallb_lab.apiserver.faults import fault_endpoint
+from metallb_lab.apiserver.patch import PATCH_TYPES
+from metallb_lab.apiserver.resources import ResourceType
 from metallb_lab.apiserver.selectors import parse_field_selector, parse_label_selector
-from metallb_lab.apiserver.store import PATCH_TYPES, Watcher
+from metallb_lab.apiserver.watch import Watcher
 
 if TYPE_CHECKING:
     from metallb_lab.apiserver.server import ApiServer
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
-KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0+metallb-py"}
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 _JSON_TYPES = ("application/json", "application/merge-patch+json",
                "application/strategic-merge-patch+json", "application/json-patch+json")  # fmt: skip
@@ -59,7 +62,6 @@ class Accept:
 
 # The type kube-apiserver answers with (clients ask for `...spec.v2@v1.0+protobuf`, not a valid
 # media type, which Go's mime parser would refuse).
-OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
 
 def parse_accept(header: str | None) -> Accept:
@@ -192,7 +194,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             return
         try:
             if url.path.startswith(("/_fault", "/_admin")):
-                self._send(200, self.api._admin(method, url.path, query, body))
+                self._send(200, fault_endpoint(self.api, method, url.path, query, body))
                 return
             self.api._before_request(method, url.path)
             self._route(method, url.path, query, body)
@@ -211,10 +213,16 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> None:
         parts = [p for p in path.split("/") if p]
         if method == "GET" and parts == ["openapi", "v2"]:
-            self._openapi_v2()
+            data, content_type = openapi_v2("protobuf" in (self.headers.get("Accept") or ""))
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            self._code = 200
             return
         if method == "GET":
-            doc = self._static(parts)
+            doc = discovery_document(self.api.table, parts, self.api.host, self.api.port)
             if doc is not None:
                 self._send(200, doc)
                 return
@@ -225,143 +233,6 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         else:
             raise errors.path_not_found()
         self._serve_resource(method, info, query, body)
-
-    def _static(self, parts: list[str]) -> Obj | str | None:
-        api = self.api
-        if parts == ["version"]:
-            return {
-                **KUBE_VERSION,
-                "gitCommit": "",
-                "gitTreeState": "clean",
-                "buildDate": "2024-12-11T00:00:00Z",
-                "goVersion": "python",
-                "compiler": "metallb-py",
-                "platform": "linux/amd64",
-            }
-        if parts in (["healthz"], ["readyz"], ["livez"]):
-            return "ok"
-        if parts == ["api"]:
-            return {
-                "kind": "APIVersions",
-                "versions": ["v1"],
-                "serverAddressByClientCIDRs": [
-                    {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{api.host}:{api.port}"}
-                ],
-            }
-        if parts == ["apis"]:
-            return {
-                "kind": "APIGroupList",
-                "apiVersion": "v1",
-                "groups": [self._group(g) for g in api.table.group_versions() if g],
-            }
-        if len(parts) == 2 and parts[0] == "apis" and parts[1] in api.table.group_versions():
-            return {"kind": "APIGroup", "apiVersion": "v1", **self._group(parts[1])}
-        if len(parts) == 2 and parts[0] == "api":
-            return self._resource_list("", parts[1])
-        if len(parts) == 3 and parts[0] == "apis":
-            return self._resource_list(parts[1], parts[2])
-        if parts[:2] == ["openapi", "v3"]:
-            return self._openapi_v3(parts[2:])
-        return None
-
-    def _group(self, group: str) -> Obj:
-        versions = self.api.table.group_versions()[group]
-        entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-        return {"name": group, "versions": entries, "preferredVersion": entries[0]}
-
-    def _resource_list(self, group: str, version: str) -> Obj | None:
-        served = self.api.table.in_group_version(group, version)
-        if not served:
-            return None
-        resources: list[Obj] = []
-        for rt in served:
-            entry: Obj = {
-                "name": rt.plural,
-                "singularName": rt.singular,
-                "namespaced": rt.namespaced,
-                "kind": rt.kind,
-                "verbs": list(ALL_VERBS),
-                "storageVersionHash": rt.storage_version_hash(),
-            }
-            if rt.short_names:
-                entry["shortNames"] = list(rt.short_names)
-            if rt.categories:
-                entry["categories"] = list(rt.categories)
-            resources.append(entry)
-            for sub in rt.subresources:
-                resources.append(
-                    {
-                        "name": f"{rt.plural}/{sub}",
-                        "singularName": "",
-                        "namespaced": rt.namespaced,
-                        "kind": rt.kind,
-                        "verbs": list(SUBRESOURCE_VERBS),
-                    }
-                )
-        return {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": f"{group}/{version}" if group else version,
-            "resources": resources,
-        }
-
-    def _openapi_v2(self) -> None:
-        """An OpenAPI v2 document without definitions. kubectl falls back to it for kinds the
-        v3 root does not list; finding no schema there, it skips client-side validation and
-        then fails on the unknown kind as against a real cluster ("no matches for kind")."""
-        if "protobuf" in (self.headers.get("Accept") or ""):
-            # gnostic openapi_v2.Document{swagger: "2.0"}: field 1, length-delimited.
-            data, content_type = b"\x0a\x032.0", OPENAPI_V2_PROTOBUF
-        else:
-            info = {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]}
-            doc = {"swagger": "2.0", "info": info, "paths": {}, "definitions": {}}
-            data, content_type = json.dumps(doc).encode(), "application/json"
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        self._code = 200
-
-    def _openapi_v3(self, rest: list[str]) -> Obj | None:
-        """Just enough OpenAPI v3 for kubectl: every PATCH accepts `fieldValidation`, so kubectl
-        leaves validation to the server instead of downloading schemas we do not have."""
-        table = self.api.table
-        if not rest:
-            roots: Obj = {}
-            for group, versions in table.group_versions().items():
-                for version in versions:
-                    prefix = f"apis/{group}/{version}" if group else f"api/{version}"
-                    roots[prefix] = {"serverRelativeURL": f"/openapi/v3/{prefix}?hash=0"}
-            return {"paths": roots}
-        if rest[0] == "api" and len(rest) == 2:
-            group, version = "", rest[1]
-        elif rest[0] == "apis" and len(rest) == 3:
-            group, version = rest[1], rest[2]
-        else:
-            return None
-        served = table.in_group_version(group, version)
-        if not served:
-            return None
-        paths: Obj = {}
-        for rt in served:
-            base = f"/apis/{group}/{version}" if group else f"/api/{version}"
-            scope = f"{base}/namespaces/{{namespace}}" if rt.namespaced else base
-            gvk = {"group": group, "version": version, "kind": rt.kind}
-            param = {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}
-            paths[f"{scope}/{rt.plural}/{{name}}"] = {
-                "patch": {
-                    "x-kubernetes-group-version-kind": gvk,
-                    "parameters": [param],
-                    "responses": {"200": {"description": "OK"}},
-                }
-            }
-        return {
-            "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]},
-            "paths": paths,
-            "components": {"schemas": {}},
-        }
 
     def _resource(self, rest: list[str], group: str, version: str) -> RequestInfo:
         watch_path = bool(rest) and rest[0] == "watch"
@@ -415,7 +286,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.method_not_allowed()
         if method in ("PUT", "PATCH"):
             assert info.name is not None
-            api._check_conflict_storm(rt, info.namespace, info.name, info.subresource)
+            api.faults.check_conflict(rt, info.namespace, info.name, info.subresource)
         if method == "POST":
             created = store.create(
                 rt, info.namespace, self._decode(body, self._content_type()), dry_run

@@ -6,6 +6,9 @@ Service ports by `port`, conditions by `type`, ...) and understands the `$patch`
 `$setElementOrder`, `$deleteFromPrimitiveList` and `$retainKeys` directives that `kubectl apply`
 sends. Every other list is replaced whole, which is what the real types declare for the lists this
 project touches (`status.loadBalancer.ingress`, endpoint `subsets`, slice `endpoints`).
+
+`apply_patch` picks the format from the request's content type, as the API server does
+(server-side apply is approximated by a strategic merge; docs/apiserver.md, "Deviations").
 """
 
 from __future__ import annotations
@@ -13,7 +16,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from metallb_lab.apiserver import errors
 from metallb_lab.apiserver.errors import ApiError, bad_request
+from metallb_lab.apiserver.resources import ResourceType
+
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+PATCH_TYPES = (MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH, APPLY_PATCH)
 
 _DELETE = object()
 
@@ -344,3 +355,48 @@ def json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
         elif name == "test" and _get(doc, parts) != op["value"]:
             raise JsonPatchError(f"testing value {op['path']} failed: test failed")
     return doc
+
+
+def apply_patch(rt: ResourceType, view: Any, patch_type: str, body: Any) -> Any:
+    """`body` of content type `patch_type` applied to `view` (the object as the client sees it).
+
+    Kinds without strategic-merge metadata (custom resources) refuse a strategic merge patch
+    with 415, as upstream does, and take an apply patch as a merge patch.
+    """
+    if patch_type == MERGE_PATCH:
+        if not isinstance(body, dict):
+            raise bad_request("merge patch must be a JSON object")
+        return json_merge_patch(view, body)
+    if patch_type in (STRATEGIC_PATCH, APPLY_PATCH):
+        if not rt.strategic:
+            if patch_type == STRATEGIC_PATCH:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"strategic merge patch is not supported for {rt.group}/{rt.version}, "
+                    f"Kind={rt.kind} locally, try --type merge",
+                )
+            return json_merge_patch(view, body)
+        if not isinstance(body, dict):
+            raise bad_request("strategic merge patch must be a JSON object")
+        return strategic_merge_patch(view, body)
+    if patch_type == JSON_PATCH:
+        ops = parse_json_patch(body)
+        try:
+            return json_patch(view, ops)
+        except JsonPatchError as e:
+            raise ApiError(422, "Invalid", str(e)) from None
+    raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {patch_type}")
+
+
+def check_apply_patch(body: Any, field_manager: str | None) -> None:
+    """Server-side apply needs a field manager and a body naming its apiVersion and kind."""
+    if not field_manager:
+        raise errors.invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            [("fieldManager", "FieldValueRequired", "Required value: is required for apply patch")],
+        )
+    if not isinstance(body, dict) or not body.get("apiVersion") or not body.get("kind"):
+        raise bad_request("apply patches need apiVersion and kind")

@@ -6,8 +6,8 @@ direct store access for tests.
         api.outage(10)            # connections refused for 10 s
         api.conflict_storm(5, "services")
 
-The fault switches are also reachable over HTTP under `/_fault/...` so a server running as a
-subprocess (`metallb-py lab apiserver`) can be driven by tests and the lab.
+The fault switches (faults.py) are also reachable over HTTP under `/_fault/...` so a server
+running as a subprocess (`metallb-py lab apiserver`) can be driven by tests and the lab.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import copy
-import json
 import logging
 import shutil
 import socket
@@ -23,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import HTTPServer
 from pathlib import Path
 from socketserver import TCPServer
@@ -32,9 +31,11 @@ from typing import Any
 
 import yaml
 
-from metallb_lab.apiserver import errors
+from metallb_lab import Obj
 from metallb_lab.apiserver.errors import ApiError
+from metallb_lab.apiserver.faults import FaultSwitches
 from metallb_lab.apiserver.handler import ApiRequestHandler
+from metallb_lab.apiserver.patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH
 from metallb_lab.apiserver.resources import (
     DEFAULT_RESOURCES,
     ResourceTable,
@@ -42,17 +43,10 @@ from metallb_lab.apiserver.resources import (
     served_resources,
 )
 from metallb_lab.apiserver.selectors import parse_field_selector, parse_label_selector
-from metallb_lab.apiserver.store import (
-    APPLY_PATCH,
-    JSON_PATCH,
-    MERGE_PATCH,
-    STRATEGIC_PATCH,
-    Store,
-)
-from metallb_lab.apiserver.strategies import ClusterConfig
+from metallb_lab.apiserver.services import ClusterConfig
+from metallb_lab.apiserver.store import Store
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 PATCH_ALIASES = {
     "merge": MERGE_PATCH,
@@ -61,36 +55,6 @@ PATCH_ALIASES = {
     "apply": APPLY_PATCH,
 }
 SEED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-
-@dataclass
-class FailRule:
-    """Answer `code` to the next `count` requests (optionally only some verbs/resources)."""
-
-    count: int
-    code: int = 500
-    methods: frozenset[str] | None = None
-    resource: str | None = None
-
-
-@dataclass
-class ConflictRule:
-    """Answer 409 Conflict to the next `count` PUT/PATCH requests matching the filters."""
-
-    count: int
-    resource: str | None = None
-    namespace: str | None = None
-    name: str | None = None
-    subresource: str | None = None
-
-
-@dataclass
-class Faults:
-    outage_until: float = 0.0
-    outage_mode: str = "refuse"
-    delay: float = 0.0
-    fail: list[FailRule] = field(default_factory=list)
-    conflicts: list[ConflictRule] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -198,8 +162,14 @@ class ApiServer:
         self._requested = (host, port)
         self._extra_namespaces = namespaces
         self._seed = seed
-        self._faults = Faults()
-        self._fault_lock = threading.Lock()
+        self.faults = FaultSwitches()
+        # The switches that do not touch the listener or the store are the FaultSwitches' own.
+        self.outage_active = self.faults.outage_active
+        self.refusing = self.faults.refusing
+        self.fail_next = self.faults.fail_next
+        self.delay = self.faults.set_delay
+        self.conflict_storm = self.faults.conflict_storm
+        self.clear_faults = self.faults.clear
         self._requests: deque[RequestRecord] = deque(maxlen=request_log_size)
         self._stop = threading.Event()
         self._http: _HttpServer | None = None
@@ -508,13 +478,9 @@ class ApiServer:
     def outage(self, seconds: float, mode: str = "refuse") -> None:
         """An outage: `refuse` closes the listener (connection refused), `503` answers 503.
         Either way every open watch and connection is dropped when it starts."""
-        if mode not in ("refuse", "503"):
-            raise ValueError("mode must be 'refuse' or '503'")
-        with self._fault_lock:
-            self._faults.outage_until = time.monotonic() + seconds
-            self._faults.outage_mode = mode
-            if mode == "refuse":
-                self._listener_down.clear()
+        self.faults.start_outage(seconds, mode)
+        if mode == "refuse":
+            self._listener_down.clear()
         if mode == "refuse" and self._loop is not None and seconds > 0:
             # Close the listener before cutting connections, so that no client reconnects in
             # between and keeps a watch through the outage; return once connections are refused.
@@ -523,197 +489,20 @@ class ApiServer:
         if self._http is not None:
             self._http.drop_connections()
 
-    def outage_active(self) -> bool:
-        with self._fault_lock:
-            return time.monotonic() < self._faults.outage_until
-
-    def refusing(self) -> bool:
-        """A `refuse` outage is on: anything that still reaches the server is hung up on."""
-        with self._fault_lock:
-            f = self._faults
-            return f.outage_mode == "refuse" and time.monotonic() < f.outage_until
-
-    def fail_next(
-        self,
-        count: int,
-        code: int = 500,
-        methods: tuple[str, ...] | None = None,
-        resource: str | None = None,
-    ) -> None:
-        """Answer `code` (with a Status) to the next `count` matching API requests."""
-        with self._fault_lock:
-            self._faults.fail.append(
-                FailRule(
-                    count,
-                    code,
-                    frozenset(m.upper() for m in methods) if methods else None,
-                    resource,
-                )
-            )
-
-    def delay(self, seconds: float) -> None:
-        """Delay every response by `seconds` (0 turns it off)."""
-        with self._fault_lock:
-            self._faults.delay = max(0.0, seconds)
-
-    def conflict_storm(
-        self,
-        count: int,
-        resource: str | None = None,
-        namespace: str | None = None,
-        name: str | None = None,
-        subresource: str | None = None,
-    ) -> None:
-        """The next `count` updates (PUT/PATCH) matching the filters get 409 Conflict."""
-        with self._fault_lock:
-            self._faults.conflicts.append(
-                ConflictRule(count, resource, namespace, name, subresource)
-            )
-
-    def clear_faults(self) -> None:
-        with self._fault_lock:
-            self._faults = Faults()
-
     def send_bookmarks(self) -> None:
         """Every watch that asked for bookmarks gets one now."""
         self.store.request_bookmarks()
 
     def fault_state(self) -> Obj:
-        with self._fault_lock:
-            f = self._faults
-            return {
-                "outageSecondsLeft": max(0.0, f.outage_until - time.monotonic()),
-                "outageMode": f.outage_mode,
-                "delaySeconds": f.delay,
-                "fail": [r.__dict__ | {"methods": sorted(r.methods or [])} for r in f.fail],
-                "conflicts": [r.__dict__ for r in f.conflicts],
-                "watches": self.watch_count(),
-                "resourceVersion": self.store.rv,
-            }
+        return {
+            **self.faults.state(),
+            "watches": self.watch_count(),
+            "resourceVersion": self.store.rv,
+        }
 
     def _before_request(self, method: str, path: str) -> None:
         """Faults that hit every API request: delay, 503 outage, injected failures."""
-        with self._fault_lock:
-            delay = self._faults.delay
+        delay = self.faults.delay()
         if delay:
             self._stop.wait(delay)
-        with self._fault_lock:
-            f = self._faults
-            if f.outage_mode == "503" and time.monotonic() < f.outage_until:
-                raise errors.service_unavailable()
-        failure = self._take_failure(method, path)
-        if failure is not None:
-            raise failure
-
-    def _take_failure(self, method: str, path: str) -> ApiError | None:
-        with self._fault_lock:
-            for rule in self._faults.fail:
-                if rule.count <= 0:
-                    continue
-                if rule.methods is not None and method not in rule.methods:
-                    continue
-                if rule.resource is not None and f"/{rule.resource}" not in path:
-                    continue
-                rule.count -= 1
-                self._faults.fail = [r for r in self._faults.fail if r.count > 0]
-                return _failure(rule.code)
-        return None
-
-    def _check_conflict_storm(
-        self, rt: ResourceType, namespace: str | None, name: str, subresource: str
-    ) -> None:
-        with self._fault_lock:
-            for rule in self._faults.conflicts:
-                if rule.count <= 0:
-                    continue
-                if rule.resource is not None and rule.resource not in (rt.plural, rt.kind):
-                    continue
-                if rule.namespace is not None and rule.namespace != namespace:
-                    continue
-                if rule.name is not None and rule.name != name:
-                    continue
-                if rule.subresource is not None and rule.subresource != subresource:
-                    continue
-                rule.count -= 1
-                self._faults.conflicts = [r for r in self._faults.conflicts if r.count > 0]
-                raise errors.conflict(rt.group, rt.plural, name)
-
-    # --- the /_fault and /_admin HTTP endpoints --------------------------------------------------
-
-    def _admin(
-        self, method: str, path: str, query: dict[str, builtins.list[str]], body: bytes
-    ) -> Obj:
-        params: dict[str, Any] = {k: v[-1] for k, v in query.items()}
-        if body.strip():
-            try:
-                extra = json.loads(body)
-            except ValueError:
-                raise errors.bad_request("fault parameters must be a JSON object") from None
-            if not isinstance(extra, dict):
-                raise errors.bad_request("fault parameters must be a JSON object")
-            params.update(extra)
-        action = path.rstrip("/").split("/")[-1]
-        if method == "GET" and action in ("_fault", "_admin"):
-            return self.fault_state()
-        if method == "GET" and action == "requests":
-            return {"requests": [r.__dict__ for r in self.requests()]}
-        if method != "POST":
-            raise errors.method_not_allowed()
-        try:
-            if action == "drop-watches":
-                dropped = self.drop_watches(abrupt=_truthy(params.get("abrupt")))
-                return {"dropped": dropped}
-            if action == "expire-history":
-                self.expire_history()
-            elif action == "outage":
-                self.outage(float(params.get("seconds", 10)), str(params.get("mode", "refuse")))
-            elif action == "fail":
-                methods = params.get("methods")
-                if isinstance(methods, str):
-                    methods = [m for m in methods.split(",") if m]
-                self.fail_next(
-                    int(params.get("count", 1)),
-                    int(params.get("code", 500)),
-                    tuple(methods) if methods else None,
-                    params.get("resource"),
-                )
-            elif action == "delay":
-                self.delay(float(params.get("seconds", 0)))
-            elif action == "conflict":
-                self.conflict_storm(
-                    int(params.get("count", 1)),
-                    params.get("resource"),
-                    params.get("namespace"),
-                    params.get("name"),
-                    params.get("subresource"),
-                )
-            elif action == "bookmark":
-                self.send_bookmarks()
-            elif action == "reset":
-                self.clear_faults()
-            else:
-                raise errors.path_not_found()
-        except (TypeError, ValueError) as e:
-            raise errors.bad_request(f"bad fault parameters: {e}") from None
-        return self.fault_state()
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).lower() in ("1", "true", "yes")
-
-
-def _failure(code: int) -> ApiError:
-    if code == 503:
-        return errors.service_unavailable()
-    if code == 429:
-        return ApiError(
-            429,
-            "TooManyRequests",
-            "Too many requests, please try again later.",
-            {"retryAfterSeconds": 1},
-        )
-    if code == 504:
-        return errors.timeout("The request timed out, please try again later.")
-    if code == 500:
-        return errors.internal_error("injected failure (test API server fault switch)")
-    return ApiError(code, "InternalError", f"injected failure with code {code}")
+        self.faults.check_request(method, path)

@@ -5,65 +5,46 @@ recorded in its resource's bounded history and handed to the matching watchers w
 held, so a watch started from any retained version sees exactly the changes after it, in order.
 Stored objects are never modified in place; readers get shared snapshots and must copy before
 changing them.
+
+This module is the transactional part: the lock, the versions, the history and the order of the
+steps of each verb. What a write does to an object is in writes.py (pure), the PATCH formats in
+patch.py, a watch's queue in watch.py, defaulting and validation per kind in strategies.py.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
 import copy
-import json
-import random
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from metallb_lab import Obj
 from metallb_lab.apiserver import errors
 from metallb_lab.apiserver.errors import ApiError
-from metallb_lab.apiserver.patch import (
-    JsonPatchError,
-    json_merge_patch,
-    json_patch,
-    parse_json_patch,
-    strategic_merge_patch,
-)
+from metallb_lab.apiserver.patch import APPLY_PATCH, apply_patch, check_apply_patch
 from metallb_lab.apiserver.resources import ResourceTable, ResourceType
 from metallb_lab.apiserver.selectors import FieldSelector, LabelSelector
-from metallb_lab.apiserver.strategies import ClusterConfig, Strategies
-
-Obj = dict[str, Any]
-Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
-
-MERGE_PATCH = "application/merge-patch+json"
-STRATEGIC_PATCH = "application/strategic-merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-APPLY_PATCH = "application/apply-patch+yaml"
-PATCH_TYPES = (MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH, APPLY_PATCH)
-
-# Kinds whose DELETE answers with the object rather than a Status (as upstream's registries do).
-_RETURNS_DELETED_OBJECT = frozenset({"services", "pods"})
-_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class Change:
-    """One stored write: `obj` is the new state (the final state for DELETED)."""
-
-    rv: int
-    type: str  # ADDED, MODIFIED, DELETED
-    key: Key
-    obj: Obj
-    prev: Obj | None
+from metallb_lab.apiserver.services import ClusterConfig
+from metallb_lab.apiserver.strategies import Strategies
+from metallb_lab.apiserver.watch import Change, Key, Watcher, with_rv
+from metallb_lab.apiserver.writes import (
+    check_create,
+    check_delete_preconditions,
+    check_name_matches,
+    decode_body,
+    decode_continue,
+    delete_response,
+    encode_continue,
+    marked_for_deletion,
+    parse_rv,
+    prepare_create,
+    same,
+    updated_object,
+)
 
 
 @dataclass
@@ -73,97 +54,6 @@ class Storage:
     history: deque[Change] = field(default_factory=deque)
     compacted: int = 0  # changes with rv <= compacted are no longer in `history`
     watchers: set[Watcher] = field(default_factory=set)
-
-
-def with_rv(obj: Obj, rv: int) -> Obj:
-    return {**obj, "metadata": {**obj.get("metadata", {}), "resourceVersion": str(rv)}}
-
-
-class Watcher:
-    """The queue of one watch request; filled under the store lock, drained by its HTTP thread."""
-
-    def __init__(
-        self,
-        rt: ResourceType,
-        namespace: str | None,
-        label: LabelSelector,
-        fields: FieldSelector,
-        *,
-        bookmarks: bool,
-        max_queue: int,
-    ) -> None:
-        self.rt = rt
-        self.namespace = namespace
-        self.label = label
-        self.fields = fields
-        self.bookmarks = bookmarks
-        self.max_queue = max_queue
-        self.cond = threading.Condition()
-        self.queue: deque[tuple[str, Obj]] = deque()
-        self.closed = False
-        self.close_reason = ""
-        self.bookmark_requested = False
-        self.error: ApiError | None = None
-
-    def _matches(self, key: Key, obj: Obj | None) -> Obj | None:
-        """The object as this watch shows it, or None when filtered out."""
-        if obj is None or (self.namespace is not None and key[0] != self.namespace):
-            return None
-        view = self.rt.view(obj)
-        if self.label.matches(view) and self.fields.matches(view):
-            return view
-        return None
-
-    def offer(self, change: Change) -> None:
-        """Queue what this watch must see of one change (called with the store lock held)."""
-        new = None if change.type == "DELETED" else self._matches(change.key, change.obj)
-        old = self._matches(change.key, change.prev) if change.prev is not None else None
-        if change.type == "DELETED":
-            old = self._matches(change.key, change.obj)
-            event = ("DELETED", old) if old is not None else None
-        elif old is None and new is not None:
-            event = ("ADDED", new)
-        elif old is not None and new is not None:
-            event = ("MODIFIED", new)
-        elif old is not None:
-            event = ("DELETED", with_rv(old, change.rv))
-        else:
-            event = None
-        if event is not None:
-            self.push(*event)
-
-    def push(self, kind: str, obj: Obj) -> None:
-        with self.cond:
-            if self.closed:
-                return
-            if len(self.queue) >= self.max_queue:
-                # A consumer this slow is cut off, as the real watch cache does.
-                self.closed = True
-                self.close_reason = "overflow"
-            else:
-                self.queue.append((kind, obj))
-            self.cond.notify_all()
-
-    def close(self, reason: str) -> None:
-        with self.cond:
-            if not self.closed:
-                self.closed = True
-                self.close_reason = reason
-            self.cond.notify_all()
-
-    def request_bookmark(self) -> None:
-        with self.cond:
-            self.bookmark_requested = True
-            self.cond.notify_all()
-
-    def take(self, timeout: float) -> list[tuple[str, Obj]]:
-        """Everything queued, waiting up to `timeout` seconds for something to arrive."""
-        with self.cond:
-            if not self.queue and not self.closed and not self.bookmark_requested:
-                self.cond.wait(timeout)
-            items = list(self.queue)
-            self.queue.clear()
-            return items
 
 
 @dataclass
@@ -263,38 +153,7 @@ class Store:
             )
 
     def _decode_body(self, rt: ResourceType, body: Any, namespace: str | None) -> Obj:
-        """Check apiVersion/kind/namespace of a request body; return it in storage form."""
-        if not isinstance(body, dict):
-            raise errors.bad_request(
-                f"Object '{rt.kind}' is invalid: the request body must be a JSON object"
-            )
-        obj = copy.deepcopy(body)
-        api_version = obj.get("apiVersion")
-        kind = obj.get("kind")
-        if api_version and api_version != rt.api_version:
-            raise errors.bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API "
-                f"version ({rt.api_version})"
-            )
-        if kind and kind != rt.kind:
-            raise errors.bad_request(
-                f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
-            )
-        meta = obj.get("metadata")
-        if meta is None:
-            meta = obj["metadata"] = {}
-        if not isinstance(meta, dict):
-            raise errors.bad_request("metadata must be an object")
-        if rt.namespaced:
-            if meta.get("namespace") and namespace and meta["namespace"] != namespace:
-                raise errors.bad_request(
-                    "the namespace of the provided object does not match the namespace sent on "
-                    "the request"
-                )
-            meta["namespace"] = namespace or meta.get("namespace") or "default"
-        else:
-            meta.pop("namespace", None)
-        return rt.store_form(obj, self.table.storage_type(rt))
+        return decode_body(rt, self.table.storage_type(rt), body, namespace)
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -327,7 +186,7 @@ class Store:
                     raise errors.bad_request(
                         "specifying resource version is not allowed when using continue"
                     )
-                at, start_after = self._decode_continue(continue_token)
+                at, start_after = decode_continue(continue_token)
                 if at < st.compacted:
                     raise errors.expired(
                         "The provided continue parameter is too old to display a consistent "
@@ -366,9 +225,7 @@ class Store:
                     ]
                     if more:
                         last = matched[-1]["metadata"]
-                        token = self._encode_continue(
-                            at, f"{last.get('namespace', '')}/{last['name']}"
-                        )
+                        token = encode_continue(at, f"{last.get('namespace', '')}/{last['name']}")
                         if label.empty and fields.empty:
                             remaining = len(more)
                     break
@@ -384,7 +241,7 @@ class Store:
                     "resourceVersionMatch is forbidden unless resourceVersion is provided"
                 )
             return self.rv
-        wanted = _parse_rv(rv)
+        wanted = parse_rv(rv)
         if wanted == 0:
             if match == "Exact":
                 raise errors.bad_request(
@@ -399,23 +256,6 @@ class Store:
             return wanted
         return self.rv
 
-    @staticmethod
-    def _encode_continue(rv: int, start: str) -> str:
-        raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @staticmethod
-    def _decode_continue(token: str) -> tuple[int, str]:
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            data = json.loads(raw)
-            return int(data["rv"]), str(data["start"])
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            raise errors.bad_request(
-                "continue key is not valid: incorrect encoded start "
-                "resourceVersion (version meta.k8s.io/v1)"
-            ) from None
-
     # --- writes ----------------------------------------------------------------------------------
 
     def create(
@@ -427,31 +267,13 @@ class Store:
 
     def _create(self, rt: ResourceType, obj: Obj, dry_run: bool) -> Obj:
         st = self.storage(rt)
-        storage_rt = st.type
+        check_create(obj)
         meta = obj["metadata"]
-        if meta.get("resourceVersion"):
-            raise errors.bad_request("resourceVersion should not be set on objects to be created")
         namespace = meta.get("namespace", "")
         self._check_namespace(rt, namespace, creating=True)
-        if not meta.get("name") and meta.get("generateName"):
-            for _ in range(8):
-                candidate = meta["generateName"] + "".join(random.choices(_NAME_CHARS, k=5))
-                if (namespace if rt.namespaced else "", candidate) not in st.objects:
-                    meta["name"] = candidate
-                    break
-        for server_field in (
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "selfLink",
-            "generation",
-        ):
-            meta.pop(server_field, None)
-        meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = now_rfc3339()
-        self.strategies.prepare_create(rt, storage_rt, obj)
-        self.strategies.validate(rt, storage_rt, obj, None, "")
+        prepare_create(obj, lambda name: self._key(rt, namespace, name) in st.objects)
+        self.strategies.prepare_create(rt, st.type, obj)
+        self.strategies.validate(rt, st.type, obj, None, "")
         key = self._key(rt, namespace, meta["name"])
         if key in st.objects:
             raise errors.already_exists(rt.group, rt.plural, meta["name"])
@@ -486,69 +308,22 @@ class Store:
         allow_create: bool = True,
     ) -> tuple[Obj, bool]:
         st = self.storage(rt)
-        meta = obj["metadata"]
-        if meta.get("name") != name:
-            raise errors.bad_request(
-                f"the name of the object ({meta.get('name', '')}) does not match the name on "
-                f"the URL ({name})"
-            )
+        check_name_matches(obj, name)
         key = self._key(rt, namespace, name)
         old = st.objects.get(key)
         if old is None:
             if allow_create and rt.create_on_update and not subresource:
-                if meta.get("resourceVersion"):
+                if obj["metadata"].get("resourceVersion"):
                     raise errors.not_found(rt.group, rt.plural, name)
                 return self._create(rt, obj, dry_run), True
             raise errors.not_found(rt.group, rt.plural, name)
-        sent_rv = meta.get("resourceVersion")
+        sent_rv = obj["metadata"].get("resourceVersion")
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
             raise errors.conflict(rt.group, rt.plural, name)
-        if subresource == "status":
-            new = copy.deepcopy(old)
-            if "status" in obj:
-                new["status"] = obj["status"]
-            else:
-                new.pop("status", None)
-        else:
-            new = obj
-            old_meta = old["metadata"]
-            for kept in (
-                "uid",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "generation",
-                "namespace",
-            ):
-                if kept in old_meta:
-                    meta[kept] = old_meta[kept]
-                else:
-                    meta.pop(kept, None)
-            if "status" in rt.subresources:
-                if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
-                else:
-                    new.pop("status", None)
-            if old_meta.get("deletionTimestamp"):
-                added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
-                if added:
-                    raise errors.invalid(
-                        st.type.kind,
-                        rt.group,
-                        name,
-                        [
-                            (
-                                "metadata.finalizers",
-                                "FieldValueForbidden",
-                                "Forbidden: no new finalizers can be added if the object is being "
-                                "deleted",
-                            )
-                        ],
-                    )
-        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        new = updated_object(rt, st.type, old, obj, subresource)
         self.strategies.prepare_update(rt, st.type, new, old, subresource)
         self.strategies.validate(rt, st.type, new, old, subresource)
-        if _same(new, old):
+        if same(new, old):
             return rt.view(old), False
         if dry_run:
             return rt.view(new), False
@@ -574,36 +349,18 @@ class Store:
             st = self.storage(rt)
             current = st.objects.get(self._key(rt, namespace, name))
             if patch_type == APPLY_PATCH:
-                if not field_manager:
-                    raise errors.invalid(
-                        "PatchOptions",
-                        "meta.k8s.io",
-                        "",
-                        [
-                            (
-                                "fieldManager",
-                                "FieldValueRequired",
-                                "Required value: is required for apply patch",
-                            )
-                        ],
-                    )
-                if not isinstance(body, dict) or not body.get("apiVersion") or not body.get("kind"):
-                    raise errors.bad_request("apply patches need apiVersion and kind")
+                check_apply_patch(body, field_manager)
                 if current is None:
                     if subresource:
                         raise errors.not_found(rt.group, rt.plural, name)
                     obj = self._decode_body(rt, body, namespace)
                     obj["metadata"].setdefault("name", name)
-                    if obj["metadata"]["name"] != name:
-                        raise errors.bad_request(
-                            f"the name of the object ({obj['metadata']['name']}) does not match "
-                            f"the name on the URL ({name})"
-                        )
+                    check_name_matches(obj, name)
                     return self._create(rt, obj, dry_run), True
             if current is None:
                 raise errors.not_found(rt.group, rt.plural, name)
             view = copy.deepcopy(rt.view(current))
-            patched = self._apply_patch(rt, view, patch_type, body)
+            patched = apply_patch(rt, view, patch_type, body)
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch did not produce an object")
             obj = self._decode_body(rt, patched, namespace)
@@ -616,33 +373,6 @@ class Store:
                 dry_run=dry_run,
                 allow_create=False,
             )
-
-    @staticmethod
-    def _apply_patch(rt: ResourceType, view: Obj, patch_type: str, body: Any) -> Any:
-        if patch_type == MERGE_PATCH:
-            if not isinstance(body, dict):
-                raise errors.bad_request("merge patch must be a JSON object")
-            return json_merge_patch(view, body)
-        if patch_type in (STRATEGIC_PATCH, APPLY_PATCH):
-            if not rt.strategic:
-                if patch_type == STRATEGIC_PATCH:
-                    raise ApiError(
-                        415,
-                        "UnsupportedMediaType",
-                        f"strategic merge patch is not supported for {rt.group}/{rt.version}, "
-                        f"Kind={rt.kind} locally, try --type merge",
-                    )
-                return json_merge_patch(view, body)
-            if not isinstance(body, dict):
-                raise errors.bad_request("strategic merge patch must be a JSON object")
-            return strategic_merge_patch(view, body)
-        if patch_type == JSON_PATCH:
-            ops = parse_json_patch(body)
-            try:
-                return json_patch(view, ops)
-            except JsonPatchError as e:
-                raise ApiError(422, "Invalid", str(e)) from None
-        raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {patch_type}")
 
     def delete(
         self,
@@ -660,38 +390,18 @@ class Store:
             old = st.objects.get(key)
             if old is None:
                 raise errors.not_found(rt.group, rt.plural, name)
-            pre = (options or {}).get("preconditions") or {}
+            check_delete_preconditions(rt, old, options)
             meta = old["metadata"]
-            if pre.get("uid") and pre["uid"] != meta.get("uid"):
-                raise errors.conflict(
-                    rt.group,
-                    rt.plural,
-                    name,
-                    f"Precondition failed: UID in precondition: {pre['uid']}, "
-                    f"UID in object meta: {meta.get('uid')}",
-                )
-            if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
-                raise errors.conflict(
-                    rt.group,
-                    rt.plural,
-                    name,
-                    "Precondition failed: ResourceVersion in precondition: "
-                    f"{pre['resourceVersion']}, ResourceVersion in object meta: "
-                    f"{meta['resourceVersion']}",
-                )
             if dry_run:
-                return self._delete_response(rt, old)
+                return delete_response(rt, old)
             if meta.get("finalizers") and st.type.storage_key != "namespaces":
                 if meta.get("deletionTimestamp"):
                     return rt.view(old)
-                marked = copy.deepcopy(old)
-                marked["metadata"]["deletionTimestamp"] = now_rfc3339()
-                marked["metadata"]["deletionGracePeriodSeconds"] = 0
-                return rt.view(self._record(st, "MODIFIED", key, marked, old))
+                return rt.view(self._record(st, "MODIFIED", key, marked_for_deletion(old), old))
             if st.type.storage_key == "namespaces":
                 self._empty_namespace(name)
             gone = self._record(st, "DELETED", key, old, old)
-            return self._delete_response(rt, gone)
+            return delete_response(rt, gone)
 
     def _empty_namespace(self, namespace: str) -> None:
         """What the namespace controller does, done at once: every object in it is deleted."""
@@ -701,23 +411,6 @@ class Store:
             for key in sorted(k for k in st.objects if k[0] == namespace):
                 obj = st.objects[key]
                 self._record(st, "DELETED", key, obj, obj)
-
-    @staticmethod
-    def _delete_response(rt: ResourceType, obj: Obj) -> Obj:
-        if rt.storage_key in _RETURNS_DELETED_OBJECT or not rt.strategic:
-            return rt.view(obj)
-        details: Obj = {"name": obj["metadata"]["name"]}
-        if rt.group:
-            details["group"] = rt.group
-        details["kind"] = rt.plural
-        details["uid"] = obj["metadata"].get("uid", "")
-        return {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Success",
-            "details": details,
-        }
 
     def delete_collection(
         self,
@@ -770,7 +463,7 @@ class Store:
                 watcher.close_reason = "abrupt"
                 return watcher
             st = self.storage(rt)
-            wanted = _parse_rv(resource_version) if resource_version else 0
+            wanted = parse_rv(resource_version) if resource_version else 0
             if send_initial_events and not bookmarks:
                 raise errors.bad_request(
                     "sendInitialEvents requires setting allowWatchBookmarks=true"
@@ -848,26 +541,3 @@ class Store:
         with self.lock:
             keys = list(storage_keys) if storage_keys is not None else list(self.storages)
             return [obj for k in keys for obj in self.storages[k].objects.values()]
-
-
-def _parse_rv(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise errors.bad_request(f'invalid resource version "{text}"') from None
-    if value < 0:
-        raise errors.bad_request(f'invalid resource version "{text}"')
-    return value
-
-
-def _strip_volatile(obj: Obj) -> Obj:
-    meta = {
-        k: v
-        for k, v in obj.get("metadata", {}).items()
-        if k not in ("resourceVersion", "managedFields")
-    }
-    return {**obj, "metadata": meta}
-
-
-def _same(a: Obj, b: Obj) -> bool:
-    return _strip_volatile(a) == _strip_volatile(b)

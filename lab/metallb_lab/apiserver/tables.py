@@ -10,7 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-Obj = dict[str, Any]
+from metallb_lab import Obj
+
 Column = tuple[str, str, int]  # (name, type, priority)
 Row = Callable[[Obj, datetime], list[Any]]
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metallb_lab.lab import render
-from metallb_lab.lab.lab import Lab, LabError, ProbeProcess, down, up
 from metallb_lab.lab.layout import BGP_HOLD_TIME, Mode
-from metallb_lab.lab.probe import Failover, analyse
+from metallb_lab.lab.lifecycle import down, up
+from metallb_lab.lab.probe import Failover, ProbeProcess, analyse
 from metallb_lab.lab.router import RouterError, sessions_down
+from metallb_lab.lab.running import Lab
+from metallb_lab.lab.state import LabError
 from metallb_lab.netns import wait_for
 from metallb_py.speaker.decision import election_order
 

@@ -11,9 +11,8 @@ import contextlib
 import json
 import urllib.error
 import urllib.request
-from typing import Any
 
-Obj = dict[str, Any]
+from metallb_lab import Obj
 
 # kind -> (apiVersion, plural, namespaced)
 KINDS: dict[str, tuple[str, str, bool]] = {

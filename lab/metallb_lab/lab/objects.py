@@ -9,8 +9,9 @@ tests, or `lab.kube.RestClient` over HTTP).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
+from metallb_lab import Obj
 from metallb_lab.lab.layout import (
     APPS_NAMESPACE,
     METALLB_NAMESPACE,
@@ -19,7 +20,6 @@ from metallb_lab.lab.layout import (
     endpoint_address,
 )
 
-Obj = dict[str, Any]
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 

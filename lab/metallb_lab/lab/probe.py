@@ -8,9 +8,10 @@ node other than the first one (or after `--max-seconds`), one line with every sa
 data path is measured as a client sees it: the new owner must answer ARP *and* the client's
 neighbour cache must move to it (gratuitous ARP), nothing else in the probe refreshes it.
 
-`analyse` (pure) turns samples into the failover gap. Times are CLOCK_MONOTONIC, shared by
-every process on the machine whatever its network namespace, so the caller can pass the
-moment it crashed the owner.
+`analyse` (pure) turns samples into the failover gap; `ProbeProcess` runs the probe from the
+caller's side (the demo, the failover bench) and collects its lines. Times are CLOCK_MONOTONIC,
+shared by every process on the machine whatever its network namespace, so the caller can pass
+the moment it crashed the owner.
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import queue
 import statistics
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from metallb_lab.lab import processes
+from metallb_lab.lab.commands import python_command, target_of
+from metallb_lab.lab.state import LabError
 
 Sample = tuple[float, float, str | None]
 """(sent, finished, answering node or None when the attempt failed or timed out)."""
@@ -139,6 +149,56 @@ async def probe(
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return samples
+
+
+class ProbeProcess:
+    """`metallb_lab.lab.probe` running in the client namespace against one Service IP."""
+
+    def __init__(self, lab_id: str, client_netns: str, ip: str, **options: float) -> None:
+        args = [f"--target={target_of(ip)}"]
+        for key, value in options.items():
+            args.append(f"--{key.replace('_', '-')}={value}")
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", client_netns, *python_command("metallb_lab.lab.probe", *args)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, processes.MARKER_ENV: lab_id},
+        )
+        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with contextlib.suppress(ValueError):
+                self.lines.put(json.loads(line))
+        self.lines.put({"event": "exit"})
+
+    def wait(self, event: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if msg.get("event") == event:
+                return msg
+            if msg.get("event") == "exit":
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise LabError(f"the probe exited before {event!r}: {err.strip()}")
+        raise LabError(f"the probe sent no {event!r} within {timeout:.0f} s")
+
+    def samples(self, timeout: float) -> list[tuple[float, float, str | None]]:
+        done = self.wait("done", timeout)
+        return [(float(a), float(b), c) for a, b, c in done["samples"]]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=5)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from metallb_lab.lab.lab import LabStatus, NodeStatus, RouterStatus, ServiceStatus
 from metallb_lab.lab.layout import BRIDGE, CLIENT_IPV4, CLIENT_IPV6, NODE_ASN, NODE_IFACE
+from metallb_lab.lab.status import LabStatus, NodeStatus, RouterStatus, ServiceStatus
 
 COLUMN = 17
 

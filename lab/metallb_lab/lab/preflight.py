@@ -1,0 +1,47 @@
+"""What a lab needs on the machine (root, iproute2, the client tools, FRR for `--mode bgp`);
+each missing piece is named with the Debian package that brings it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+
+from metallb_lab.lab import router
+from metallb_lab.lab.state import LabError
+from metallb_lab.routers import FRR_BGPD
+
+PACKAGES = {
+    "ip": "iproute2",
+    "curl": "curl",
+    "arping": "iputils-arping",
+    "ndisc6": "ndisc6",
+    "tcpdump": "tcpdump",
+    "keepalived": "keepalived",
+    "vtysh": "frr",
+}
+TOOLS_UP = ("curl", "arping", "ndisc6")
+TOOLS_BGP = ("vtysh",)
+"""Besides TOOLS_UP, for `--mode bgp` (and FRR's daemons in /usr/lib/frr)."""
+
+
+def preflight(tools: Sequence[str] = TOOLS_UP) -> None:
+    """Root, iproute2 and the client tools, each missing one named with its package."""
+    if os.geteuid() != 0:
+        raise LabError("the lab builds network namespaces and needs root: run it with sudo")
+    missing = [t for t in ("ip", *tools) if shutil.which(t) is None]
+    if missing:
+        pkgs = " ".join(PACKAGES.get(t, t) for t in missing)
+        raise LabError(
+            f"missing {', '.join(missing)}: run `bash scripts/setup.sh` (or apt-get install {pkgs})"
+        )
+
+
+def preflight_bgp() -> None:
+    """FRR's vtysh, bgpd and zebra (not on PATH: /usr/lib/frr)."""
+    preflight(TOOLS_BGP)
+    missing = [d for d in (FRR_BGPD, router.FRR_ZEBRA) if not os.path.exists(d)]
+    if missing:
+        raise LabError(
+            f"missing {', '.join(missing)}: run `bash scripts/setup.sh` (or apt-get install frr)"
+        )
