@@ -1,15 +1,26 @@
 """A hand-made BGP peer for tests: one script per accepted connection, so a test can make the
-session meet exactly the malformed input it wants and watch what comes back."""
+session meet exactly the malformed input it wants and watch what comes back.
+
+The peer is independent of the codec under test: it sends messages built with scapy (or written
+byte by byte) and reads the session's messages with scapy (`tests/bgp/peer_wire.py`)."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from metallb_py.bgp import messages as m
+from tests.bgp.peer_wire import (
+    KEEPALIVE,
+    Seen,
+    SeenKeepalive,
+    SeenNotification,
+    SeenOpen,
+    SeenUpdate,
+    open_message,
+    read_message,
+)
 
 Script = Callable[["PeerConn"], Awaitable[None]]
 
@@ -18,50 +29,50 @@ Script = Callable[["PeerConn"], Awaitable[None]]
 class PeerConn:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    received: list[m.Message] = field(default_factory=list)
+    received: list[Seen] = field(default_factory=list)
 
-    async def read(self, timeout: float = 10.0) -> m.Message:
+    async def read(self, timeout: float = 10.0) -> Seen:
         async with asyncio.timeout(timeout):
             header = await self.reader.readexactly(19)
-            length = int.from_bytes(header[16:18], "big")
+            length = int.from_bytes(header[16:18], "big")  # RFC 4271 4.1: after the marker
             body = await self.reader.readexactly(length - 19)
-        msg = m.decode_message(header + body)
+        msg = read_message(header + body)
         self.received.append(msg)
         return msg
 
     def send(self, data: bytes) -> None:
         self.writer.write(data)
 
-    async def expect_open(self) -> m.Open:
+    async def expect_open(self) -> SeenOpen:
         msg = await self.read()
-        assert isinstance(msg, m.Open), msg
+        assert isinstance(msg, SeenOpen), msg
         return msg
 
     async def establish(
         self, asn: int = 64500, hold: int = 90, bgp_id: str = "192.0.2.1"
-    ) -> m.Open:
+    ) -> SeenOpen:
         """Play a well-behaved peer up to Established."""
         their_open = await self.expect_open()
-        self.send(m.encode_open(asn, hold, ipaddress.IPv4Address(bgp_id)))
-        self.send(m.encode_keepalive())
+        self.send(open_message(asn, hold, bgp_id))
+        self.send(KEEPALIVE)
         msg = await self.read()
-        assert isinstance(msg, m.Keepalive), msg
+        assert isinstance(msg, SeenKeepalive), msg
         return their_open
 
     async def until_end_of_rib(self, families: int = 2, timeout: float = 10.0) -> None:
         """Read the session's initial table up to its End-of-RIB markers (one per family)."""
         async with asyncio.timeout(timeout):
             while (
-                sum(isinstance(x, m.Update) and x.is_end_of_rib for x in self.received) < families
+                sum(isinstance(x, SeenUpdate) and x.is_end_of_rib for x in self.received) < families
             ):
                 await self.read(timeout)
 
-    async def until_notification(self, timeout: float = 10.0) -> m.Notification:
+    async def until_notification(self, timeout: float = 10.0) -> SeenNotification:
         """Skip UPDATEs/KEEPALIVEs until the session's NOTIFICATION arrives."""
         async with asyncio.timeout(timeout):
             while True:
                 msg = await self.read(timeout)
-                if isinstance(msg, m.Notification):
+                if isinstance(msg, SeenNotification):
                     return msg
 
     async def until_eof(self, timeout: float = 10.0) -> None:

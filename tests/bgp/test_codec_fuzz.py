@@ -1,6 +1,7 @@
 """Property tests: whatever bytes arrive, the decoder returns a message or raises BgpError with
 a NOTIFICATION that can be sent, and never through its catch-all fallback (which would mean a
-validation is missing)."""
+validation is missing). The seeds are our own encodings and messages written by scapy
+(`peer_wire.sample_messages`); the NOTIFICATION is read back by scapy too."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from metallb_py.bgp import messages as m
 from metallb_py.config.model import Community
+from tests.bgp.peer_wire import SeenNotification, read_message, sample_messages
 
 CTX = m.UpdateContext(
     my_asn=4200000001,
@@ -38,6 +40,7 @@ VALID = [
     *m.pack_withdrawals(
         [ipaddress.ip_network("203.0.113.0/25"), ipaddress.ip_network("2001:db8::/64")]
     ),
+    *sample_messages(),
 ]
 
 
@@ -50,6 +53,8 @@ def check(data: bytes, four_octet_as: bool) -> None:
         note = m.decode_message(exc.notification())
         assert isinstance(note, m.Notification)
         assert (note.code, note.subcode) == (exc.code, exc.subcode)
+        data = exc.data[: 4096 - 21]  # what fits in a 4096-byte NOTIFICATION
+        assert read_message(exc.notification()) == SeenNotification(exc.code, exc.subcode, data)
         return
     assert isinstance(msg, m.Open | m.Update | m.Notification | m.Keepalive | m.RouteRefresh)
 

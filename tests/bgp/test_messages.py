@@ -1,6 +1,9 @@
 """The pure codec: encodings checked against an independent decoder (scapy), every RFC 4271
 section 6 validation that still resets the session mapped to its NOTIFICATION (the errors RFC
-7606 handles without one: test_update_errors.py), and the 4096-byte packing."""
+7606 handles without one: test_update_errors.py), and the 4096-byte packing.
+
+Round trips through our own decoder stay where they test the decoder too; each has a check by
+scapy (`tests/bgp/peer_wire.py`) or hand-written bytes beside it."""
 
 from __future__ import annotations
 
@@ -13,22 +16,24 @@ import pytest
 
 from metallb_py.bgp import messages as m
 from metallb_py.config.model import Community
+from tests.bgp.peer_wire import (
+    END_OF_RIB_V4,
+    KEEPALIVE,
+    SeenNotification,
+    SeenOpen,
+    SeenRouteRefresh,
+    SeenUpdate,
+    notification,
+    open_message,
+    read_message,
+    route_refresh,
+    scapy_bgp,
+    two_octet_asn,
+)
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address
 NET = ipaddress.ip_network
-
-
-def scapy_bgp():
-    """scapy's BGP layer, in 4-octet AS mode, as an independent decoder of our bytes."""
-    from scapy.config import conf
-
-    conf.contribs["bgp"] = {"use_2_bytes_asn": False}
-    from scapy.contrib import bgp
-
-    bgp.bgp_module_conf.use_2_bytes_asn = False
-
-    return bgp
 
 
 def ctx(**kw) -> m.UpdateContext:
@@ -87,14 +92,36 @@ def test_open_has_the_capabilities_and_as_trans_for_a_4_octet_asn() -> None:
     [param] = open_layer.opt_params
     assert (param.param_type, param.param_length) == (2, 6 + 6 + 2 + 6)
     assert param.param_value.code == 1
+    seen = read_message(data)
+    assert isinstance(seen, SeenOpen)
+    assert seen.capabilities == (
+        (1, bytes.fromhex("00010001")),  # AFI 1 (IPv4), reserved, SAFI 1 (unicast)
+        (1, bytes.fromhex("00020001")),  # AFI 2 (IPv6)
+        (2, b""),  # route refresh
+        (65, (4200000001).to_bytes(4, "big")),
+    )
 
 
 def test_open_with_a_2_octet_asn_keeps_it_in_my_as() -> None:
-    decoded = m.decode_message(m.encode_open(64512, 0, V4("192.0.2.11")))
+    data = m.encode_open(64512, 0, V4("192.0.2.11"))
+    decoded = m.decode_message(data)
     assert isinstance(decoded, m.Open)
     assert decoded.my_as == 64512
     assert decoded.asn == 64512
     assert decoded.hold_time == 0
+    seen = read_message(data)
+    assert isinstance(seen, SeenOpen)
+    assert (seen.my_as, seen.asn, seen.hold_time) == (64512, 64512, 0)
+
+
+def test_an_open_written_by_scapy_decodes() -> None:
+    """One capability per optional parameter, as many routers send it."""
+    decoded = m.decode_message(open_message(4200000001, 3, "192.0.2.2", route_refresh=False))
+    assert isinstance(decoded, m.Open)
+    assert (decoded.my_as, decoded.asn, decoded.hold_time) == (23456, 4200000001, 3)
+    assert decoded.bgp_id == V4("192.0.2.2")
+    assert decoded.families == {m.IPV4_UNICAST, m.IPV6_UNICAST}
+    assert not decoded.route_refresh
 
 
 def test_open_without_capabilities_means_ipv4_unicast_and_2_octet() -> None:
@@ -142,7 +169,7 @@ def test_open_validation(body: bytes, code: int, subcode: int, data: bytes) -> N
     with pytest.raises(m.BgpError) as info:
         m.decode_message(frame(1, body))
     assert (info.value.code, info.value.subcode, info.value.data) == (code, subcode, data)
-    assert info.value.notification() == m.encode_notification(code, subcode, data)
+    assert info.value.notification() == notification(code, subcode, data)
 
 
 def test_open_hold_time_zero_and_three_are_fine() -> None:
@@ -173,7 +200,7 @@ def test_open_extended_optional_parameters_rfc9072() -> None:
 
 
 def test_peer_open_checks_asn_and_ibgp_identifier() -> None:
-    received = m.decode_message(m.encode_open(64500, 90, V4("192.0.2.1")))
+    received = m.decode_message(open_message(64500, 90, "192.0.2.1"))
     assert isinstance(received, m.Open)
     m.validate_peer_open(received, peer_asn=64500, local_id=V4("192.0.2.11"), ibgp=False)
     with pytest.raises(m.BgpError) as info:
@@ -220,6 +247,10 @@ def test_keepalive_and_notification_round_trip() -> None:
     assert n.name == "Cease / Administrative Shutdown"
     assert n.shutdown_message == "bye!"
     assert str(n) == '6/2 Cease / Administrative Shutdown "bye!"'
+    # Independent: the bytes other implementations write.
+    assert m.encode_keepalive() == KEEPALIVE
+    assert m.encode_notification(6, 2, b"\x04bye!") == notification(6, 2, b"\x04bye!")
+    assert read_message(m.encode_notification(6, 3)) == SeenNotification(6, 3)
 
 
 @pytest.mark.parametrize(
@@ -244,6 +275,8 @@ def test_error_names(code: int, subcode: int, name: str) -> None:
 def test_route_refresh() -> None:
     rr = m.decode_message(m.encode_route_refresh(2, 1))
     assert rr == m.RouteRefresh(2, 1, 0)
+    assert read_message(m.encode_route_refresh(2, 1)) == SeenRouteRefresh(2, 1)
+    assert m.decode_message(route_refresh(1, 1)) == m.RouteRefresh(1, 1, 0)
     bad = frame(5, b"\x00\x01\x00\x01\x00")
     with pytest.raises(m.BgpError) as info:
         m.decode_message(bad)
@@ -278,6 +311,9 @@ def test_update_end_of_rib_markers() -> None:
     eor6 = m.decode_message(m.encode_end_of_rib(m.IPV6_UNICAST))
     assert isinstance(eor6, m.Update) and eor6.is_end_of_rib
     assert not decode_update(update_body(withdrawn=bytes([24, 198, 51, 100]))).is_end_of_rib
+    assert m.encode_end_of_rib(m.IPV4_UNICAST) == END_OF_RIB_V4
+    seen = read_message(m.encode_end_of_rib(m.IPV6_UNICAST))
+    assert isinstance(seen, SeenUpdate) and seen.is_end_of_rib and seen.attribute_codes == (15,)
 
 
 def test_update_with_2_octet_as_path() -> None:
@@ -359,14 +395,32 @@ def routes_v6(n: int, **kw) -> list[m.Route]:
 
 
 def all_prefixes(messages: list[bytes], four_octet_as: bool = True) -> list[m.IPNetwork]:
+    """The announced prefixes as our decoder reads them, checked against scapy's reading."""
     out: list[m.IPNetwork] = []
+    seen: list[str] = []
     for data in messages:
         u = m.decode_message(data, four_octet_as=four_octet_as)
         assert isinstance(u, m.Update)
         out += list(u.nlri)
         if u.attributes.mp_reach:
             out += list(u.attributes.mp_reach.nlri)
+        independent = read_message(data)
+        assert isinstance(independent, SeenUpdate)
+        seen += independent.announced
+    assert seen == [str(p) for p in out]
     return out
+
+
+def scapy_attributes(data: bytes) -> dict:
+    """Path attributes by type code, as scapy reads an UPDATE (4-octet AS mode)."""
+    bgp = scapy_bgp()
+    return {a.type_code: a for a in bgp.BGPHeader(data)[bgp.BGPUpdate].path_attr}
+
+
+def community_values(attr) -> tuple[int, ...]:
+    """scapy models COMMUNITIES as one community followed by raw bytes: read the whole value."""
+    raw = bytes(attr.attribute)
+    return tuple(int.from_bytes(raw[i : i + 4], "big") for i in range(0, len(raw), 4))
 
 
 def test_ebgp_ipv4_update_attributes_checked_by_scapy() -> None:
@@ -395,6 +449,9 @@ def test_ibgp_update_has_local_pref_and_empty_as_path() -> None:
     assert isinstance(u, m.Update)
     assert u.attributes.as_path == ()
     assert u.attributes.local_pref == 0
+    attrs = scapy_attributes(data)
+    assert sorted(attrs) == [1, 2, 3, 5]
+    assert attrs[2].attribute.segments == [] and attrs[5].attribute.local_pref == 0
 
 
 def test_2_octet_peer_gets_as_trans_and_as4_path() -> None:
@@ -405,15 +462,11 @@ def test_2_octet_peer_gets_as_trans_and_as4_path() -> None:
     assert isinstance(u, m.Update)
     assert u.attributes.as_path == (m.AsPathSegment(2, (m.AS_TRANS,)),)
     assert u.attributes.as4_path == (m.AsPathSegment(2, (4200000001,)),)
-    bgp = scapy_bgp()
-    bgp.bgp_module_conf.use_2_bytes_asn = True
-    try:
+    with two_octet_asn() as bgp:
         upd = bgp.BGPHeader(data)[bgp.BGPUpdate]
         codes = [a.type_code for a in upd.path_attr]
         assert codes == [1, 2, 3, 17]
         assert upd.path_attr[1].attribute.segments[0].segment_value == [23456]
-    finally:
-        bgp.bgp_module_conf.use_2_bytes_asn = False
 
 
 def test_2_octet_peer_with_2_octet_asn_gets_a_plain_as_path() -> None:
@@ -422,6 +475,10 @@ def test_2_octet_peer_with_2_octet_asn_gets_a_plain_as_path() -> None:
     assert isinstance(u, m.Update)
     assert u.attributes.as_path == (m.AsPathSegment(2, (64512,)),)
     assert u.attributes.as4_path is None
+    with two_octet_asn() as bgp:
+        upd = bgp.BGPHeader(data)[bgp.BGPUpdate]
+        assert [a.type_code for a in upd.path_attr] == [1, 2, 3]
+        assert upd.path_attr[1].attribute.segments[0].segment_value == [64512]
 
 
 def test_ipv6_routes_go_in_mp_reach_with_global_and_link_local_next_hop() -> None:
@@ -446,13 +503,9 @@ def test_ipv6_routes_go_in_mp_reach_with_global_and_link_local_next_hop() -> Non
 def test_mp_reach_comes_first_also_before_as4_path_and_communities() -> None:
     c = ctx(my_asn=4200000001, four_octet_as=False)
     [data] = m.pack_announcements(routes_v6(1, communities=(Community(5),)), c)
-    bgp = scapy_bgp()
-    bgp.bgp_module_conf.use_2_bytes_asn = True
-    try:
+    with two_octet_asn() as bgp:
         upd = bgp.BGPHeader(data)[bgp.BGPUpdate]
         assert [a.type_code for a in upd.path_attr] == [14, 1, 2, 8, 17]
-    finally:
-        bgp.bgp_module_conf.use_2_bytes_asn = False
 
 
 def test_10k_ipv6_routes_pack_into_the_minimal_number_of_4096_byte_updates() -> None:
@@ -503,12 +556,19 @@ def test_routes_are_grouped_by_attributes() -> None:
     msgs = m.pack_announcements(routes, ctx(ibgp=True))
     assert len(msgs) == 4
     seen = {}
+    by_scapy: dict[str, tuple[int, tuple[int, ...]]] = {}
     for d in msgs:
         u = m.decode_message(d)
         assert isinstance(u, m.Update)
         nets = list(u.nlri) + list(u.attributes.mp_reach.nlri if u.attributes.mp_reach else [])
         for n in nets:
             seen[str(n)] = (u.attributes.local_pref, u.attributes.communities)
+        attrs = scapy_attributes(d)
+        independent = read_message(d)
+        assert isinstance(independent, SeenUpdate)
+        for prefix in independent.announced:
+            comms = community_values(attrs[8]) if 8 in attrs else ()
+            by_scapy[prefix] = (attrs[5].attribute.local_pref, comms)
     assert seen == {
         "198.51.100.1/32": (100, ()),
         "198.51.100.2/32": (200, ()),
@@ -516,6 +576,7 @@ def test_routes_are_grouped_by_attributes() -> None:
         "198.51.100.4/32": (100, (5,)),
         "2001:db8::1/128": (100, ()),
     }
+    assert by_scapy == seen
 
 
 def test_withdrawals_of_10k_routes_are_split_under_4096_bytes() -> None:
@@ -529,14 +590,21 @@ def test_withdrawals_of_10k_routes_are_split_under_4096_bytes() -> None:
     assert len(msgs) == n4 + n6
     got4: list[m.IPNetwork] = []
     got6: list[m.IPNetwork] = []
+    scapy4: list[str] = []
+    scapy6: list[str] = []
     for d in msgs:
         u = m.decode_message(d)
         assert isinstance(u, m.Update) and not u.nlri
         got4 += list(u.withdrawn)
         if u.attributes.mp_unreach:
             got6 += list(u.attributes.mp_unreach.withdrawn)
+        independent = read_message(d)
+        assert isinstance(independent, SeenUpdate) and not independent.announced
+        scapy4 += independent.withdrawn
+        scapy6 += independent.mp_unreach
     assert sorted(got4) == v4
     assert sorted(got6) == sorted(v6)
+    assert scapy4 == [str(p) for p in got4] and scapy6 == [str(p) for p in got6]
     # (Upstream's single withdraw message would have been 50,023 bytes for the IPv4 part.)
 
 
@@ -549,6 +617,9 @@ def test_many_communities_use_the_extended_length_and_still_fit() -> None:
     for d in msgs:
         u = m.decode_message(d)
         assert isinstance(u, m.Update) and len(u.attributes.communities) == m.MAX_COMMUNITIES
+        [comm] = [a for a in scapy_bgp().BGPHeader(d).path_attr if a.type_code == 8]
+        assert comm.type_flags & 0x10 and comm.attr_ext_len == 4 * 900  # extended length
+        assert community_values(comm) == tuple(range(900))
     with pytest.raises(ValueError, match="communities"):
         m.Route(
             NET("198.51.100.0/24"), 0, tuple(Community(i) for i in range(m.MAX_COMMUNITIES + 1))

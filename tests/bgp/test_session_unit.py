@@ -22,6 +22,7 @@ from metallb_py.bgp.session import (
     derive_router_id,
 )
 from metallb_py.config.model import Peer
+from tests.bgp.peer_wire import Seen, SeenNotification, SeenOpen, notification, open_message
 from tests.bgp.scripted_peer import PeerConn, ScriptedPeer
 
 ip = ipaddress.ip_address
@@ -133,11 +134,6 @@ async def start_peer(peer: ScriptedPeer) -> int:
     return int(sock.getsockname()[1])
 
 
-async def bad_version(conn: PeerConn) -> None:
-    await conn.expect_open()
-    conn.send(m.encode_open(64500, 90, ipaddress.IPv4Address("192.0.2.1"))[:19] + b"\x03")
-
-
 async def up_then_drop(conn: PeerConn) -> None:
     await conn.establish()
     await conn.read()  # End-of-RIB
@@ -146,7 +142,7 @@ async def up_then_drop(conn: PeerConn) -> None:
 
 async def notify_at_open(conn: PeerConn) -> None:
     await conn.expect_open()
-    conn.send(m.encode_notification(2, 2))
+    conn.send(notification(2, 2))
 
 
 def test_backoff_resets_only_after_a_session_that_stayed_up(
@@ -156,9 +152,7 @@ def test_backoff_resets_only_after_a_session_that_stayed_up(
 
     async def bad_version_open(conn: PeerConn) -> None:
         await conn.expect_open()
-        body = bytearray(m.encode_open(64500, 90, ipaddress.IPv4Address("192.0.2.1")))
-        body[19] = 3  # version 3
-        conn.send(bytes(body))
+        conn.send(open_message(64500, 90, "192.0.2.1", version=3))
         note = await conn.until_notification()
         assert (note.code, note.subcode, note.data) == (2, 1, b"\x00\x04")
 
@@ -232,11 +226,11 @@ def test_wrong_peer_asn_sends_bad_peer_as(caplog: pytest.LogCaptureFixture) -> N
     caplog.set_level(logging.INFO, logger="metallb_py.bgp")
 
     async def main() -> None:
-        notes: list[m.Notification] = []
+        notes: list[SeenNotification] = []
 
         async def other_as(conn: PeerConn) -> None:
             await conn.expect_open()
-            conn.send(m.encode_open(64999, 90, ipaddress.IPv4Address("192.0.2.1")))
+            conn.send(open_message(64999, 90, "192.0.2.1"))
             notes.append(await conn.until_notification())
 
         peer = ScriptedPeer([other_as, other_as])
@@ -256,7 +250,7 @@ def test_wrong_peer_asn_sends_bad_peer_as(caplog: pytest.LogCaptureFixture) -> N
 
 def test_close_sends_cease_and_stats_follow_the_session() -> None:
     async def main() -> None:
-        got: list[m.Message] = []
+        got: list[Seen] = []
 
         async def watch(conn: PeerConn) -> None:
             their_open = await conn.establish(hold=9)
@@ -282,7 +276,7 @@ def test_close_sends_cease_and_stats_follow_the_session() -> None:
         assert not session.stats.up and session.stats.announced_prefixes == 0
         assert session.closed
         assert not peer.errors, peer.errors
-        assert [(n.code, n.subcode) for n in got if isinstance(n, m.Notification)] == [(6, 2)]
+        assert [(n.code, n.subcode) for n in got if isinstance(n, SeenNotification)] == [(6, 2)]
 
     run(main())
 
@@ -312,7 +306,7 @@ def test_a_password_longer_than_80_bytes_is_reported_not_crashed(
 
 def test_hold_time_above_16_bits_is_clamped_in_the_open() -> None:
     async def main() -> None:
-        opens: list[m.Open] = []
+        opens: list[SeenOpen] = []
 
         async def record(conn: PeerConn) -> None:
             opens.append(await conn.establish())
