@@ -109,7 +109,7 @@ _OURS = Ignored("our own request")
 
 
 def arp_reply_for(frame: bytes, our_mac: bytes, announced: Mapping[bytes, str]) -> Reply | Ignored:
-    """The responder's whole decision for one received frame (spec 5.3).
+    """The responder's whole decision for one received frame (docs/layer2.md, "Responders").
 
     This is the per-request hot path, so it compares raw slices instead of building an
     `ArpPacket`; `parse_arp` names the reason when the frame is not an Ethernet/IPv4 request.
@@ -153,7 +153,7 @@ def build_arp(
 
 
 def build_gratuitous_arp(our_mac: bytes, ip: bytes) -> tuple[bytes, bytes]:
-    """The request and the reply of spec 5.5, both broadcast, sender IP = target IP = `ip`."""
+    """The gratuitous request and reply (docs/layer2.md): both broadcast, sender IP = target IP."""
     fields = {
         "eth_dst": BROADCAST_MAC,
         "eth_src": our_mac,
@@ -286,7 +286,7 @@ def build_neighbor_advertisement(
 
 
 def build_unsolicited_na(our_mac: bytes, target: bytes) -> bytes:
-    """Spec 5.5: to ff02::1, Solicited=0, Override=1 (sourced from the target, see below)."""
+    """Unsolicited NA (docs/layer2.md): to ff02::1, Solicited=0, Override=1, from the target."""
     return build_neighbor_advertisement(
         our_mac,
         ALL_NODES_MAC,
@@ -301,7 +301,7 @@ def build_unsolicited_na(our_mac: bytes, target: bytes) -> bytes:
 def na_reply_for(
     frame: bytes, our_mac: bytes, our_link_local: bytes, announced: Mapping[bytes, str]
 ) -> Reply | Ignored:
-    """The NDP responder's whole decision for one received frame (spec 5.4).
+    """The NDP responder's whole decision for one received frame (docs/layer2.md, "Responders").
 
     The advertisement is sourced from the service IP, as Linux does for its own addresses;
     upstream uses the interface's link-local address, which `ndisc6` discards for a global

@@ -40,11 +40,12 @@ def neighbor_solicitation(
     slla: str | None = PEER_MAC_TEXT,
     hlim: int = 255,
 ) -> bytes:
-    group = ipaddress.IPv6Address(
-        frames.solicited_node_multicast(ipaddress.IPv6Address(target).packed)
-    )
+    # Solicited-node group ff02::1:ffXX:XXXX (RFC 4291 2.7.1) and its MAC 33:33 + the low 32
+    # bits (RFC 2464 7), worked out here rather than with the helpers under test.
+    low24 = int(ipaddress.IPv6Address(target)) & 0xFFFFFF
+    group = ipaddress.IPv6Address(int(ipaddress.IPv6Address("ff02::1:ff00:0")) | low24)
     dst = dst or str(group)
-    eth_dst = frames.multicast_mac(ipaddress.IPv6Address(dst).packed).hex(":")
+    eth_dst = "33:33:" + ipaddress.IPv6Address(dst).packed[12:].hex(":")
     pkt = (
         Ether(dst=eth_dst, src=PEER_MAC_TEXT)
         / IPv6(src=src, dst=dst, hlim=hlim)
@@ -214,8 +215,7 @@ def test_ns_with_zero_length_option_is_ignored() -> None:
     frame[14 + 40 + 24 + 1] = 0  # option length 0 is forbidden (RFC 4861 4.6)
     frame[14 + 40 + 2 : 14 + 40 + 4] = b"\x00\x00"
     icmp = bytes(frame[54:])
-    csum = frames.icmpv6_checksum(bytes(frame[22:38]), bytes(frame[38:54]), icmp)
-    frame[56:58] = struct.pack("!H", csum)
+    frame[56:58] = struct.pack("!H", reference_icmpv6_checksum(frame[22:38], frame[38:54], icmp))
     assert frames.parse_neighbor_solicitation(bytes(frame)) == frames.Ignored("bad option length")
 
 
@@ -230,6 +230,13 @@ def _reference_checksum(data: bytes) -> int:
         total += word
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
+
+
+def reference_icmpv6_checksum(src: bytes | bytearray, dst: bytes | bytearray, icmp: bytes) -> int:
+    """RFC 4443 2.3: over the pseudo-header (source, destination, upper-layer length, next
+    header 58) and the message with a zero checksum field."""
+    pseudo = bytes(src) + bytes(dst) + struct.pack("!IxxxB", len(icmp), 58)
+    return _reference_checksum(pseudo + icmp[:2] + b"\x00\x00" + icmp[4:])
 
 
 @given(st.binary(max_size=200))

@@ -20,9 +20,9 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from metallb_lab import netns
-from metallb_py.layer2 import frames
 
 from .conftest import Lan
+from .test_frames import reference_icmpv6_checksum
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -62,9 +62,7 @@ def with_checksum(frame: bytearray) -> bytes:
     (plen,) = struct.unpack_from("!H", frame, 18)
     frame[56:58] = b"\x00\x00"
     icmp = bytes(frame[54 : 54 + plen])
-    frame[56:58] = struct.pack(
-        "!H", frames.icmpv6_checksum(bytes(frame[22:38]), bytes(frame[38:54]), icmp)
-    )
+    frame[56:58] = struct.pack("!H", reference_icmpv6_checksum(frame[22:38], frame[38:54], icmp))
     return bytes(frame)
 
 
