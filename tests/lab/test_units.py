@@ -33,7 +33,6 @@ from metallb_lab.lab.state import LabError, LabState
 from metallb_lab.lab.status import LabStatus, NodeStatus, ServiceStatus
 from metallb_lab.netns import is_documentation_address
 from metallb_py.config import Protocol, parse_config
-from metallb_py.speaker.decision import election_order
 
 # --- layout ---------------------------------------------------------------------------------------
 
@@ -89,22 +88,18 @@ def test_config_is_valid_and_pools_sit_in_the_lan() -> None:
         assert not pool.contains(ipaddress.ip_address(n.ipv6))
 
 
-def test_expected_owner_follows_the_election() -> None:
+def test_expected_owner_is_the_election_winner_among_allowed_nodes() -> None:
+    # Who wins at 192.0.2.100: n3, then n2, then n1 (tests/lab/test_election.py).
     layout = plan_lab(3)
     web, local, _ = layout.services
     ip = "192.0.2.100"
-    assert (
-        expected_owner(web, ip, ["n1", "n2", "n3"])
-        == election_order(["n1", "n2", "n3"], ipaddress.ip_address(ip))[0]
-    )
+    assert expected_owner(web, ip, ["n1", "n2", "n3"]) == "n3"
+    assert expected_owner(web, ip, ["n1", "n2"]) == "n2"
+    assert expected_owner(web, ip, ["n1"]) == "n1"
+    assert expected_owner(web, ip, []) is None
     # Local: only nodes with an endpoint, whatever the hash says.
-    assert expected_owner(local, ip, ["n1", "n2", "n3"]) == "n3"
+    assert expected_owner(local, "192.0.2.101", ["n1", "n2", "n3"]) == "n3"
     assert expected_owner(local, ip, ["n1", "n2"]) is None
-    survivors = ["n1", "n2", "n3"]
-    survivors.remove(expected_owner(web, ip, survivors) or "")
-    assert (
-        expected_owner(web, ip, survivors) == election_order(survivors, ipaddress.ip_address(ip))[0]
-    )
 
 
 # --- objects --------------------------------------------------------------------------------------

@@ -10,21 +10,19 @@ then SIGKILL: not even a TCP FIN reaches the router), FRR drops the session when
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from metallb_lab.lab import render
-from metallb_lab.lab.layout import BGP_HOLD_TIME, Mode
+from metallb_lab.lab.layout import BGP_HOLD_TIME, Mode, expected_owner
 from metallb_lab.lab.lifecycle import down, up
 from metallb_lab.lab.probe import Failover, ProbeProcess, analyse
 from metallb_lab.lab.router import RouterError, sessions_down
 from metallb_lab.lab.running import Lab
 from metallb_lab.lab.state import LabError
 from metallb_lab.netns import wait_for
-from metallb_py.speaker.decision import election_order
 
 Echo = Callable[[str], None]
 PROBE_INTERVAL = 0.01
@@ -78,11 +76,12 @@ def run_demo(
             return _finish(lab, directory, prefix, echo, problems, None, None)
         owner = owners[0]
         survivors = [n for n in lab.layout.node_names if n != owner]
-        expected = election_order(survivors, ipaddress.ip_address(ip))[0] if survivors else None
+        plan = next(s for s in lab.layout.services if s.name == service)
+        expected = expected_owner(plan, ip, survivors)
         echo("")
         echo(f"== 3. {service} ({ip}) is announced by {owner}; crash {owner}")
         if expected is None:
-            problems.append("a crash needs at least 2 nodes")
+            problems.append(f"no other node may announce {service} once {owner} crashes")
             return _finish(lab, directory, prefix, echo, problems, None, None)
         failover, _ = _crash_and_measure(lab, ip, owner, echo, problems)
         if failover is not None and failover.new_owner != expected:

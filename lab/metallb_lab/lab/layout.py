@@ -15,11 +15,10 @@ learns; see docs/lab.md.
 from __future__ import annotations
 
 import enum
+import hashlib
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-from metallb_py.speaker.decision import election_order
 
 DEFAULT_PREFIX = "mlblab"
 MAX_NODES = 9
@@ -204,20 +203,31 @@ def endpoint_address(family: str, node_index: int) -> str:
     return f"198.51.100.{10 + node_index}"
 
 
+def election_ranking(candidates: Iterable[str], ip: str) -> list[str]:
+    """MetalLB's layer2 election, stated again by the lab so that the lab and the tests check the
+    speakers against a rule they do not share with them (docs/lab.md, "Who must answer"): each
+    candidate node's key is the SHA-256 digest of the UTF-8 text `NODE#IP`, IP written in its
+    canonical form; the smallest key comes first and announces."""
+    canonical = ipaddress.ip_address(ip).compressed
+    keys = {node: hashlib.sha256(f"{node}#{canonical}".encode()).digest() for node in candidates}
+    return sorted(keys, key=keys.__getitem__)
+
+
 def expected_owner(service: ServicePlan, ip: str, live_nodes: Iterable[str]) -> str | None:
-    """The node that must announce `ip` when `live_nodes` run a speaker (spec 4.5): the
-    election winner among live nodes, restricted to nodes with an endpoint for `Local`."""
+    """The node that must announce `ip` when `live_nodes` run a speaker: the election winner
+    among them, restricted to nodes with an endpoint for `Local` (docs/lab.md, "Who must
+    answer")."""
     candidates = set(live_nodes)
     if service.local:
         candidates &= set(service.endpoint_nodes)
-    order = election_order(candidates, ipaddress.ip_address(ip))
-    return order[0] if order else None
+    ranking = election_ranking(candidates, ip)
+    return ranking[0] if ranking else None
 
 
 def expected_next_hops(service: ServicePlan, live_nodes: Iterable[str]) -> tuple[str, ...]:
-    """The nodes whose routes the router must hold for a bgp-mode Service (spec 4.6): every
-    live node for `Cluster` (an endpoint is ready somewhere), the live nodes with an endpoint
-    for `Local`. Several nodes are one ECMP route in the client."""
+    """The nodes whose routes the router must hold for a bgp-mode Service: every live node for
+    `Cluster` (an endpoint is ready somewhere), the live nodes with an endpoint for `Local`.
+    Several nodes are one ECMP route in the client (docs/lab.md, "Who must answer")."""
     candidates = set(live_nodes)
     if service.local:
         candidates &= set(service.endpoint_nodes)
