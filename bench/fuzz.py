@@ -61,6 +61,11 @@ class Surface:
     kind: str
 
 
+class RefusedInputError(Exception):
+    """A surface that answers bad input with a value, not an exception (frames: `Ignored`; a
+    ConfigMap: problems), raises this in its adapter so the summary counts the refusals."""
+
+
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
@@ -75,9 +80,114 @@ def _run_bgp(data: bytes) -> object:
                 messages.decode_message(data, four_octet_as=four_octet_as, external=external)
             except messages.BgpError as exc:
                 exc.notification()  # the answer must be sendable
+                if exc.detail.startswith("undecodable"):  # the safety net: a check is missing
+                    raise AssertionError(f"decoder catch-all reached: {exc}") from exc
                 refused = exc
     if refused is not None:
         raise refused
+    return None
+
+
+# The peer's OPEN, written out: version 4, My AS 64500 (fbf4), hold time 90 (005a), BGP
+# identifier 192.0.2.1, 22 bytes of parameters: one capabilities parameter (type 2, length 20)
+# holding MP IPv4 unicast, MP IPv6 unicast, route refresh, 4-octet AS 64500. 19 + 32 = 51 bytes.
+_PEER_OPEN = bytes.fromhex(
+    "ff" * 16 + "0033 01" + "04 fbf4 005a c0000201 16"
+    "02 14 01040001 0001 01040002 0001 0200 4104 0000fbf4"
+)
+_KEEPALIVE = bytes.fromhex("ff" * 16 + "0013 04")
+_ROUTE_REFRESH_V6 = bytes.fromhex("ff" * 16 + "0017 05" + "0002 00 01")  # AFI 2, SAFI 1
+
+
+class _SessionRig:
+    """A `BgpSession` to a loopback listener that plays the peer: for each input it accepts the
+    session's connection, completes the OPEN exchange, sends the input and a ROUTE-REFRESH, and
+    reads until a NOTIFICATION or the close (the input was refused), the refreshed routes (it was
+    taken), or 0.2 s of quiet (the session waits for more bytes); then it hangs up."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import logging
+        import socket
+
+        # Every refused input is a warning; the session's own failures (the findings) are
+        # errors and `stats.last_error` says "internal error".
+        logging.getLogger("metallb_py.bgp").setLevel(logging.ERROR)
+
+        self.loop = asyncio.new_event_loop()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.listener.setblocking(False)
+        self.session = self.loop.run_until_complete(self._start())
+
+    async def _start(self) -> Any:
+        import ipaddress
+
+        from metallb_py.bgp.messages import Route
+        from metallb_py.bgp.session import BgpSession
+        from metallb_py.config.model import Peer
+
+        async def no_backoff(_delay: float) -> None:
+            return None
+
+        port = self.listener.getsockname()[1]
+        peer = Peer(64512, 64500, ipaddress.ip_address("127.0.0.1"), port=port)
+        session = BgpSession(peer, "fuzz", sleep=no_backoff, connect_timeout=2.0)
+        session.set_routes([Route(ipaddress.ip_network("2001:db8:5::/64"))])
+        return session
+
+    def run(self, data: bytes) -> None:
+        self.loop.run_until_complete(self._one(data))
+        error = self.session.stats.last_error
+        if error.startswith("internal error"):
+            self.session.stats.last_error = ""
+            raise RuntimeError(f"the session failed on its own: {error}")
+
+    async def _one(self, data: bytes) -> None:
+        import asyncio
+
+        sock, _ = await asyncio.wait_for(self.loop.sock_accept(self.listener), 5)
+        reader, writer = await asyncio.open_connection(sock=sock)
+        try:
+            await asyncio.wait_for(self._script(reader, writer, data), 5)
+        finally:
+            writer.transport.abort()
+
+    async def _script(self, reader: Any, writer: Any, data: bytes) -> None:
+        import asyncio
+
+        async def message() -> tuple[int, bytes]:
+            header = await reader.readexactly(19)
+            body = await reader.readexactly(int.from_bytes(header[16:18], "big") - 19)
+            return header[18], body
+
+        assert (await message())[0] == 1, "the session's OPEN"
+        writer.write(_PEER_OPEN + _KEEPALIVE)
+        assert (await message())[0] == 4, "the session's KEEPALIVE"
+        writer.write(data + _ROUTE_REFRESH_V6)
+        updates = 0
+        try:
+            while True:
+                mtype, _ = await asyncio.wait_for(message(), 0.2)  # loopback answers in ms
+                if mtype == 3:
+                    raise RefusedInputError("NOTIFICATION")
+                updates += mtype == 2
+                if updates >= 4:  # the table, its End-of-RIBs, then the refreshed route
+                    return
+        except asyncio.IncompleteReadError:
+            raise RefusedInputError("closed") from None
+        except TimeoutError:
+            return  # waiting for the rest of a message the input started
+
+
+_SESSION_RIG: list[_SessionRig] = []
+
+
+def _run_bgp_session(data: bytes) -> object:
+    if not _SESSION_RIG:
+        _SESSION_RIG.append(_SessionRig())
+    _SESSION_RIG[0].run(data)
     return None
 
 
@@ -93,14 +203,20 @@ def _run_arp(data: bytes) -> object:
     from metallb_py.layer2 import frames
 
     frames.parse_arp(data)
-    return frames.arp_reply_for(data, _OUR_MAC, _ANNOUNCED)
+    answer = frames.arp_reply_for(data, _OUR_MAC, _ANNOUNCED)
+    if isinstance(answer, frames.Ignored):
+        raise RefusedInputError(answer.reason)
+    return answer
 
 
 def _run_ndp(data: bytes) -> object:
     from metallb_py.layer2 import frames
 
     frames.parse_neighbor_solicitation(data)
-    return frames.na_reply_for(data, _OUR_MAC, _OUR_LINK_LOCAL, _ANNOUNCED)
+    answer = frames.na_reply_for(data, _OUR_MAC, _OUR_LINK_LOCAL, _ANNOUNCED)
+    if isinstance(answer, frames.Ignored):
+        raise RefusedInputError(answer.reason)
+    return answer
 
 
 def _run_config(data: bytes) -> object:
@@ -114,7 +230,10 @@ def _run_configmap(data: bytes) -> object:
     from metallb_py.k8s.configmap import load_configmap
 
     obj = json.loads(data)  # what the API server hands the informer: JSON
-    return load_configmap(obj, BgpType.NATIVE)
+    loaded = load_configmap(obj, BgpType.NATIVE)
+    if loaded.config is None:
+        raise RefusedInputError(loaded.summary())
+    return loaded
 
 
 def _run_values(fmt: str) -> Callable[[bytes], object]:
@@ -280,11 +399,12 @@ def _values_seeds(pattern: str, extra: list[bytes]) -> Callable[[], list[bytes]]
 SURFACES: dict[str, Callable[[], Surface]] = {
     # Wire data a peer sends; the decoders document one error type (BGP) or none (frames).
     "bgp": lambda: Surface(_run_bgp, _bgp_error(), _bgp_seeds, "bytes"),
-    "arp": lambda: Surface(_run_arp, (), _arp_seeds, "bytes"),
-    "ndp": lambda: Surface(_run_ndp, (), _ndp_seeds, "bytes"),
+    "bgp-session": lambda: Surface(_run_bgp_session, (RefusedInputError,), _bgp_seeds, "bytes"),
+    "arp": lambda: Surface(_run_arp, (RefusedInputError,), _arp_seeds, "bytes"),
+    "ndp": lambda: Surface(_run_ndp, (RefusedInputError,), _ndp_seeds, "bytes"),
     # What a user writes; the readers are being unified (issue 12): change only these lines.
     "config": lambda: Surface(_run_config, _config_error(), _config_texts, "text"),
-    "configmap": lambda: Surface(_run_configmap, (), _configmap_seeds, "object"),
+    "configmap": lambda: Surface(_run_configmap, (RefusedInputError,), _configmap_seeds, "object"),
     "values-helm": lambda: Surface(
         _run_values("helm"),
         _config_error(),

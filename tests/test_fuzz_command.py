@@ -18,7 +18,7 @@ import pytest
 from bench import fuzz
 
 REPO = Path(__file__).resolve().parent.parent
-WIRE = ["bgp", "arp", "ndp"]
+WIRE = ["bgp", "bgp-session", "arp", "ndp"]
 READERS = [
     "config",
     "configmap",
