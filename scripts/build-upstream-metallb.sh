@@ -18,6 +18,21 @@ CACHE="${UPSTREAM_METALLB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/metallb-py/upst
 OUT="$CACHE/v$METALLB_VERSION"
 MODULE=go.universe.tf/metallb
 
+# Every `old => new version` replace of a go.mod, block or one-line form, as `old=new@version`
+# (a replace by a local path cannot apply outside the release's tree: skipped).
+replace_args() {
+  awk '
+    /^replace \(/ { block = 1; next }
+    block && /^\)/ { block = 0; next }
+    block && NF == 4 && $2 == "=>" { print $1 "=" $3 "@" $4 }
+    !block && $1 == "replace" && NF == 5 && $3 == "=>" { print $2 "=" $4 "@" $5 }
+  ' "$1"
+}
+if [[ "${1:-}" == "--print-replaces" ]]; then  # for tests/realapi/test_upstream_build.py
+  replace_args "$2"
+  exit 0
+fi
+
 if [[ -x "$OUT/controller" && -x "$OUT/speaker" ]]; then
   echo "$OUT"
   exit 0
@@ -36,14 +51,7 @@ go mod init metallb-py.example/upstream-metallb >/dev/null 2>&1
 go mod edit -require="$MODULE@v$METALLB_VERSION"
 gomod="$(go mod download -json "$MODULE@v$METALLB_VERSION" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
-# Every `old => new version` replace of the release's go.mod, in block or one-line form
-# (a replace by a local path cannot apply outside the release's tree and would be skipped).
-replaces="$(awk '
-  /^replace \(/ { block = 1; next }
-  block && /^\)/ { block = 0; next }
-  block && NF == 4 && $2 == "=>" { print $1 "=" $3 "@" $4 }
-  !block && $1 == "replace" && NF == 5 && $3 == "=>" { print $2 "=" $4 "@" $5 }
-' "$gomod")"
+replaces="$(replace_args "$gomod")"
 count=0
 for r in $replaces; do
   go mod edit -replace="$r"
