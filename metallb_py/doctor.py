@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-import yaml
-
-from metallb_py.config import BgpType, Config, ConfigError, Protocol, parse_config
+from metallb_py.config import BgpType, Config, ConfigError, Protocol
 from metallb_py.config.addresses import AddressError, parse_address_entry
-from metallb_py.config.document import CONFIG_KEY
 from metallb_py.config.model import AddressPool, IPAddress
+from metallb_py.config.yamlnodes import plain_documents
 from metallb_py.k8s import accepted
+from metallb_py.k8s.configmap import CONFIG_KEY, load_configmap
 from metallb_py.k8s.selectors import LabelSelector, Requirement
 
 Obj = dict[str, Any]
@@ -161,10 +160,13 @@ def _networks(text: Any) -> list[Network]:
 
 
 def _yaml(text: Any) -> Any:
+    """The first document of a YAML text in a ConfigMap (kubeadm's, kube-proxy's), read like
+    every user input; None when it is not YAML we read."""
     try:
-        return yaml.safe_load(str(text or ""))
-    except yaml.YAMLError:
+        docs = plain_documents(text) if isinstance(text, str) else []
+    except ConfigError:
         return None
+    return docs[0] if docs else None
 
 
 def _node_ready(node: Obj) -> bool:
@@ -373,10 +375,12 @@ def _bgp_type(view: ClusterView) -> BgpType:
 
 
 def _check_config(view: ClusterView) -> _Config:
+    """The live ConfigMap judged exactly as the controller judges it (`load_configmap`)."""
     where = f"{view.namespace}/{view.config_name}"
     if view.configmap is None and _unread(view, f"ConfigMap {where}"):
         return _Config(None, None)
-    if view.configmap is None:
+    load = load_configmap(view.configmap, _bgp_type(view))
+    if load.missing:
         return _Config(
             None,
             Finding(
@@ -388,9 +392,9 @@ def _check_config(view: ClusterView) -> _Config:
                 "config.yaml",
             ),
         )
-    text = _get(view.configmap, "data", CONFIG_KEY)
-    if text is None:
-        keys = ", ".join(sorted(_get(view.configmap, "data") or {})) or "none"
+    if load.config is None and _has_no_config_key(view.configmap):
+        data = _get(view.configmap, "data")
+        keys = ", ".join(sorted(map(str, data))) if isinstance(data, Mapping) and data else "none"
         return _Config(
             None,
             Finding(
@@ -402,32 +406,33 @@ def _check_config(view: ClusterView) -> _Config:
                 f'empty {CONFIG_KEY}: "" is the empty configuration',
             ),
         )
-    try:
-        config = parse_config(str(text), _bgp_type(view))
-    except ConfigError as exc:
-        shown = "; ".join(str(p) for p in exc.problems[:5])
-        more = f" (and {len(exc.problems) - 5} more)" if len(exc.problems) > 5 else ""
+    if load.config is None:
         return _Config(
             None,
             Finding(
                 "config",
                 f"ConfigMap {where} is not a valid config, so MetalLB keeps running its previous "
-                f"config (or none): {shown}{more}",
+                f"config (or none): {load.summary(5)}",
                 f"fix data.{CONFIG_KEY}; kubectl -n {view.namespace} get configmap "
                 f"{view.config_name} -o yaml > cm.yaml && metallb-py config check cm.yaml "
                 "lists every problem",
             ),
         )
-    if not config.pools:
+    if not load.config.pools:
         return _Config(
-            config,
+            load.config,
             Finding(
                 "config",
                 f"ConfigMap {where} defines no address pools: no Service gets an address",
                 "add an address-pools entry",
             ),
         )
-    return _Config(config, None)
+    return _Config(load.config, None)
+
+
+def _has_no_config_key(configmap: Obj | None) -> bool:
+    data = _get(configmap, "data")
+    return isinstance(data, Mapping | None) and CONFIG_KEY not in (data or {})
 
 
 def _config_text(cm: Obj | None) -> str:

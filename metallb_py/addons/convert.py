@@ -11,13 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from yaml.nodes import MappingNode, ScalarNode
-
-from metallb_py.addons import crds, values
+from metallb_py.addons import crds
+from metallb_py.addons.addon import config_text
+from metallb_py.addons.from_crds import crds_to_config
 from metallb_py.addons.manifests import DEFAULT_NAMESPACE, config_map
-from metallb_py.addons.yamlio import dump, dump_documents, load_documents, mapping_pairs, to_python
+from metallb_py.addons.to_crds import config_to_crds
+from metallb_py.addons.values import read_values
+from metallb_py.addons.yamlout import dump, dump_documents
 from metallb_py.config import BgpType, ConfigError, Problem, parse_config, read_config_document
 from metallb_py.config.document import DEFAULT_CONFIGMAP_NAME
+from metallb_py.config.yamlnodes import child, load_documents, plain_documents, scalar_text
 
 SOURCES = ("configmap", "helm", "konvoy", "kontena", "crds")
 TARGETS = ("configmap", "crds")
@@ -31,7 +34,7 @@ class Source:
     text: str
     namespace: str = DEFAULT_NAMESPACE
     name: str = DEFAULT_CONFIGMAP_NAME
-    originals: list[dict[str, Any]] | None = None
+    originals: list[crds.CrdObject] | None = None
     losses: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -44,24 +47,10 @@ class Result:
     notes: list[str]
 
 
-def _get(node: Any, key: str) -> Any:
-    if not isinstance(node, MappingNode):
-        return None
-    return next(
-        (v for k, v in mapping_pairs(node) if isinstance(k, ScalarNode) and k.value == key), None
-    )
-
-
-def _str(node: Any) -> str | None:
-    return str(node.value) if isinstance(node, ScalarNode) and node.value != "" else None
-
-
 def _raw_config(text: str) -> dict[str, Any]:
     """The config as plain data with keys and scalars as written (already validated)."""
-    docs = load_documents(text)
-    problems: list[Problem] = []
-    data = to_python(docs[0], (), problems) if docs else None
-    return data if isinstance(data, dict) else {}
+    docs = plain_documents(text)
+    return docs[0] if docs and isinstance(docs[0], dict) else {}
 
 
 def _validate(text: str, bgp_type: BgpType, line_offset: int | None = 0) -> None:
@@ -84,24 +73,24 @@ def read_configmap(text: str, bgp_type: BgpType) -> Source:
     _validate(document.text, bgp_type, document.line_offset)
     source = Source(_raw_config(document.text), document.text)
     source.notes += [str(n) for n in document.notes]
-    if document.source == "configmap":
-        for doc in load_documents(text):
-            if _str(_get(doc, "kind")) != "ConfigMap":
-                continue
-            meta = _get(doc, "metadata")
-            source.namespace = _str(_get(meta, "namespace")) or DEFAULT_NAMESPACE
-            source.name = _str(_get(meta, "name")) or DEFAULT_CONFIGMAP_NAME
-            annotation = _str(_get(_get(meta, "annotations"), crds.ORIGINALS_ANNOTATION))
-            source.originals = crds.parse_originals(annotation)
-            if document.text == str(getattr(_get(_get(doc, "data"), "config"), "value", "")):
-                break
+    meta = child(document.configmap, "metadata")
+    if document.configmap is not None:
+        source.namespace = scalar_text(child(meta, "namespace")) or DEFAULT_NAMESPACE
+        source.name = scalar_text(child(meta, "name")) or DEFAULT_CONFIGMAP_NAME
+    annotation = scalar_text(child(child(meta, "annotations"), crds.ORIGINALS_ANNOTATION))
+    source.originals, why = crds.parse_originals(annotation)
+    if why is not None:
+        source.notes.append(
+            f"metadata.annotations[{crds.ORIGINALS_ANNOTATION!r}] is ignored ({why}): the"
+            " objects are generated from the config"
+        )
     return source
 
 
 def read_addon(text: str, fmt: str, bgp_type: BgpType) -> Source:
-    addon = values.read_values(text, fmt)
-    config_text = values.config_text(addon, bgp_type)
-    if config_text is None or addon.config is None:
+    addon = read_values(text, fmt)
+    checked = config_text(addon, bgp_type)
+    if checked is None or addon.config is None:
         raise ConfigError(
             [
                 Problem(
@@ -111,15 +100,15 @@ def read_addon(text: str, fmt: str, bgp_type: BgpType) -> Source:
                 )
             ]
         )
-    return Source(addon.config, config_text, notes=list(addon.notes))
+    return Source(addon.config, checked, notes=list(addon.notes))
 
 
 def read_crds(text: str, bgp_type: BgpType) -> Source:
     objects = crds.read_objects(load_documents(text))
-    conversion = crds.crds_to_config(objects)
-    config_text = dump(conversion.config) if conversion.config else ""
+    conversion = crds_to_config(objects)
+    text = dump(conversion.config) if conversion.config else ""
     try:
-        parse_config(config_text, bgp_type)
+        parse_config(text, bgp_type)
     except ConfigError as exc:
         raise ConfigError(
             [
@@ -129,9 +118,9 @@ def read_crds(text: str, bgp_type: BgpType) -> Source:
         ) from None
     return Source(
         conversion.config,
-        config_text,
+        text,
         namespace=conversion.namespace,
-        originals=conversion.objects,
+        originals=objects,
         losses=conversion.losses,
     )
 
@@ -154,11 +143,13 @@ def convert(text: str, source: str, target: str, bgp_type: BgpType = BgpType.NAT
         cm = config_map(src.name, src.namespace, src.text)
         if src.originals and source == "crds":
             cm["metadata"]["annotations"] = {
-                crds.ORIGINALS_ANNOTATION: crds.originals_annotation(src.originals)
+                crds.ORIGINALS_ANNOTATION: crds.originals_annotation(
+                    [o.manifest() for o in src.originals]
+                )
             }
         objects = [cm]
     elif target == "crds":
-        result = crds.config_to_crds(src.config, src.namespace, src.originals)
+        result = config_to_crds(src.config, src.namespace, src.originals)
         losses += result.losses
         objects = result.objects
     else:

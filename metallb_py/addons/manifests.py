@@ -31,7 +31,7 @@ from typing import Any
 
 from metallb_py import __version__
 from metallb_py.addons import alerts
-from metallb_py.addons.yamlio import dump_documents
+from metallb_py.addons.yamlout import dump_documents
 
 DEFAULT_IMAGE = f"quay.io/metallb-py/metallb-py:v{__version__}"
 DEFAULT_NAMESPACE = "metallb-system"

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
-from typing import Any, BinaryIO
+from typing import Any
 
 import click
 
+from metallb_py.cli.exits import EXIT_INVALID, EXIT_OK
+from metallb_py.cli.files import decode_input, read_input, shown
 from metallb_py.cli.options import bgp_type_option, text_or_json_option
 from metallb_py.config import (
     BgpType,
@@ -21,11 +23,7 @@ from metallb_py.config import (
     parse_config_with_warnings,
     read_config_document,
 )
-from metallb_py.config.document import MAX_MANIFEST_BYTES, ConfigDocument
-
-EXIT_VALID = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2
+from metallb_py.config.document import ConfigDocument
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,8 +45,8 @@ def check(path: str, bgp_type: str, output: str) -> None:
     address-pools[1].addresses[0]. Exit 0 when valid, 1 when invalid, 2 when PATH cannot be
     read.
     """
-    shown = "<stdin>" if path == "-" else path
-    raw = read_input(path, shown)
+    name = shown(path)
+    raw = read_input(path)
     problems: list[Problem]
     warnings: list[Problem] = []
     result: Config | None = None
@@ -65,53 +63,17 @@ def check(path: str, bgp_type: str, output: str) -> None:
     except ConfigError as exc:
         problems = [p if document is None else locate_problem(document, p) for p in exc.problems]
     if output == "json":
-        click.echo(json.dumps(_report(shown, bgp_type, result, problems, warnings), indent=2))
+        click.echo(json.dumps(_report(name, bgp_type, result, problems, warnings), indent=2))
     else:
         for w in warnings:
-            click.echo(f"{shown}: warning: {w}", err=True)
+            click.echo(f"{name}: warning: {w}", err=True)
         for p in problems:
-            click.echo(f"{shown}: {p}", err=True)
+            click.echo(f"{name}: {p}", err=True)
         if result is not None:
             click.echo(f"valid: {_summary(result)}")
         else:
             click.echo(f"invalid: {_plural(len(problems), 'problem')}", err=True)
-    sys.exit(EXIT_VALID if result is not None else EXIT_INVALID)
-
-
-def stdin_bytes() -> BinaryIO:
-    """Standard input as bytes (click 8.5 deprecates click.get_binary_stream)."""
-    return sys.stdin.buffer
-
-
-def read_input(path: str, shown: str) -> bytes:
-    """At most one byte more than the largest accepted input; exit 2 when unreadable."""
-    try:
-        if path == "-":
-            return stdin_bytes().read(MAX_MANIFEST_BYTES + 1)
-        with open(path, "rb") as f:
-            return f.read(MAX_MANIFEST_BYTES + 1)
-    except OSError as exc:
-        click.echo(f"{shown}: cannot read: {exc.strerror or exc}", err=True)
-        sys.exit(EXIT_USAGE)
-
-
-def decode_input(raw: bytes) -> str:
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise ConfigError(
-            [
-                Problem(
-                    "",
-                    f"the input is larger than {MAX_MANIFEST_BYTES} bytes; a ConfigMap holds at"
-                    " most 1 MiB, so this cannot be a deployable MetalLB config",
-                )
-            ]
-        )
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [Problem("", f"the input is not UTF-8 text (byte {exc.start}): not a YAML config")]
-        ) from None
+    sys.exit(EXIT_OK if result is not None else EXIT_INVALID)
 
 
 def locate_problem(document: ConfigDocument, problem: Problem) -> Problem:
@@ -144,14 +106,14 @@ def _plural(n: int, word: str, words: str | None = None) -> str:
 
 
 def _report(
-    shown: str,
+    name: str,
     bgp_type: str,
     result: Config | None,
     problems: list[Problem],
     warnings: list[Problem],
 ) -> dict[str, Any]:
     report: dict[str, Any] = {
-        "path": shown,
+        "path": name,
         "bgp_type": bgp_type,
         "valid": result is not None,
         "problems": [p.to_dict() for p in problems],

@@ -14,6 +14,8 @@ import click
 
 from metallb_py.addons.convert import SOURCES, TARGETS
 from metallb_py.addons.convert import convert as run_convert
+from metallb_py.cli.exits import EXIT_INVALID
+from metallb_py.cli.files import read_text, shown, write_text
 from metallb_py.cli.options import bgp_type_option
 from metallb_py.config import BgpType, ConfigError
 
@@ -47,30 +49,26 @@ def convert(
     Everything the target cannot express is named with its field path; without
     --allow-loss that is an error (exit 1).
     """
-    shown = "<stdin>" if path == "-" else path
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        click.echo(f"{shown}: cannot read: {exc}", err=True)
-        sys.exit(2)
+    name = shown(path)
+    text = read_text(path)
     try:
         result = run_convert(text, source, target, BgpType(bgp_type))
     except ConfigError as exc:
         for p in exc.problems:
-            click.echo(f"{shown}: {p}", err=True)
-        sys.exit(1)
+            click.echo(f"{name}: {p}", err=True)
+        sys.exit(EXIT_INVALID)
     for note in result.notes:
-        click.echo(f"{shown}: note: {note}", err=True)
+        click.echo(f"{name}: note: {note}", err=True)
     for loss in result.losses:
-        click.echo(f"{shown}: cannot express in {target}: {loss}", err=True)
+        click.echo(f"{name}: cannot express in {target}: {loss}", err=True)
     if result.losses and not allow_loss:
         click.echo(
-            f"{shown}: not converted: {len(result.losses)} part(s) cannot be expressed"
+            f"{name}: not converted: {len(result.losses)} part(s) cannot be expressed"
             " (use --allow-loss to write the rest)",
             err=True,
         )
-        sys.exit(1)
+        sys.exit(EXIT_INVALID)
     if out == "-":
         click.echo(result.text, nl=False)
     else:
-        Path(out).write_text(result.text)
+        write_text(Path(out), result.text)

@@ -12,26 +12,26 @@ from typing import Any
 
 import click
 
-from metallb_py.cli.config_cmd import decode_input, locate_problem, read_input, stdin_bytes
+from metallb_py.cli.config_cmd import locate_problem
+from metallb_py.cli.exits import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from metallb_py.cli.files import decode_input, read_input, shown
 from metallb_py.cli.options import bgp_type_option, text_or_json_option
 from metallb_py.config import BgpType, Config, ConfigError, parse_config, read_config_document
 from metallb_py.config.document import ConfigDocument
 from metallb_py.controller.plan import (
+    MAX_SERVICES_BYTES,
+    PlanProblem,
     ServicesFileError,
     invalid_config,
     load_services,
     render_text,
     run_plan,
+    services_of,
 )
-
-EXIT_ACCEPTED = 0
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
 
 
 def _load_config(path: str, which: str, bgp_type: BgpType) -> tuple[Config | None, list[str]]:
-    shown = "<stdin>" if path == "-" else path
-    raw = read_input(path, shown)
+    raw = read_input(path)
     document: ConfigDocument | None = None
     try:
         text = decode_input(raw)
@@ -39,31 +39,29 @@ def _load_config(path: str, which: str, bgp_type: BgpType) -> tuple[Config | Non
         return parse_config(document.text, bgp_type), []
     except ConfigError as exc:
         problems = [p if document is None else locate_problem(document, p) for p in exc.problems]
-        return None, [f"{which} config {shown}: {p}" for p in problems]
+        return None, [f"{which} config {shown(path)}: {p}" for p in problems]
 
 
-def _read_services(path: str) -> str:
-    shown = "<stdin>" if path == "-" else path
+def _read_services(path: str) -> tuple[list[dict[str, Any]], list[PlanProblem]]:
+    raw = read_input(path, MAX_SERVICES_BYTES)
     try:
-        if path == "-":
-            raw = stdin_bytes().read()
-        else:
-            with open(path, "rb") as f:
-                raw = f.read()
-        return raw.decode("utf-8-sig")
-    except OSError as exc:
-        click.echo(f"{shown}: cannot read: {exc.strerror or exc}", err=True)
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        click.echo(f"{shown}: cannot read: not UTF-8 text (byte {exc.start})", err=True)
-    sys.exit(EXIT_USAGE)
+        click.echo(f"{shown(path)}: cannot read: not UTF-8 text (byte {exc.start})", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        return load_services(text)
+    except ServicesFileError as exc:
+        click.echo(f"{shown(path)}: cannot read Services: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 def _read_live(
     kubeconfig: str | None, namespace: str, name: str, bgp_type: BgpType
-) -> tuple[str, Config | None, list[str]]:
-    """Services (as a v1 List text) and the config in force, read from the cluster: the last
-    accepted config the controller stored, else the ConfigMap's (an older controller, or none
-    accepted yet)."""
+) -> tuple[list[Any], Config | None, list[str]]:
+    """Services (a v1 List) and the config in force, read from the cluster: the last accepted
+    config the controller stored, else the ConfigMap's (an older controller, or none accepted
+    yet)."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
@@ -115,14 +113,14 @@ def _read_live(
                 f" ({namespace}/{accepted.store_name(name)}), not the ConfigMap's",
                 err=True,
             )
-        return json.dumps(services), stored.load.config, []
+        return [services], stored.load.config, []
     load = load_configmap(configmap, bgp_type)
     problems = []
     if load.missing:
         click.echo(f"note: no ConfigMap {namespace}/{name}: nothing is in force yet", err=True)
     elif load.config is None:
         problems = [f"current config {namespace}/{name}: {p}" for p in load.problems]
-    return json.dumps(services), load.config, problems
+    return [services], load.config, problems
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -209,22 +207,15 @@ def plan(
     new, problems = _load_config(config_path, "new", kind)
     current: Config | None = None
     if live:
-        services_text, current, current_problems = _read_live(
-            kubeconfig, namespace, configmap, kind
-        )
+        documents, current, current_problems = _read_live(kubeconfig, namespace, configmap, kind)
         problems += current_problems
+        services, input_problems = services_of(documents)
     else:
         assert services_path is not None
-        services_text = _read_services(services_path)
+        services, input_problems = _read_services(services_path)
     if current_path is not None:
         current, current_problems = _load_config(current_path, "current", kind)
         problems += current_problems
-    try:
-        services, input_problems = load_services(services_text)
-    except ServicesFileError as exc:
-        shown = "<stdin>" if services_path == "-" else services_path
-        click.echo(f"{shown}: cannot read Services: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
 
     if problems or new is None:
         result = invalid_config(problems)
@@ -234,4 +225,4 @@ def plan(
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         click.echo(render_text(result), nl=False)
-    sys.exit(EXIT_ACCEPTED if result.accepted else EXIT_REFUSED)
+    sys.exit(EXIT_OK if result.accepted else EXIT_INVALID)

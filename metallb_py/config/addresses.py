@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from metallb_py.config.model import Community, IPAddress, IPNetwork
+from metallb_py.config.yamltree import shorten
 
 _IPV4_RE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _IPV6_CHARS_RE = re.compile(r"[0-9A-Fa-f:.]+")
@@ -38,15 +39,15 @@ def parse_ip(text: str) -> IPAddress:
         try:
             v6 = ipaddress.IPv6Address(text)
         except ipaddress.AddressValueError:
-            raise AddressError(f"{text!r} is not a valid IPv6 address") from None
+            raise AddressError(f"{shorten(text)} is not a valid IPv6 address") from None
         return v6.ipv4_mapped or v6
-    raise AddressError(f"{text!r} is not an IP address (hostnames are not allowed)")
+    raise AddressError(f"{shorten(text)} is not an IP address (hostnames are not allowed)")
 
 
 def _ipv4_reason(text: str, exc: Exception) -> str:
     if any(len(o) > 1 and o.startswith("0") for o in text.split(".")):
-        return f"{text!r} has leading zeros in an octet (ambiguous: decimal or octal?)"
-    return f"{text!r} is not a valid IPv4 address ({exc})"
+        return f"{shorten(text)} has leading zeros in an octet (ambiguous: decimal or octal?)"
+    return f"{shorten(text)} is not a valid IPv4 address ({exc})"
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _pool_ip(text: str, what: str) -> IPAddress:
     ip = parse_ip(text)
     if ip.version == 4 and ":" in text:
         raise AddressError(
-            f"{what} {text!r} is an IPv4-mapped IPv6 address; write it as {ip} instead"
+            f"{what} {shorten(text)} is an IPv4-mapped IPv6 address; write it as {ip} instead"
         )
     return ip
 
@@ -111,18 +112,21 @@ def _parse_cidr(text: str) -> AddressEntry:
     addr_text, slash, prefix_text = text.partition("/")
     if not slash:
         raise AddressError(
-            f"{text!r} is neither a CIDR nor a range: a single address needs a prefix length"
+            f"{shorten(text)} is neither a CIDR nor a range: a single address needs a prefix length"
             " (/32 for IPv4, /128 for IPv6)"
             if _looks_like_ip(text)
-            else f"{text!r} is not a CIDR (ADDRESS/LENGTH) or a range (START-END)"
+            else f"{shorten(text)} is not a CIDR (ADDRESS/LENGTH) or a range (START-END)"
         )
     ip = _pool_ip(addr_text, "address")
     if not _PREFIX_RE.fullmatch(prefix_text):
-        raise AddressError(f"prefix length {prefix_text!r} is not a number")
-    length = int(prefix_text)
+        raise AddressError(f"prefix length {shorten(prefix_text)} is not a number")
     bits = 32 if ip.version == 4 else 128
+    # Compare digit strings first: Python refuses to convert more than 4300 digits.
+    significant = prefix_text.lstrip("0") or "0"
+    length = int(significant) if len(significant) <= 3 else bits + 1
     if length > bits:
-        raise AddressError(f"prefix length /{length} is longer than {bits} bits")
+        shown = prefix_text if len(prefix_text) <= 10 else f"{prefix_text[:10]}..."
+        raise AddressError(f"prefix length /{shown} is longer than {bits} bits")
     net = ipaddress.ip_network((ip, length), strict=False)
     return AddressEntry(cidrs=(net,), host_bits_set=net.network_address != ip)
 
@@ -140,14 +144,16 @@ def parse_community(text: str) -> Community:
     m = _COMMUNITY_RE.fullmatch(text)
     if m is None:
         raise AddressError(
-            f"{text!r} is not a community: expected two numbers separated by one colon (A:B)"
+            f"{shorten(text)} is not a community: expected two numbers separated by one colon (A:B)"
         )
-    high, low = int(m.group(1)), int(m.group(2))
+    parts = [(name, digits) for name, digits in (("first", m.group(1)), ("second", m.group(2)))]
+    # Compare digit strings first: Python refuses to convert more than 4300 digits.
     bad = [
-        f"{name} part {value} is larger than 65535"
-        for name, value in (("first", high), ("second", low))
-        if value > 0xFFFF
+        f"{name} part {digits if len(digits) <= 10 else digits[:10] + '...'} is larger than 65535"
+        for name, digits in parts
+        if len(digits.lstrip("0")) > 5 or int(digits.lstrip("0") or "0") > 0xFFFF
     ]
     if bad:
-        raise AddressError(f"community {text!r}: " + " and ".join(bad))
+        raise AddressError(f"community {shorten(text)}: " + " and ".join(bad))
+    high, low = (int(digits.lstrip("0") or "0") for _, digits in parts)
     return Community((high << 16) + low)

@@ -1,50 +1,33 @@
-"""Strict, schema-driven decoding of the YAML node tree (spec 1.1, 1.11).
+"""Strict, schema-driven decoding of YAML node trees, for everything a user writes: the config
+(docs/config.md), addon values and MetalLB v0.13 custom resources.
 
 This is the equivalent of upstream's `yaml.UnmarshalStrict` into typed Go structs: unknown
 keys, repeated keys and type mismatches are problems. Unlike upstream it keeps going after a
 problem and remembers which fields were broken, so later semantic checks can skip exactly
 what depends on them and still report everything else.
+
+Null is read two ways, chosen per `Decoder`: as Go's zero value (the config, as yaml.v2 fills a
+struct) or as "not set" (addon values, as Helm merges them over the chart's defaults).
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from metallb_py.config.errors import Problem
-from metallb_py.config.yamltree import Kind, classify, describe, line_of
-
-PathPart = str | int
-Path = tuple[PathPart, ...]
-
-MIN_NODE_BUDGET = 100_000
-"""Aliases let a small text name a huge tree. Decoding may visit twice the nodes written in
-the text, or this many, whichever is more; then it stops."""
-MAX_PROBLEMS = 500
-"""Past this many problems a list helps nobody (and an alias bomb could make millions)."""
-MAX_MERGE_DEPTH = 16
-
-_SIMPLE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def format_path(path: Path) -> str:
-    """`address-pools[1].addresses[0]`; odd keys as `match-labels["kubernetes.io/os"]`."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _SIMPLE_KEY_RE.fullmatch(part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{json.dumps(part, ensure_ascii=False)}]"
-    return out
-
+from metallb_py.config.yamlnodes import (
+    Path,
+    ProblemLog,
+    merged_pairs,
+    repeated_key,
+    to_plain,
+)
+from metallb_py.config.yamltree import Kind, classify, describe, line_of, shorten
 
 # --- schema ---------------------------------------------------------------------------
 
@@ -52,6 +35,9 @@ def format_path(path: Path) -> str:
 @dataclass(frozen=True)
 class Str:
     """Any scalar, kept as its text (yaml.v2 puts the raw text of 64512:1 or yes in a string)."""
+
+    booleans: bool = True
+    """False refuses an unquoted true/yes/on: Helm would hand a template a boolean there."""
 
 
 @dataclass(frozen=True)
@@ -75,20 +61,42 @@ class List:
 class StrMap:
     """`map[string]string`: keys and values are scalars kept as text."""
 
+    value: Str = Str()
+
 
 @dataclass(frozen=True)
 class Struct:
     name: str
     fields: dict[str, Spec]
+    required: tuple[str, ...] = ()
+    """Keys that must be present and not null."""
+    hint: Callable[[Node, Struct], str] | None = field(default=None, compare=False)
+    """Extra advice for an unknown key, given its value node."""
 
 
-Spec = Str | Int | Bool | List | StrMap | Struct
+@dataclass(frozen=True)
+class Data:
+    """Free-form data passed through as plain data (tolerations, resources, affinity); when
+    `shape` is dict or list the value must be a mapping or a list."""
+
+    shape: type | None = None
+
+
+Spec = Str | Int | Bool | List | StrMap | Struct | Data
 
 STR = Str()
 BOOL = Bool()
 UINT32 = Int(0, 2**32 - 1, "an unsigned 32-bit integer (0-4294967295)")
 UINT16 = Int(0, 2**16 - 1, "an unsigned 16-bit integer (0-65535)")
 INT64 = Int(-(2**63), 2**63 - 1, "a 64-bit integer")
+
+# Kubernetes objects and Helm values are typed data (JSON underneath): an unquoted `true` is
+# not a string there, integers are Go's int64, and free-form parts pass through as data.
+TYPED_STR = Str(booleans=False)
+TYPED_INT = Int(-(2**63), 2**63 - 1, "an integer")
+ANY = Data()
+ANY_MAP = Data(dict)
+ANY_LIST = List(Data(dict))
 
 
 # --- decoded values -------------------------------------------------------------------
@@ -152,24 +160,15 @@ class Obj:
         return line_of(self.node)
 
 
-class TooComplexError(Exception):
-    """Work or problem budget exhausted; the reason is already the last problem recorded."""
-
-
-class ProblemLog:
-    """The problems found so far, shared by the decoder and the semantic checks."""
-
-    def __init__(self) -> None:
-        self.items: list[Problem] = []
-
-    def add(self, path: Path, reason: str, value: Any = None, node: Node | None = None) -> None:
-        self.items.append(Problem(format_path(path), reason, value, line_of(node)))
-        if len(self.items) >= MAX_PROBLEMS:
-            self.items.append(Problem("", f"stopped after {MAX_PROBLEMS} problems"))
-            raise TooComplexError
-
-    def __bool__(self) -> bool:
-        return bool(self.items)
+def to_data(value: Any) -> Any:
+    """Plain dicts and lists of a decoded value; unusable parts (None) are left out."""
+    if isinstance(value, Obj):
+        return {k: to_data(v) for k, v in value.values.items() if v is not None}
+    if isinstance(value, Seq):
+        return [to_data(it.value) for it in value.items if it.value is not None]
+    if isinstance(value, list) and all(isinstance(p, Pair) for p in value):
+        return {p.key: p.value for p in value if p.value is not None}
+    return value
 
 
 # --- key suggestions ------------------------------------------------------------------
@@ -177,7 +176,8 @@ class ProblemLog:
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-def _squash(key: str) -> str:
+def squash(key: str) -> str:
+    """A key without case, dashes and underscores, to recognise respellings."""
     return key.replace("-", "").replace("_", "").lower()
 
 
@@ -186,13 +186,13 @@ def suggest_key(key: str, allowed: list[str]) -> tuple[str | None, str]:
     if "_" in key or _CAMEL_RE.search(key) or key != key.lower():
         kebab = _CAMEL_RE.sub("-", key).replace("_", "-").lower()
         for candidate in allowed:
-            if kebab == candidate or _squash(key) == _squash(candidate):
+            if kebab == candidate or squash(key) == squash(candidate):
                 return (
                     candidate,
                     f"keys are written in lower-case kebab-case: use {candidate!r}",
                 )
     for candidate in allowed:
-        if _squash(key) == _squash(candidate):
+        if squash(key) == squash(candidate):
             return candidate, f"did you mean {candidate!r}?"
     for candidate in allowed:  # `pools` for `address-pools`, `selectors` for `node-selectors`
         if candidate.endswith("-" + key.lower()):
@@ -203,36 +203,29 @@ def suggest_key(key: str, allowed: list[str]) -> tuple[str | None, str]:
     return None, "valid keys here: " + ", ".join(allowed)
 
 
+def _a(name: str) -> str:
+    """`a peer`, `an address pool`; plural and mass nouns (`chart values`, `metadata`) bare."""
+    if name.endswith(("values", "metadata")):
+        return name
+    return ("an " if name[0].lower() in "aeiou" else "a ") + name
+
+
 # --- the decoder ----------------------------------------------------------------------
 
 
 class Decoder:
-    def __init__(self, problems: ProblemLog, node_count: int) -> None:
+    def __init__(self, problems: ProblemLog, null_unset: bool = False) -> None:
         self.problems = problems
-        self.visits = 0
-        self.budget = max(MIN_NODE_BUDGET, 2 * node_count)
+        self.null_unset = null_unset
+        """True: null means "not set" (value None) rather than Go's zero value."""
 
     def error(self, path: Path, reason: str, value: Any = None, node: Node | None = None) -> None:
         self.problems.add(path, reason, value, node)
 
-    def _tick(self, node: Node) -> None:
-        self.visits += 1
-        if self.visits > self.budget:
-            self.problems.items.append(
-                Problem(
-                    "",
-                    f"the document expands to more than {self.budget} values through YAML"
-                    " aliases; refused",
-                    None,
-                    line_of(node),
-                )
-            )
-            raise TooComplexError
-
     def decode(self, node: Node | None, spec: Spec, path: Path) -> tuple[bool, Any]:
         """(ok, value); a null/absent node gives the Go zero value (None for absent)."""
-        if node is not None:
-            self._tick(node)
+        if self.null_unset and (node is None or _is_null(node)):
+            return True, None
         if isinstance(spec, Struct):
             return self._struct(node, spec, path)
         if node is None:
@@ -243,20 +236,31 @@ class Decoder:
         if isinstance(spec, List):
             return self._list(node, spec, path)
         if isinstance(spec, StrMap):
-            return self._strmap(node, path)
+            return self._strmap(node, spec, path)
         if isinstance(spec, Str):
-            return self._str(node, path)
+            return self._str(node, spec, path)
         if isinstance(spec, Int):
             return self._int(node, spec, path)
+        if isinstance(spec, Data):
+            return self._data(node, spec, path)
         return self._bool(node, path)
 
-    def _str(self, node: Node, path: Path) -> tuple[bool, str | None]:
+    def _str(self, node: Node, spec: Str, path: Path) -> tuple[bool, str | None]:
         if not isinstance(node, ScalarNode):
             self.error(path, f"expected a string, got {describe(node)}", node=node)
             return False, None
         s = classify(node)
         if s.kind is Kind.INVALID:
             self.error(path, str(s.value), s.text, node)
+            return False, None
+        if s.kind is Kind.BOOL and not spec.booleans and not s.quoted:
+            self.error(
+                path,
+                f"expected a string, got the boolean {s.text}: quote it ({s.text!r}) if a"
+                " string is meant",
+                s.text,
+                node,
+            )
             return False, None
         return True, "" if s.kind is Kind.NULL else s.text
 
@@ -271,13 +275,15 @@ class Decoder:
             self.error(path, f"{s.value} does not fit: expected {spec.what}", s.text, node)
             return False, None
         if s.kind is Kind.STR and s.quoted and _looks_numeric(s.text):
-            reason = f"expected {spec.what}, got the quoted string {s.text!r}: remove the quotes"
+            reason = (
+                f"expected {spec.what}, got the quoted string {shorten(s.text)}: remove the quotes"
+            )
         elif s.kind is Kind.FLOAT:
-            reason = f"expected {spec.what}, got the non-integer number {s.text!r}"
+            reason = f"expected {spec.what}, got the non-integer number {shorten(s.text)}"
         elif s.kind is Kind.INVALID:
             reason = str(s.value)
         else:
-            reason = f"expected {spec.what}, got {describe(node)} {s.text!r}"
+            reason = f"expected {spec.what}, got {describe(node)} {shorten(s.text)}"
         self.error(path, reason, s.text, node)
         return False, None
 
@@ -289,11 +295,24 @@ class Decoder:
         if s.kind is Kind.BOOL:
             return True, bool(s.value)
         if s.kind is Kind.STR and s.quoted:
-            reason = f"expected a boolean, got the quoted string {s.text!r}: remove the quotes"
+            reason = (
+                f"expected a boolean, got the quoted string {shorten(s.text)}: remove the quotes"
+            )
         else:
-            reason = f"expected a boolean (true/false), got {describe(node)} {s.text!r}"
+            reason = f"expected a boolean (true/false), got {describe(node)} {shorten(s.text)}"
         self.error(path, reason, s.text, node)
         return False, None
+
+    def _data(self, node: Node, spec: Data, path: Path) -> tuple[bool, Any]:
+        wanted = {dict: (MappingNode, "a mapping"), list: (SequenceNode, "a list")}
+        if spec.shape in wanted:
+            kind, what = wanted[spec.shape]
+            if not isinstance(node, kind):
+                self.error(path, f"expected {what}, got {describe(node)}", node=node)
+                return False, None
+        before = len(self.problems.items)
+        value = to_plain(node, self.problems, path)
+        return len(self.problems.items) == before, value
 
     def _list(self, node: Node, spec: List, path: Path) -> tuple[bool, Seq | None]:
         if not isinstance(node, SequenceNode):
@@ -312,26 +331,27 @@ class Decoder:
                 seq.items.append(Item(i, child, value if item_ok else None))
         return ok, seq
 
-    def _strmap(self, node: Node, path: Path) -> tuple[bool, list[Pair] | None]:
+    def _strmap(self, node: Node, spec: StrMap, path: Path) -> tuple[bool, list[Pair] | None]:
         if not isinstance(node, MappingNode):
             self.error(path, f"expected a mapping, got {describe(node)}", node=node)
             return False, None
         pairs: list[Pair] = []
         seen: dict[str, Node] = {}
         ok = True
-        for key_node, value_node in self._pairs(node, path, 0):
-            self._tick(value_node)
+        for key_node, value_node in merged_pairs(node, self.problems, path):
             key = self._key(key_node, path)
             if key is None:
                 ok = False
                 continue
             if key in seen:
-                self._duplicate(path, key, key_node, seen[key])
+                self.error((*path, key), repeated_key(key, seen[key]), key, key_node)
                 ok = False
                 continue
             seen[key] = key_node
             value_ok, value = (
-                (True, "") if _is_null(value_node) else self._str(value_node, (*path, key))
+                (True, "")
+                if _is_null(value_node)
+                else self._str(value_node, spec.value, (*path, key))
             )
             ok = ok and value_ok
             pairs.append(Pair(key, key_node, value if value_ok else None, value_node))
@@ -343,19 +363,15 @@ class Decoder:
             return True, obj
         if not isinstance(node, MappingNode):
             value = node.value if isinstance(node, ScalarNode) else None
-            article = "an" if spec.name[0] in "aeiou" else "a"
             self.error(
-                path,
-                f"expected {article} {spec.name} (a mapping), got {describe(node)}",
-                value,
-                node,
+                path, f"expected {_a(spec.name)} (a mapping), got {describe(node)}", value, node
             )
             return False, None
         allowed = list(spec.fields)
         seen: dict[str, Node] = {}
         unknown: list[tuple[str, Node, Node]] = []
         ok = True
-        for key_node, value_node in self._pairs(node, path, 0):
+        for key_node, value_node in merged_pairs(node, self.problems, path):
             key = self._key(key_node, path)
             if key is None:
                 ok = False
@@ -365,7 +381,7 @@ class Decoder:
                 continue
             if key in seen:
                 # Explicit keys are unique; merged (<<) keys were already dropped if overridden.
-                self._duplicate(path, key, key_node, seen[key])
+                self.error((*path, key), repeated_key(key, seen[key]), key, key_node)
                 obj.broken.add(key)
                 ok = False
                 continue
@@ -384,8 +400,13 @@ class Decoder:
             if meant is not None and meant not in seen:
                 obj.misspelled.add(meant)
             reason = f"unknown key {key!r} in {spec.name}: {hint}"
-            extra = _wrapper_hint(value_node, spec) if not path else ""
+            extra = spec.hint(value_node, spec) if spec.hint is not None else ""
             self.error((*path, key), reason + extra, key, key_node)
+        for key in spec.required:
+            if obj.get(key) is None and obj.ok(key):
+                self.error((*path, key), f"{spec.name} needs {key!r}", None, node)
+                obj.broken.add(key)
+                ok = False
         return ok, obj
 
     def _key(self, key_node: Node, path: Path) -> str | None:
@@ -394,48 +415,12 @@ class Decoder:
             return None
         return str(key_node.value)
 
-    def _duplicate(self, path: Path, key: str, node: Node, first: Node) -> None:
-        self.error(
-            (*path, key),
-            f"key {key!r} appears more than once in this mapping (first on line {line_of(first)})",
-            key,
-            node,
-        )
 
-    def _pairs(self, node: MappingNode, path: Path, depth: int) -> list[tuple[Node, Node]]:
-        """Key/value pairs with YAML merge keys (`<<: *anchor`) applied: explicit keys win."""
-        explicit: list[tuple[Node, Node]] = []
-        merged: list[tuple[Node, Node]] = []
-        for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.value == "<<" and not key_node.style:
-                merged.extend(self._merge_source(value_node, path, depth))
-            else:
-                explicit.append((key_node, value_node))
-        if not merged:
-            return explicit
-        taken = {k.value for k, _ in explicit if isinstance(k, ScalarNode)}
-        result = list(explicit)
-        for key_node, value_node in merged:
-            key = key_node.value if isinstance(key_node, ScalarNode) else None
-            if key not in taken:
-                taken.add(key)
-                result.append((key_node, value_node))
-        return result
-
-    def _merge_source(self, value: Node, path: Path, depth: int) -> list[tuple[Node, Node]]:
-        self._tick(value)
-        if depth >= MAX_MERGE_DEPTH:
-            self.error(path, "YAML merge keys (<<) nested too deeply", node=value)
-            return []
-        if isinstance(value, MappingNode):
-            return self._pairs(value, path, depth + 1)
-        if isinstance(value, SequenceNode) and all(isinstance(v, MappingNode) for v in value.value):
-            out: list[tuple[Node, Node]] = []
-            for source in value.value:  # earlier sources take precedence
-                out.extend(self._pairs(source, path, depth + 1))
-            return out
-        self.error(path, "a merge key (<<) needs a mapping or a list of mappings", node=value)
-        return []
+def read(node: Node | None, spec: Spec, path: Path, problems: ProblemLog) -> Any:
+    """Plain data of `node` read against `spec`, null meaning "not set" (addon values, custom
+    resources); None when absent, null or unusable (the last is reported to `problems`)."""
+    _, value = Decoder(problems, null_unset=True).decode(node, spec, path)
+    return to_data(value)
 
 
 def _is_null(node: Node) -> bool:
@@ -444,32 +429,3 @@ def _is_null(node: Node) -> bool:
 
 def _looks_numeric(text: str) -> bool:
     return bool(re.fullmatch(r"\s*[-+]?[0-9][0-9_]*\s*", text))
-
-
-_TOP_KEYS_SQUASHED = {"peers", "bgpcommunities", "addresspools", "bfdprofiles"}
-
-
-def _wrapper_hint(value: Node, spec: Struct) -> str:
-    """Explain configs nested under a wrapper key (Helm `configInline`, Kontena add-on)."""
-    if not isinstance(value, MappingNode):
-        return ""
-    inner = [
-        str(k.value)
-        for k, _ in value.value
-        if isinstance(k, ScalarNode) and _squash(str(k.value)) in _TOP_KEYS_SQUASHED
-    ]
-    if not inner:
-        return ""
-    hint = (
-        f"; it contains {', '.join(inner)}: the MetalLB config must start at the top level"
-        " (the ConfigMap's data.config), not nested under another key"
-    )
-    renamed = [
-        f"{key!r} is {meant!r}"
-        for key in inner
-        for meant in [suggest_key(key, list(spec.fields))[0]]
-        if meant is not None and meant != key
-    ]
-    if renamed:
-        hint += "; keys are written in lower-case kebab-case there: " + ", ".join(renamed)
-    return hint

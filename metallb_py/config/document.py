@@ -13,13 +13,15 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 
 from metallb_py.config.errors import ConfigError, Problem
 from metallb_py.config.parser import check_size
-from metallb_py.config.yamltree import Kind, YamlSyntaxError, classify, compose_all, line_of
+from metallb_py.config.yamlnodes import child, is_null, keys_of, scalar_text
+from metallb_py.config.yamltree import YamlSyntaxError, compose_all, line_of
 
 MAX_MANIFEST_BYTES = 3 * 1024 * 1024
 """A manifest may carry more than its 1 MiB of data (metadata, last-applied annotation)."""
 
 DEFAULT_CONFIGMAP_NAME = "config"
 CONFIG_KEY = "config"
+"""The ConfigMap data key MetalLB reads its config from (the only definition)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class ConfigDocument:
     (the config was a quoted or folded scalar rather than a `|` block)."""
     notes: tuple[Problem, ...] = ()
     """Warnings about the container (missing `config` key, unusual ConfigMap name)."""
+    configmap: Node | None = None
+    """The ConfigMap the config was taken from (its metadata), None for raw config text."""
 
     def input_line(self, line: int | None) -> int | None:
         """The input line of a config line, when it can be known."""
@@ -69,12 +73,12 @@ def read_config_document(text: str) -> ConfigDocument:
     except YamlSyntaxError:
         # Not YAML at all: let the config parser report it against the text as given.
         return ConfigDocument(text, "config")
-    manifests = [d for d in docs if isinstance(d, MappingNode) and _get(d, "kind") is not None]
+    manifests = [d for d in docs if isinstance(d, MappingNode) and child(d, "kind") is not None]
     if not manifests:
         return ConfigDocument(text, "config")
-    configmaps = [d for d in manifests if _scalar(_get(d, "kind")) == "ConfigMap"]
+    configmaps = [d for d in manifests if scalar_text(child(d, "kind")) == "ConfigMap"]
     if not configmaps:
-        kinds = sorted({_scalar(_get(d, "kind")) or "?" for d in manifests})
+        kinds = sorted({scalar_text(child(d, "kind")) or "?" for d in manifests})
         raise ConfigError(
             [
                 Problem(
@@ -83,7 +87,7 @@ def read_config_document(text: str) -> ConfigDocument:
                     " MetalLB v0.12, configured by the `config` key of a ConfigMap; custom"
                     " resources such as IPAddressPool or BGPPeer belong to MetalLB v0.13+",
                     kinds[0] if len(kinds) == 1 else kinds,
-                    line_of(_get(manifests[0], "kind")),
+                    line_of(child(manifests[0], "kind")),
                 )
             ]
         )
@@ -106,12 +110,6 @@ def read_config_document(text: str) -> ConfigDocument:
     return _from_configmap(configmaps[0])
 
 
-def _keys(data: Node | None) -> list[str]:
-    if not isinstance(data, MappingNode):
-        return []
-    return [k.value for k, _ in data.value if isinstance(k, ScalarNode)]
-
-
 def _from_configmap(cm: MappingNode) -> ConfigDocument:
     notes: list[Problem] = []
     name = _name(cm)
@@ -122,14 +120,14 @@ def _from_configmap(cm: MappingNode) -> ConfigDocument:
                 f"MetalLB reads the ConfigMap named {DEFAULT_CONFIGMAP_NAME!r} unless started"
                 f" with --config={name}",
                 name,
-                line_of(_get(_get(cm, "metadata"), "name")),
+                line_of(child(child(cm, "metadata"), "name")),
             )
         )
-    data = _get(cm, "data")
-    value = _get(data, CONFIG_KEY)
-    if value is None or (isinstance(value, ScalarNode) and classify(value).kind is Kind.NULL):
+    data = child(cm, "data")
+    value = child(data, CONFIG_KEY)
+    if is_null(value):
         raise ConfigError(
-            [missing_config_key(_keys(data), line_of(data if data is not None else cm))]
+            [missing_config_key(keys_of(data), line_of(data if data is not None else cm))]
         )
     if not isinstance(value, ScalarNode):
         raise ConfigError(
@@ -155,21 +153,8 @@ def _from_configmap(cm: MappingNode) -> ConfigDocument:
             )
         )
     offset = line_of(value) if value.style == "|" else None
-    return ConfigDocument(text, "configmap", offset, tuple(notes))
-
-
-def _get(node: Node | None, key: str) -> Node | None:
-    if not isinstance(node, MappingNode):
-        return None
-    for k, v in node.value:
-        if isinstance(k, ScalarNode) and k.value == key:
-            return v
-    return None
-
-
-def _scalar(node: Node | None) -> str | None:
-    return str(node.value) if isinstance(node, ScalarNode) else None
+    return ConfigDocument(text, "configmap", offset, tuple(notes), cm)
 
 
 def _name(cm: MappingNode) -> str | None:
-    return _scalar(_get(_get(cm, "metadata"), "name"))
+    return scalar_text(child(child(cm, "metadata"), "name"))

@@ -31,13 +31,11 @@ from metallb_py.config.decode import (
     Decoder,
     List,
     Obj,
-    Path,
-    ProblemLog,
     Seq,
     StrMap,
     Struct,
-    TooComplexError,
-    format_path,
+    squash,
+    suggest_key,
 )
 from metallb_py.config.duration import DurationError, parse_go_duration, whole_seconds
 from metallb_py.config.errors import ConfigError, Problem
@@ -57,6 +55,7 @@ from metallb_py.config.model import (
     SelectorOperator,
     SelectorRequirement,
 )
+from metallb_py.config.yamlnodes import Path, ProblemLog, format_path
 from metallb_py.config.yamltree import (
     Kind,
     YamlSyntaxError,
@@ -134,6 +133,35 @@ BFD_PROFILE = Struct(
         "minimum-ttl": UINT32,
     },
 )
+_TOP_KEYS_SQUASHED = {"peers", "bgpcommunities", "addresspools", "bfdprofiles"}
+
+
+def _wrapper_hint(value: Node, spec: Struct) -> str:
+    """Explain configs nested under a wrapper key (Helm `configInline`, Kontena add-on)."""
+    if not isinstance(value, MappingNode):
+        return ""
+    inner = [
+        str(k.value)
+        for k, _ in value.value
+        if isinstance(k, ScalarNode) and squash(str(k.value)) in _TOP_KEYS_SQUASHED
+    ]
+    if not inner:
+        return ""
+    hint = (
+        f"; it contains {', '.join(inner)}: the MetalLB config must start at the top level"
+        " (the ConfigMap's data.config), not nested under another key"
+    )
+    renamed = [
+        f"{key!r} is {meant!r}"
+        for key in inner
+        for meant in [suggest_key(key, list(spec.fields))[0]]
+        if meant is not None and meant != key
+    ]
+    if renamed:
+        hint += "; keys are written in lower-case kebab-case there: " + ", ".join(renamed)
+    return hint
+
+
 CONFIG = Struct(
     "config",
     {
@@ -142,6 +170,7 @@ CONFIG = Struct(
         "address-pools": List(ADDRESS_POOL),
         "bfd-profiles": List(BFD_PROFILE),
     },
+    hint=_wrapper_hint,
 )
 
 BFD_RANGES: dict[str, tuple[int, int, str]] = {
@@ -168,7 +197,7 @@ def parse_config_with_warnings(
     bgp_type = BgpType(bgp_type)
     check_size(text, MAX_CONFIG_BYTES, "the config")
     try:
-        root, node_count = compose_one(text)
+        root, _ = compose_one(text)
     except YamlSyntaxError as exc:
         problem = Problem("", f"could not parse config: {exc.message}", None, exc.line)
         raise ConfigError([problem]) from None
@@ -191,18 +220,14 @@ def parse_config_with_warnings(
         raise ConfigError([manifest])
     problems = ProblemLog()
     checker = _Checker(problems, bgp_type)
-    try:
-        _, top = Decoder(problems, node_count).decode(root, CONFIG, ())
-        assert isinstance(top, Obj)
-        checker.mode(top)
-        profiles, profile_names = checker.bfd_profiles(top)
-        peers = checker.peers(top, profile_names)
-        aliases, alias_names = checker.communities(top)
-        pools = checker.pools(top, aliases, alias_names)
-    except TooComplexError:
-        raise ConfigError(problems.items) from None
-    if problems:
-        raise ConfigError(problems.items)
+    _, top = Decoder(problems).decode(root, CONFIG, ())
+    assert isinstance(top, Obj)
+    checker.mode(top)
+    profiles, profile_names = checker.bfd_profiles(top)
+    peers = checker.peers(top, profile_names)
+    aliases, alias_names = checker.communities(top)
+    pools = checker.pools(top, aliases, alias_names)
+    problems.check()
     config = Config(
         peers=tuple(peers),
         bgp_communities=MappingProxyType(dict(aliases)),

@@ -1,29 +1,33 @@
-"""Bounded YAML composition and Go-yaml.v2-style scalar typing.
+"""Bounded YAML composition and Go-yaml.v2-style scalar typing: the first step of reading
+anything a user writes (the config, a ConfigMap manifest, addon values, custom resources,
+`plan`'s Services).
 
-The parser walks PyYAML *nodes*, never constructed Python objects: nodes keep line numbers,
-the raw scalar text and the quoting style, and leave duplicate keys visible. Typing is done
-here, the way MetalLB's YAML library (gopkg.in/yaml.v2, YAML 1.1) does it, not the way
-PyYAML's default resolver does: no base-60 integers (`64512:1` stays text), no timestamps,
-`y`/`n` are booleans, and a quoted scalar is always a string.
+Readers walk PyYAML *nodes*, never constructed Python objects: nodes keep line numbers, the raw
+scalar text and the quoting style, and leave duplicate keys visible. Typing is done here, the
+way MetalLB's YAML library (gopkg.in/yaml.v2, YAML 1.1) does it, not the way PyYAML's default
+resolver does: no base-60 integers (`64512:1` stays text), no timestamps, `y`/`n` are booleans,
+and a quoted scalar is always a string.
 
-Composition is bounded: nesting depth and alias count are capped, so a hostile document
-(deep brackets, "billion laughs") fails fast with a clear message instead of a RecursionError
-or an explosion of work later.
+Composition is iterative (no recursion, so no depth can crash the process) and bounded, with
+the limits of docs/config.md: nesting depth (also through aliases), alias count, the size the
+aliases expand the document to ("billion laughs"), and no alias inside the node it names
+(yaml.v2 refuses such cycles too). Every later walk of the tree is therefore finite and small.
 """
 
 from __future__ import annotations
 
 import enum
+import gc
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from yaml.composer import Composer, ComposerError
 from yaml.error import Mark
 from yaml.events import (
     AliasEvent,
+    CollectionEndEvent,
     MappingStartEvent,
     ScalarEvent,
     SequenceStartEvent,
@@ -31,7 +35,6 @@ from yaml.events import (
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
-from yaml.resolver import BaseResolver
 
 PLAIN_TAG = "tag:metallb-py.invalid,2024:plain"
 """Tag given to every untagged plain scalar; `classify` types it like yaml.v2 would."""
@@ -44,13 +47,23 @@ FLOAT_TAG = "tag:yaml.org,2002:float"
 NULL_TAG = "tag:yaml.org,2002:null"
 
 MAX_DEPTH = 64
-"""A valid MetalLB config nests at most 7 levels; anything this deep is not a config."""
+"""A valid MetalLB config nests at most 7 levels, Helm values and Services about 12; anything
+this deep (counting what aliases bring in) is not input we read."""
 MAX_ALIASES = 10_000
 """Aliases are legal YAML, but a config needs few; this caps alias-bomb documents."""
+MIN_EXPANSION_BUDGET = 100_000
+"""Aliases let a small text name a huge tree. The nodes of the expanded tree may be twice the
+nodes written in the text, or this many, whichever is more."""
+MAX_INT_DIGITS = 1000
+"""Longer digit strings are not read as integers (Python refuses to convert more than 4300
+decimal digits; no field takes more than 20). They stay text, as yaml.v2 keeps numbers past
+float64's range."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class YamlSyntaxError(ValueError):
-    """The text is not YAML we can compose (syntax error, too deep, too many aliases)."""
+    """The text is not YAML we can compose (syntax error or past a limit of docs/config.md)."""
 
     def __init__(self, message: str, line: int | None) -> None:
         super().__init__(message)
@@ -58,85 +71,16 @@ class YamlSyntaxError(ValueError):
         self.line = line
 
 
-class _Resolver(BaseResolver):
-    """No implicit resolvers at all: plain scalars are typed later by `classify`."""
-
-    def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
-        if kind is ScalarNode:
-            return PLAIN_TAG if implicit[0] else STR_TAG
-        if kind is SequenceNode:
-            return SEQ_TAG
-        return MAP_TAG
-
-
-class _Composer(Composer):
-    """PyYAML's composer with depth and alias limits (and re-definable anchors, as in YAML)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._depth = 0
-        self._aliases = 0
-        self.node_count = 0
-
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
-        events: Any = self  # the parser half of the loader class provides the event API
-        if events.check_event(AliasEvent):
-            event = events.get_event()
-            anchor = event.anchor
-            if anchor not in self.anchors:
-                raise ComposerError(
-                    None, None, f"found undefined alias {anchor!r}", event.start_mark
-                )
-            self._aliases += 1
-            if self._aliases > MAX_ALIASES:
-                raise ComposerError(
-                    None,
-                    None,
-                    f"more than {MAX_ALIASES} aliases (refused as an alias bomb)",
-                    event.start_mark,
-                )
-            node: Node = self.anchors[anchor]
-            return node
-        event = events.peek_event()
-        self.node_count += 1
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise ComposerError(
-                    None, None, f"nesting deeper than {MAX_DEPTH} levels", event.start_mark
-                )
-            anchor = event.anchor
-            if events.check_event(ScalarEvent):
-                node = self.compose_scalar_node(anchor)
-            elif events.check_event(SequenceStartEvent):
-                node = self.compose_sequence_node(anchor)
-            elif events.check_event(MappingStartEvent):
-                node = self.compose_mapping_node(anchor)
-            else:  # pragma: no cover - the parser only emits the events above here
-                raise ComposerError(None, None, "unexpected event", event.start_mark)
-        finally:
-            self._depth -= 1
-        return node
-
-    def compose_document(self) -> Node | None:
-        # Anchors are per document; the base class keeps them across documents.
-        self.anchors = {}
-        node: Node | None = super().compose_document()
-        return node
-
-
 def _py_loader_class() -> type:
     from yaml.parser import Parser
     from yaml.reader import Reader
     from yaml.scanner import Scanner
 
-    class PyLoader(Reader, Scanner, Parser, _Composer, _Resolver):
+    class PyLoader(Reader, Scanner, Parser):
         def __init__(self, stream: str) -> None:
             Reader.__init__(self, stream)
             Scanner.__init__(self)
             Parser.__init__(self)
-            _Composer.__init__(self)
-            _Resolver.__init__(self)
 
     return PyLoader
 
@@ -146,13 +90,7 @@ def _c_loader_class() -> type | None:
         return None
     from yaml._yaml import CParser  # libyaml's event parser, about 4x faster
 
-    class CLoader(_Composer, CParser, _Resolver):
-        def __init__(self, stream: str) -> None:
-            CParser.__init__(self, stream)
-            _Composer.__init__(self)
-            _Resolver.__init__(self)
-
-    return CLoader
+    return CParser  # only its event API is used: libyaml's own composer recurses
 
 
 _PY_LOADER = _py_loader_class()
@@ -199,27 +137,172 @@ class Composition:
     """Every document's node tree (None for an empty document)."""
     node_count: int
     """Nodes actually written in the text (an alias counts once, where it points)."""
+    expanded: int = 0
+    """Nodes of the trees once every alias is expanded (what a full walk visits)."""
+
+
+class _Open:
+    """A sequence or mapping being composed, with what its children add up to so far."""
+
+    __slots__ = ("anchor", "height", "key", "node", "size")
+
+    def __init__(self, node: Node, anchor: str | None) -> None:
+        self.node = node
+        self.anchor = anchor
+        self.size = 1
+        self.height = 1
+        self.key: Node | None = None
+
+
+_Anchor = tuple[Node, int | None, int]
+"""The anchored node, its expanded size (None while it is still open) and its height."""
+
+
+class _Composer:
+    """Events to node trees, iteratively, measuring what aliases expand to as it goes."""
+
+    def __init__(self, events: Any) -> None:
+        self.get_event = events.get_event
+        self.written = 0
+        self.expanded = 0
+        self.aliases = 0
+        self.biggest_alias: tuple[int, int | None] = (0, None)
+        """(expanded size, line) of the alias that brings in the most nodes."""
+
+    def document(self) -> Node:
+        self.get_event()  # DocumentStartEvent
+        anchors: dict[str, _Anchor] = {}
+        stack: list[_Open] = []
+        while True:
+            event = self.get_event()
+            depth = len(stack) + 1
+            if isinstance(event, ScalarEvent):
+                node, size, height = self._scalar(event, anchors, depth)
+            elif isinstance(event, AliasEvent):
+                node, size, height = self._alias(event, anchors, depth)
+            elif isinstance(event, SequenceStartEvent | MappingStartEvent):
+                stack.append(self._collection(event, anchors, depth))
+                continue
+            elif isinstance(event, CollectionEndEvent):
+                done = stack.pop()
+                node, size, height = done.node, done.size, done.height
+                node.end_mark = event.end_mark
+                if done.anchor is not None and anchors[done.anchor][0] is node:
+                    anchors[done.anchor] = (node, size, height)
+            else:  # pragma: no cover - the parser emits only the events above inside a document
+                raise YamlSyntaxError(f"unexpected {type(event).__name__}", None)
+            if not stack:
+                self.expanded += size
+                self.get_event()  # DocumentEndEvent
+                return node
+            parent = stack[-1]
+            parent.size += size
+            parent.height = max(parent.height, height + 1)
+            if isinstance(parent.node, SequenceNode):
+                parent.node.value.append(node)
+            elif parent.key is None:
+                parent.key = node
+            else:
+                parent.node.value.append((parent.key, node))
+                parent.key = None
+
+    def _scalar(self, event: Any, anchors: dict[str, _Anchor], depth: int) -> tuple[Node, int, int]:
+        self._check_depth(depth, event.start_mark)
+        self.written += 1
+        value = event.value
+        if _SURROGATE.search(value):
+            raise YamlSyntaxError(
+                "a lone surrogate escape (such as \\ud800) is not a Unicode character",
+                mark_line(event.start_mark),
+            )
+        tag = event.tag
+        if tag in (None, "!"):
+            tag = PLAIN_TAG if event.implicit[0] else STR_TAG
+        node = ScalarNode(tag, value, event.start_mark, event.end_mark, style=event.style)
+        if event.anchor is not None:
+            anchors[event.anchor] = (node, 1, 1)
+        return node, 1, 1
+
+    def _collection(self, event: Any, anchors: dict[str, _Anchor], depth: int) -> _Open:
+        self._check_depth(depth, event.start_mark)
+        self.written += 1
+        tag, start = event.tag, event.start_mark
+        node: Node
+        if isinstance(event, SequenceStartEvent):
+            tag = SEQ_TAG if tag in (None, "!") else tag
+            node = SequenceNode(tag, [], start, None, flow_style=event.flow_style)
+        else:
+            tag = MAP_TAG if tag in (None, "!") else tag
+            node = MappingNode(tag, [], start, None, flow_style=event.flow_style)
+        if event.anchor is not None:
+            anchors[event.anchor] = (node, None, 0)
+        return _Open(node, event.anchor)
+
+    def _alias(self, event: Any, anchors: dict[str, _Anchor], depth: int) -> tuple[Node, int, int]:
+        line = mark_line(event.start_mark)
+        found = anchors.get(event.anchor)
+        if found is None:
+            raise YamlSyntaxError(f"found undefined alias {event.anchor!r}", line)
+        node, size, height = found
+        if size is None:
+            raise YamlSyntaxError(
+                f"the alias *{event.anchor} is inside the node &{event.anchor} it refers to"
+                " (a cycle)",
+                line,
+            )
+        self.aliases += 1
+        if self.aliases > MAX_ALIASES:
+            raise YamlSyntaxError(
+                f"more than {MAX_ALIASES} aliases (refused as an alias bomb)", line
+            )
+        if depth - 1 + height > MAX_DEPTH:
+            raise YamlSyntaxError(
+                f"nesting deeper than {MAX_DEPTH} levels (through the alias *{event.anchor})",
+                line,
+            )
+        if size > self.biggest_alias[0]:
+            self.biggest_alias = (size, line)
+        return node, size, height
+
+    def _check_depth(self, depth: int, mark: Any) -> None:
+        if depth > MAX_DEPTH:
+            raise YamlSyntaxError(f"nesting deeper than {MAX_DEPTH} levels", mark_line(mark))
+
+    def check_expansion(self) -> None:
+        budget = max(MIN_EXPANSION_BUDGET, 2 * self.written)
+        if self.expanded > budget:
+            raise YamlSyntaxError(
+                f"the document expands to more than {budget} values through YAML aliases; refused",
+                self.biggest_alias[1],
+            )
 
 
 def compose_all(text: str) -> Composition:
-    """Every document of `text` as a node tree."""
+    """Every document of `text` as a node tree; YamlSyntaxError when it is not YAML we read."""
     docs: list[Node | None] = []
     loader: Any = None
+    # A node tree is a burst of small objects without cycles: the cyclic garbage collector,
+    # run again and again over the growing tree, would take 80% of the time.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         loader = _loader_for(text)  # the pure-Python reader checks the characters here
-        # check_event/get_event drive the stream; compose_document handles one document.
+        composer = _Composer(loader)
         loader.get_event()  # StreamStartEvent
         while not loader.check_event(StreamEndEvent):
-            docs.append(loader.compose_document())
+            docs.append(composer.document())
+        composer.check_expansion()
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, text) from None
-    except (RecursionError, MemoryError) as exc:  # pragma: no cover - bounded above
-        raise YamlSyntaxError(f"document too complex ({type(exc).__name__})", None) from None
+    except UnicodeEncodeError as exc:  # libyaml encodes the text first
+        raise YamlSyntaxError(f"the text is not valid Unicode ({exc.reason})", None) from None
     finally:
+        if collecting:
+            gc.enable()
         dispose = getattr(loader, "dispose", None)
         if dispose is not None:
             dispose()
-    return Composition(docs, loader.node_count)
+    return Composition(docs, composer.written, composer.expanded)
 
 
 def compose_one(text: str) -> tuple[Node | None, int]:
@@ -305,6 +388,8 @@ def classify_plain(text: str) -> tuple[Kind, Any]:
         return Kind.FLOAT, _SPECIAL_FLOATS[text]
     if text[0] in "0123456789+-.":
         plain = text.replace("_", "")
+        if len(plain) > MAX_INT_DIGITS + 3:  # sign and base prefix
+            return Kind.STR, text
         if _INT_RE.fullmatch(plain):
             return Kind.INT, _go_int(plain)
         if plain.startswith("-0b") and re.fullmatch(r"-0b[01]+", plain):
@@ -333,10 +418,18 @@ def classify(node: ScalarNode) -> Scalar:
         if kind is wanted[tag] or (kind is Kind.INT and wanted[tag] is Kind.FLOAT):
             return Scalar(wanted[tag], value, text, False)
         return Scalar(
-            Kind.INVALID, f"cannot read {text!r} as {tag.rsplit(':', 1)[-1]}", text, quoted
+            Kind.INVALID, f"cannot read {shorten(text)} as {tag.rsplit(':', 1)[-1]}", text, quoted
         )
     # Any other explicit tag (!foo, !!binary, ...): keep the text, as yaml.v2 does for strings.
     return Scalar(Kind.STR, text, text, quoted)
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """`text` quoted for a message, cut in the middle when long (values can be megabytes)."""
+    if len(text) <= limit:
+        return repr(text)
+    half = limit // 2
+    return f"{text[:half]!r}...{text[-half:]!r} ({len(text)} characters)"
 
 
 def describe(node: Node) -> str:

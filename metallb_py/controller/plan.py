@@ -19,20 +19,22 @@ The JSON shape of `Plan.to_json()` is a stable interface, documented in docs/pla
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+from metallb_py.config.errors import ConfigError
 from metallb_py.config.model import Config
+from metallb_py.config.yamlnodes import plain_documents
 from metallb_py.controller.reconcile import ConfigDecision, Controller, Event, replay_order
 from metallb_py.controller.service import read_service
 
+MAX_SERVICES_BYTES = 32 * 1024 * 1024
+"""`kubectl get svc -A -o yaml` of 10,000 Services is about 20 MiB."""
+
 
 class ServicesFileError(ValueError):
-    """The Services file is not YAML or JSON at all (the CLI exits 2)."""
+    """The Services file is not YAML or JSON we read (the CLI exits 2)."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,15 @@ class Plan:
 
 def load_services(text: str) -> tuple[list[dict[str, Any]], list[PlanProblem]]:
     """Service objects from a v1 `List`, a `ServiceList`, one Service, or several YAML
-    documents (JSON is YAML too). Other Kubernetes kinds are skipped silently (a whole
-    manifest may be passed); anything that is not a Kubernetes object is a problem."""
-    documents = _documents(text)
+    documents (JSON is YAML too), read like every other input (docs/config.md, limits).
+    Other Kubernetes kinds are skipped silently (a whole manifest may be passed); anything
+    that is not a Kubernetes object is a problem; text that is not YAML we read raises
+    ServicesFileError."""
+    return services_of(_documents(text))
+
+
+def services_of(documents: list[Any]) -> tuple[list[dict[str, Any]], list[PlanProblem]]:
+    """`load_services` of documents already read (`plan --live` has them as JSON data)."""
     services: list[dict[str, Any]] = []
     problems: list[PlanProblem] = []
     for number, doc in enumerate(documents, start=1):
@@ -110,21 +118,23 @@ def load_services(text: str) -> tuple[list[dict[str, Any]], list[PlanProblem]]:
 
 
 def _documents(text: str) -> list[Any]:
-    stripped = text.lstrip()
-    if stripped.startswith(("{", "[")):
-        try:
-            return [json.loads(text)]
-        except ValueError:
-            pass  # maybe YAML flow style
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_SERVICES_BYTES:
+        raise ServicesFileError(
+            f"{size} bytes; at most {MAX_SERVICES_BYTES} are read (docs/config.md, limits)"
+        )
     try:
-        return list(yaml.load_all(text, Loader=loader))  # safe loader: plain data only
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ServicesFileError(f"not YAML{line}: {getattr(exc, 'problem', exc)}") from None
-    except RecursionError:
-        raise ServicesFileError("not usable YAML: nested too deeply") from None
+        return plain_documents(text)
+    except ConfigError as exc:
+        first = exc.problems[0]
+        if first.reason.startswith("not valid YAML: "):
+            where = f" at line {first.line}" if first.line is not None else ""
+            message = f"not YAML{where}: {first.reason.removeprefix('not valid YAML: ')}"
+        else:  # a repeated key, a value contradicting its tag
+            message = str(first)
+        more = len(exc.problems) - 1
+        also = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ServicesFileError(message + also) from None
 
 
 def _kind_of(value: Any) -> str:

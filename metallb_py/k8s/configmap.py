@@ -1,18 +1,20 @@
-"""Reading the MetalLB config out of the ConfigMap object, shared by controller and speaker.
+"""Reading the MetalLB config out of the ConfigMap object: the one judgement of a ConfigMap,
+used by the controller, the speaker, `plan --live` and `doctor`.
 
-Both components must judge a ConfigMap the same way (spec 9.3), so this is the one place that
-turns the cached object into a Config or a list of problems to publish.
+They must all judge a ConfigMap the same way (docs/config.md), so this is the one place that
+turns the object into a Config or a list of problems to publish.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from metallb_py.config import BgpType, Config, ConfigError, Problem, parse_config_with_warnings
-from metallb_py.config.document import missing_config_key
+from metallb_py.config.document import CONFIG_KEY, missing_config_key
 
-CONFIG_KEY = "config"
+__all__ = ["CONFIG_KEY", "ConfigLoad", "load_configmap"]
 
 
 @dataclass(frozen=True)
@@ -34,15 +36,19 @@ class ConfigLoad:
         return "; ".join(shown)
 
 
-def load_configmap(configmap: dict[str, Any] | None, bgp_type: BgpType) -> ConfigLoad:
+def load_configmap(configmap: Mapping[str, Any] | None, bgp_type: BgpType) -> ConfigLoad:
+    """The config of a ConfigMap object (as the API server returns it); never raises: a
+    ConfigMap without `data.config` is refused, not read as the empty config."""
     if configmap is None:
         return ConfigLoad(None, missing=True)
-    data = configmap.get("data")
-    if data is not None and not isinstance(data, dict):
+    if not isinstance(configmap, Mapping):
+        return ConfigLoad(None, problems=(Problem("", "the ConfigMap is not an object"),))
+    data = configmap.get("data") or {}
+    if not isinstance(data, Mapping):
         return ConfigLoad(None, problems=(Problem("data", "data must be a mapping"),))
-    if CONFIG_KEY not in (data or {}):
-        return ConfigLoad(None, problems=(missing_config_key(sorted(data or {})),))
-    text = (data or {})[CONFIG_KEY]
+    if CONFIG_KEY not in data:
+        return ConfigLoad(None, problems=(missing_config_key(sorted(map(str, data))),))
+    text = data[CONFIG_KEY]
     if not isinstance(text, str):
         return ConfigLoad(None, problems=(Problem("data.config", "config must be a string"),))
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metallb_py.config.decode import format_path
+from metallb_py.config.yamlnodes import format_path
 
 from .util import one, parse, peer, pool, problems
 

@@ -13,8 +13,8 @@ from metallb_py.config import (
     parse_config,
     read_config_document,
 )
-from metallb_py.config.decode import MAX_PROBLEMS
 from metallb_py.config.document import MAX_MANIFEST_BYTES
+from metallb_py.config.yamlnodes import MAX_PROBLEMS
 from metallb_py.config.yamltree import MAX_ALIASES, MAX_DEPTH, Kind, classify_plain
 
 from .util import one, parse, peer, pool, problems
