@@ -10,7 +10,13 @@ from metallb_py.allocator.allocator import (
     Port,
     Usage,
 )
-from metallb_py.allocator.ips import Family, FamilyError, family_of, family_of_strings, parse_ip
+from metallb_py.allocator.ips import (
+    Family,
+    FamilyError,
+    family_of,
+    family_of_strings,
+    parse_ip_or_none,
+)
 from metallb_py.allocator.pools import MAX_INT64, addresses_total
 
 __all__ = [
@@ -28,5 +34,5 @@ __all__ = [
     "addresses_total",
     "family_of",
     "family_of_strings",
-    "parse_ip",
+    "parse_ip_or_none",
 ]

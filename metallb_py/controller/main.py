@@ -36,8 +36,10 @@ from metallb_py.controller.reconcile import COMPONENT, ConfigDecision, Controlle
 from metallb_py.k8s import accepted
 from metallb_py.k8s.component import call_in_loop, finish_item, run_until_signal
 from metallb_py.k8s.configmap import ConfigLoad, load_configmap
-from metallb_py.k8s.informer import Informer, Obj
-from metallb_py.k8s.workqueue import Outcome, WorkQueue
+from metallb_py.k8s.informer import Informer
+from metallb_py.k8s.objects import Obj
+from metallb_py.k8s.outcome import Outcome
+from metallb_py.k8s.workqueue import WorkQueue
 from metallb_py.k8s.writes import EventRecorder, StatusConflictError, write_service_status
 from metallb_py.logs import kv
 from metallb_py.metrics import Registry

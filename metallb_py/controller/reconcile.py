@@ -48,7 +48,7 @@ from metallb_py.controller.service import (
     read_service,
     requested_ips,
 )
-from metallb_py.k8s.workqueue import Outcome
+from metallb_py.k8s.outcome import Outcome
 
 COMPONENT = "metallb-controller"
 """The `source.component` of every event the controller emits."""

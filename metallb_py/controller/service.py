@@ -8,12 +8,13 @@ here raises on garbage: a field of the wrong type becomes a problem string and a
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from metallb_py.allocator.allocator import Port, Usage
-from metallb_py.allocator.ips import Family, FamilyError, family_of, go_quote, parse_ip
+from metallb_py.allocator.ips import Family, FamilyError, family_of, go_quote, parse_ip_or_none
 from metallb_py.config.model import IPAddress
+from metallb_py.k8s.objects import mapping, sequence, string, string_map
 
 ANNOTATION_ADDRESS_POOL = "metallb.universe.tf/address-pool"
 ANNOTATION_LOADBALANCER_IPS = "metallb.universe.tf/loadBalancerIPs"
@@ -48,52 +49,6 @@ class ServiceView(NamedTuple):
         return f"{self.namespace}/{self.name}"
 
 
-def _mapping(value: Any, path: str, problems: list[str]) -> Mapping[str, Any]:
-    if type(value) is dict:  # the common case, without the ABC check
-        return value
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        problems.append(f"{path}: expected a mapping, got {type(value).__name__}")
-        return {}
-    return value
-
-
-def _string(value: Any, path: str, problems: list[str]) -> str:
-    if type(value) is str:
-        return value
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        problems.append(f"{path}: expected a string, got {type(value).__name__} {value!r}")
-        return ""
-    return value
-
-
-def _string_map(value: Any, path: str, problems: list[str]) -> Mapping[str, str]:
-    mapping = _mapping(value, path, problems)
-    if all(type(k) is str and type(v) is str for k, v in mapping.items()):
-        return mapping
-    out: dict[str, str] = {}
-    for k, v in mapping.items():
-        if not isinstance(k, str) or not isinstance(v, str):
-            problems.append(f"{path}: entry {k!r}: {v!r} is not a string to string pair")
-            continue
-        out[k] = v
-    return out
-
-
-def _list(value: Any, path: str, problems: list[str]) -> Sequence[Any]:
-    if type(value) is list:
-        return value
-    if value is None:
-        return ()
-    if not isinstance(value, list | tuple):
-        problems.append(f"{path}: expected a list, got {type(value).__name__}")
-        return ()
-    return value
-
-
 def parse_timestamp(value: Any) -> float | None:
     """`metadata.creationTimestamp` (RFC 3339, or a datetime when YAML parsed it) in seconds."""
     if isinstance(value, datetime.datetime):
@@ -110,65 +65,65 @@ def parse_timestamp(value: Any) -> float | None:
     return moment.timestamp()
 
 
-def selector_string(selector: Mapping[str, str]) -> str:
+def selectorstring(selector: Mapping[str, str]) -> str:
     """Kubernetes `labels.Set.String()`: sorted `k=v` pairs joined by commas."""
     return ",".join(f"{k}={selector[k]}" for k in sorted(selector))
 
 
 def read_service(obj: Mapping[str, Any]) -> ServiceView:
     problems: list[str] = []
-    metadata = _mapping(obj.get("metadata"), "metadata", problems)
-    annotations = _string_map(metadata.get("annotations"), "metadata.annotations", problems)
-    spec = _mapping(obj.get("spec"), "spec", problems)
-    status = _mapping(obj.get("status"), "status", problems)
-    load_balancer = _mapping(status.get("loadBalancer"), "status.loadBalancer", problems)
+    metadata = mapping(obj.get("metadata"), "metadata", problems)
+    annotations = string_map(metadata.get("annotations"), "metadata.annotations", problems)
+    spec = mapping(obj.get("spec"), "spec", problems)
+    status = mapping(obj.get("status"), "status", problems)
+    load_balancer = mapping(status.get("loadBalancer"), "status.loadBalancer", problems)
 
     # Element paths are only formatted when something is wrong: this runs for every Service
     # on every reprocess-all.
     cluster_ips: list[str] = []
-    for i, ip in enumerate(_list(spec.get("clusterIPs"), "spec.clusterIPs", problems)):
+    for i, ip in enumerate(sequence(spec.get("clusterIPs"), "spec.clusterIPs", problems)):
         if type(ip) is not str:
-            _string(ip, f"spec.clusterIPs[{i}]", problems)
+            string(ip, f"spec.clusterIPs[{i}]", problems)
         elif ip:
             cluster_ips.append(ip)
 
     ports: list[Port] = []
-    for i, entry in enumerate(_list(spec.get("ports"), "spec.ports", problems)):
-        port_map = entry if type(entry) is dict else _mapping(entry, f"spec.ports[{i}]", problems)
+    for i, entry in enumerate(sequence(spec.get("ports"), "spec.ports", problems)):
+        port_map = entry if type(entry) is dict else mapping(entry, f"spec.ports[{i}]", problems)
         protocol = port_map.get("protocol")
         if type(protocol) is not str:
-            protocol = _string(protocol, f"spec.ports[{i}].protocol", problems)
+            protocol = string(protocol, f"spec.ports[{i}].protocol", problems)
         number = port_map.get("port")
         if type(number) is not int:
             problems.append(f"spec.ports[{i}].port: expected an integer, got {number!r}")
             continue
         ports.append(Port(protocol or "TCP", number))
 
-    policy = _string(spec.get("externalTrafficPolicy"), "spec.externalTrafficPolicy", problems)
-    selector = _string_map(spec.get("selector"), "spec.selector", problems)
-    backend_key = selector_string(selector) if policy == "Local" else ""
+    policy = string(spec.get("externalTrafficPolicy"), "spec.externalTrafficPolicy", problems)
+    selector = string_map(spec.get("selector"), "spec.selector", problems)
+    backend_key = selectorstring(selector) if policy == "Local" else ""
 
     ingress: list[Mapping[str, Any]] = []
     status_ips: list[str] = []
     for i, entry in enumerate(
-        _list(load_balancer.get("ingress"), "status.loadBalancer.ingress", problems)
+        sequence(load_balancer.get("ingress"), "status.loadBalancer.ingress", problems)
     ):
         entry_map = (
             entry
             if type(entry) is dict
-            else _mapping(entry, f"status.loadBalancer.ingress[{i}]", problems)
+            else mapping(entry, f"status.loadBalancer.ingress[{i}]", problems)
         )
         ingress.append(entry_map)
         ip = entry_map.get("ip")
         if type(ip) is not str:
-            ip = _string(ip, f"status.loadBalancer.ingress[{i}].ip", problems)
+            ip = string(ip, f"status.loadBalancer.ingress[{i}].ip", problems)
         if ip:
             status_ips.append(ip)
 
     return ServiceView(
-        namespace=_string(metadata.get("namespace"), "metadata.namespace", problems) or "default",
-        name=_string(metadata.get("name"), "metadata.name", problems),
-        type=_string(spec.get("type"), "spec.type", problems) or "ClusterIP",
+        namespace=string(metadata.get("namespace"), "metadata.namespace", problems) or "default",
+        name=string(metadata.get("name"), "metadata.name", problems),
+        type=string(spec.get("type"), "spec.type", problems) or "ClusterIP",
         cluster_ips=tuple(cluster_ips),
         usage=Usage(
             ports=tuple(ports),
@@ -177,7 +132,7 @@ def read_service(obj: Mapping[str, Any]) -> ServiceView:
         ),
         pool_annotation=annotations.get(ANNOTATION_ADDRESS_POOL, ""),
         lb_ips_annotation=annotations.get(ANNOTATION_LOADBALANCER_IPS, ""),
-        load_balancer_ip=_string(spec.get("loadBalancerIP"), "spec.loadBalancerIP", problems),
+        load_balancer_ip=string(spec.get("loadBalancerIP"), "spec.loadBalancerIP", problems),
         status_ips=tuple(status_ips),
         ingress_entries=tuple(ingress),
         problems=tuple(problems),
@@ -199,7 +154,7 @@ def requested_ips(view: ServiceView) -> tuple[tuple[IPAddress, ...], Family | No
     if annotation:
         ips: list[IPAddress] = []
         for item in annotation.split(","):
-            ip = parse_ip(item.strip())
+            ip = parse_ip_or_none(item.strip())
             if ip is None:
                 raise RequestError(f"invalid {ANNOTATION_LOADBALANCER_IPS}: {go_quote(annotation)}")
             ips.append(ip)
@@ -207,7 +162,7 @@ def requested_ips(view: ServiceView) -> tuple[tuple[IPAddress, ...], Family | No
             return tuple(ips), family_of(ips)
         except FamilyError as exc:
             raise RequestError(f"IPFamilyForAddresses: {exc}") from None
-    ip = parse_ip(field)
+    ip = parse_ip_or_none(field)
     if ip is None:
         raise RequestError(f"invalid spec.loadBalancerIP {go_quote(field)}")
     return (ip,), family_of([ip])

@@ -24,8 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from metallb_py.config import BgpType
 from metallb_py.k8s.configmap import CONFIG_KEY, ConfigLoad, load_configmap
-
-Obj = dict[str, Any]
+from metallb_py.k8s.objects import Obj
 
 SUFFIX = "-accepted"
 CHECKSUM_ANNOTATION = "metallb-py.io/config-sha256"

@@ -17,7 +17,8 @@ import threading
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
-from metallb_py.k8s.workqueue import Outcome, WorkQueue
+from metallb_py.k8s.outcome import Outcome
+from metallb_py.k8s.workqueue import WorkQueue
 from metallb_py.logs import kv
 from metallb_py.metrics.metallb import K8sClientMetrics
 

@@ -26,7 +26,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-Obj = dict[str, Any]
+from metallb_py.k8s.objects import Obj
+
 OnChange = Callable[[str, Obj | None, Obj | None], None]
 """on_change(key, old, new): new None = deleted, old None = added."""
 

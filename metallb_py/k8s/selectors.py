@@ -1,7 +1,16 @@
-"""Kubernetes label selectors, parsed and matched as the API server does (`a=b,c!=d,e in (f),
-!g, h>1`). Pure: doctor uses them for `--ignore-node-selector`, the lab's API server for list
-and watch requests. A selector that does not parse raises `SelectorError` with the API server's
-wording."""
+"""Kubernetes label selectors, matched as the API server does: the one matcher of the product.
+
+Two written forms reach it:
+* the text form of list and watch requests and of `doctor --ignore-node-selector` (`a=b,c!=d,
+  e in (f),!g, h>1`), parsed by `parse_label_selector`; a selector that does not parse raises
+  `SelectorError` with the API server's wording;
+* the object form (`matchLabels` + `matchExpressions`, as in CRDs, the config's
+  `node-selectors` and, with `Gt`/`Lt`, node affinity), built by `selector_from_object` and
+  `requirement_from_expression`.
+`matchLabels: {k: v}` is `k=v`; the operators In, NotIn, Exists and DoesNotExist are `in`,
+`notin`, exists and `!`; Gt and Lt are `>` and `<`. One `Requirement.matches` therefore decides
+for every form. Pure: doctor, the lab's API server and the addons use it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from metallb_py.k8s.objects import mapping, sequence
 
 
 class SelectorError(ValueError):
@@ -54,7 +65,10 @@ class LabelSelector:
     requirements: tuple[Requirement, ...] = ()
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
+        """Whether the object's `metadata.labels` satisfy every requirement."""
+        return self.matches_labels(mapping(mapping(obj.get("metadata")).get("labels")))
+
+    def matches_labels(self, labels: Mapping[str, str]) -> bool:
         return all(r.matches(labels) for r in self.requirements)
 
     @property
@@ -140,3 +154,51 @@ def parse_label_selector(text: str | None) -> LabelSelector:
             _check_key(part, text)
             reqs.append(Requirement(part, "exists"))
     return LabelSelector(tuple(reqs))
+
+
+LABEL_SELECTOR_OPERATORS = {
+    "In": "in",
+    "NotIn": "notin",
+    "Exists": "exists",
+    "DoesNotExist": "!exists",
+}
+"""`matchExpressions` operators of a label selector (metav1.LabelSelectorRequirement)."""
+NODE_SELECTOR_OPERATORS = {**LABEL_SELECTOR_OPERATORS, "Gt": "gt", "Lt": "lt"}
+"""Node affinity (NodeSelectorRequirement) adds the integer comparisons."""
+
+
+def requirement_from_expression(
+    expression: Mapping[str, Any], operators: Mapping[str, str] = LABEL_SELECTOR_OPERATORS
+) -> Requirement | None:
+    """One `matchExpressions` entry (`key`, `operator`, `values`); None when it is malformed:
+    an operator outside `operators`, no key, or Gt/Lt without exactly one integer. Values are
+    read as text."""
+    op = operators.get(str(expression.get("operator")))
+    key = expression.get("key")
+    values = tuple(str(v) for v in sequence(expression.get("values")))
+    if op is None or not key:
+        return None
+    if op in ("gt", "lt"):
+        if len(values) != 1:
+            return None
+        try:
+            int(values[0])
+        except ValueError:
+            return None
+    return Requirement(str(key), op, values)
+
+
+def selector_from_object(selector: Mapping[str, Any]) -> LabelSelector | None:
+    """A label selector in object form (`matchLabels`, `matchExpressions`); None when an
+    expression is malformed (such a selector matches nothing). The empty selector matches
+    everything."""
+    requirements = [
+        Requirement(str(key), "=", (str(value),))
+        for key, value in mapping(selector.get("matchLabels")).items()
+    ]
+    for expression in sequence(selector.get("matchExpressions")):
+        requirement = requirement_from_expression(mapping(expression))
+        if requirement is None:
+            return None
+        requirements.append(requirement)
+    return LabelSelector(tuple(requirements))

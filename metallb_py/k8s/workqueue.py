@@ -16,7 +16,6 @@ reconcile is cheap, and failover must not wait behind a throttle.
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -24,18 +23,6 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
-
-
-class Outcome(enum.Enum):
-    """What a handler tells the queue (spec section 0)."""
-
-    SUCCESS = "success"
-    ERROR = "error"
-    """Retry this key with backoff."""
-    ERROR_NO_RETRY = "error-no-retry"
-    """Log and forget."""
-    REPROCESS_ALL = "reprocess-all"
-    """Success, and re-queue every known key."""
 
 
 @dataclass

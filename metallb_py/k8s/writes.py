@@ -27,7 +27,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-Obj = dict[str, Any]
+from metallb_py.k8s.objects import Obj
+
 log = logging.getLogger(__name__)
 
 STOP_WAIT = 0.2

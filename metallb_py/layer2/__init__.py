@@ -1,11 +1,7 @@
-"""Layer2 mode: ARP/NDP responders and gratuitous announcements (spec section 5).
+"""Layer2 mode: ARP/NDP responders and gratuitous announcements (docs/layer2.md).
 
-The speaker drives one `Announcer` per node with `announce(service_key, ips)` and
-`withdraw(service_key)`; counters live in `Layer2Stats` for the metrics exporter.
+The speaker drives one `announcer.Announcer` per node with `announce(service_key, ips)` and
+`withdraw(service_key)`; counters live in `stats.Layer2Stats` for the metrics exporter. The
+frame codec (`frames`) and the announcement rules (`state`) are pure; this `__init__` imports
+nothing, so importing them does not open the responders' socket machinery.
 """
-
-from metallb_py.layer2.announcer import Announcer
-from metallb_py.layer2.responder import Layer2Error
-from metallb_py.layer2.stats import METRIC_NAMES, Layer2Stats
-
-__all__ = ["METRIC_NAMES", "Announcer", "Layer2Error", "Layer2Stats"]

@@ -39,7 +39,7 @@ def escape_label_value(value: str) -> str:
 
 
 @dataclass
-class Family:
+class MetricFamily:
     """One metric family: a name, its help and type, and how to get its samples."""
 
     name: str
@@ -75,7 +75,7 @@ class Family:
         return "\n".join(lines) + "\n"
 
 
-class Counter(Family):
+class Counter(MetricFamily):
     def inc(self, *labels: str, amount: float = 1.0) -> None:
         if amount < 0:
             raise ValueError("counters only go up")
@@ -88,7 +88,7 @@ class Counter(Family):
             return self._values.get(self._key(labels), 0.0)
 
 
-class Gauge(Family):
+class Gauge(MetricFamily):
     def set(self, value: float, *labels: str) -> None:
         key = self._key(labels)
         with self._lock:
@@ -107,11 +107,11 @@ class Registry:
     """The families of one process, rendered in registration order."""
 
     def __init__(self, process_metrics: bool = True) -> None:
-        self._families: dict[str, Family] = {}
+        self._families: dict[str, MetricFamily] = {}
         self._lock = threading.Lock()
         self._process_metrics = process_metrics
 
-    def _add(self, family: Family) -> None:
+    def _add(self, family: MetricFamily) -> None:
         with self._lock:
             if family.name in self._families:
                 raise ValueError(f"metric {family.name} registered twice")
@@ -134,12 +134,12 @@ class Registry:
         type: MetricType,
         labels: LabelValues,
         pull: Callable[[], Iterable[Sample]],
-    ) -> Family:
-        f = Family(name, help, type, labels, _pull=pull)
+    ) -> MetricFamily:
+        f = MetricFamily(name, help, type, labels, _pull=pull)
         self._add(f)
         return f
 
-    def family(self, name: str) -> Family | None:
+    def family(self, name: str) -> MetricFamily | None:
         return self._families.get(name)
 
     def render(self) -> str:

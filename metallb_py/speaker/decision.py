@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from metallb_py.allocator.ips import parse_ip
+from metallb_py.allocator.ips import parse_ip_or_none
 from metallb_py.config.model import (
     AddressPool,
     Community,
@@ -37,6 +37,7 @@ from metallb_py.config.model import (
     Peer,
     Protocol,
 )
+from metallb_py.k8s.objects import mapping, sequence, string
 from metallb_py.speaker.endpoints import ServiceEndpoints
 
 COMPONENT = "metallb-speaker"
@@ -137,18 +138,12 @@ class _ServiceInputs:
 
 
 def _read_service(service: Mapping[str, Any]) -> _ServiceInputs:
-    spec = service.get("spec")
-    spec = spec if isinstance(spec, Mapping) else {}
-    status = service.get("status")
-    status = status if isinstance(status, Mapping) else {}
-    lb = status.get("loadBalancer")
-    lb = lb if isinstance(lb, Mapping) else {}
-    ingress = lb.get("ingress")
-    svc_type = spec.get("type")
+    spec = mapping(service.get("spec"))
+    load_balancer = mapping(mapping(service.get("status")).get("loadBalancer"))
     return _ServiceInputs(
-        type=svc_type if isinstance(svc_type, str) and svc_type else "ClusterIP",
+        type=string(spec.get("type")) or "ClusterIP",
         local=spec.get("externalTrafficPolicy") == "Local",
-        ingress=tuple(ingress) if isinstance(ingress, list | tuple) else (),
+        ingress=tuple(sequence(load_balancer.get("ingress"))),
     )
 
 
@@ -156,7 +151,7 @@ def _ingress_ips(ingress: Sequence[Any]) -> tuple[IPAddress, ...] | None:
     """All ingress IPs, or None when any entry has no parsable `ip` (hostname-only included)."""
     ips = []
     for entry in ingress:
-        ip = parse_ip(entry.get("ip")) if isinstance(entry, Mapping) else None
+        ip = parse_ip_or_none(entry.get("ip")) if isinstance(entry, Mapping) else None
         if ip is None:
             return None
         ips.append(ip)
@@ -315,8 +310,7 @@ def config_blockers(
 def _status_ips(service: Mapping[str, Any]) -> tuple[str, tuple[IPAddress, ...]]:
     """`namespace/name` and the parsed ingress IPs of a LoadBalancer Service (no IPs when any
     entry does not parse, as `decide` would withdraw it)."""
-    meta = service.get("metadata")
-    meta = meta if isinstance(meta, Mapping) else {}
+    meta = mapping(service.get("metadata"))
     key = f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}"
     svc = _read_service(service)
     if svc.type != "LoadBalancer" or not svc.ingress:

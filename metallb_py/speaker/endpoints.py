@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from metallb_py.k8s.objects import mapping, sequence, string
+
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 HOSTNAME_TOPOLOGY_KEY = "kubernetes.io/hostname"
 
@@ -85,31 +87,19 @@ def _canonical(address: str) -> str:
         return address
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
-def _string(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
 def slice_service_name(slice_obj: Mapping[str, Any]) -> str:
     """The Service an EndpointSlice belongs to (`""` when unlabelled: upstream ignores it)."""
-    labels = _mapping(_mapping(slice_obj.get("metadata")).get("labels"))
-    return _string(labels.get(SERVICE_NAME_LABEL))
+    labels = mapping(mapping(slice_obj.get("metadata")).get("labels"))
+    return string(labels.get(SERVICE_NAME_LABEL))
 
 
 def slice_endpoint_node(endpoint: Mapping[str, Any]) -> str:
     """`nodeName` first, then the hostname topology entries (spec 9.11, fixed)."""
-    node = _string(endpoint.get("nodeName"))
+    node = string(endpoint.get("nodeName"))
     if node:
         return node
     for key in ("topology", "deprecatedTopology"):
-        node = _string(_mapping(endpoint.get(key)).get(HOSTNAME_TOPOLOGY_KEY))
+        node = string(mapping(endpoint.get(key)).get(HOSTNAME_TOPOLOGY_KEY))
         if node:
             return node
     return ""
@@ -117,7 +107,7 @@ def slice_endpoint_node(endpoint: Mapping[str, Any]) -> str:
 
 def slice_endpoint_ready(endpoint: Mapping[str, Any]) -> bool:
     """`conditions.ready` true or absent (a null or missing condition means "ready")."""
-    ready = _mapping(endpoint.get("conditions")).get("ready")
+    ready = mapping(endpoint.get("conditions")).get("ready")
     return ready is None or ready is True
 
 
@@ -138,12 +128,12 @@ def from_endpoint_slices(
         if not owner or (service_name is not None and owner != service_name):
             continue
         found = True
-        for endpoint in _list(slice_obj.get("endpoints")):
+        for endpoint in sequence(slice_obj.get("endpoints")):
             if not isinstance(endpoint, Mapping):
                 continue
             ready = slice_endpoint_ready(endpoint)
             node = slice_endpoint_node(endpoint)
-            for address in _list(endpoint.get("addresses")):
+            for address in sequence(endpoint.get("addresses")):
                 collector.add(address, ready, node)
     return collector.result() if found else None
 
@@ -153,10 +143,10 @@ def from_endpoints(obj: Mapping[str, Any] | None) -> ServiceEndpoints | None:
     if not isinstance(obj, Mapping):
         return None
     collector = _Collector()
-    for subset in _list(obj.get("subsets")):
-        subset_map = _mapping(subset)
+    for subset in sequence(obj.get("subsets")):
+        subset_map = mapping(subset)
         for key, ready in (("addresses", True), ("notReadyAddresses", False)):
-            for address in _list(subset_map.get(key)):
-                address_map = _mapping(address)
-                collector.add(address_map.get("ip"), ready, _string(address_map.get("nodeName")))
+            for address in sequence(subset_map.get(key)):
+                address_map = mapping(address)
+                collector.add(address_map.get("ip"), ready, string(address_map.get("nodeName")))
     return collector.result()

@@ -16,44 +16,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from metallb_py.bgp import messages as bgp_messages
-from metallb_py.bgp.session import BgpSession
-from metallb_py.config import BgpType, Config, Peer, Protocol
+from metallb_py.config import BgpType, Config, Protocol
 from metallb_py.k8s import accepted
 from metallb_py.k8s.component import call_in_loop, finish_item, run_until_signal
 from metallb_py.k8s.configmap import ConfigLoad, load_configmap
-from metallb_py.k8s.informer import Informer, Obj
-from metallb_py.k8s.workqueue import Outcome, WorkQueue
+from metallb_py.k8s.informer import Informer
+from metallb_py.k8s.objects import Obj, labels_of, string, value_at
+from metallb_py.k8s.outcome import Outcome
+from metallb_py.k8s.workqueue import WorkQueue
 from metallb_py.k8s.writes import EventRecorder
 from metallb_py.layer2.announcer import Announcer
 from metallb_py.logs import kv
 from metallb_py.metrics import Registry
-from metallb_py.metrics.metallb import BgpPeerStats, K8sClientMetrics, SpeakerMetrics
+from metallb_py.metrics.metallb import K8sClientMetrics, SpeakerMetrics
 from metallb_py.metrics.server import MetricsServer
 from metallb_py.speaker import decision as d
-from metallb_py.speaker.endpoints import ServiceEndpoints, from_endpoint_slices, from_endpoints
-from metallb_py.speaker.membership import Membership
-from metallb_py.speaker.nodes import fallback_live_nodes, node_labels, node_name, node_ready
+from metallb_py.speaker.bgp_sessions import PeerSessions
+from metallb_py.speaker.endpoints import (
+    ServiceEndpoints,
+    from_endpoint_slices,
+    from_endpoints,
+    slice_service_name,
+)
+from metallb_py.speaker.live_nodes import LiveNodes
 
 log = logging.getLogger("metallb.speaker")
 
 Item = tuple[str, str]
 CONFIG_ITEM = ("config", "")
 NODE_ITEM = ("node", "")
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-POD_POLL_INTERVAL = 10.0
-ROUTE_PUSH_DELAY = 0.005
 BLOCKERS_LOGGED = 5
 """A refused config logs one line per attempt naming this many blockers."""
 BLOCKER_RECHECK_DELAY = 0.5
@@ -114,9 +114,8 @@ class _Index:
 
 
 def _slice_service_key(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-    ns = meta.get("namespace")
+    name = slice_service_name(obj)
+    ns = string(value_at(obj, "metadata", "namespace"))
     return f"{ns}/{name}" if name and ns else ""
 
 
@@ -128,8 +127,8 @@ class SpeakerProcess:
         self.registry = Registry()
         self.k8s_metrics = K8sClientMetrics(self.registry)
         self.announcer = Announcer(only_interfaces=settings.layer2_interfaces)
-        self.sessions: dict[Peer, BgpSession] = {}
-        self.metrics = SpeakerMetrics(self.registry, self.announcer.stats.snapshot, self._bgp_stats)
+        self.bgp = PeerSessions(settings.node_name, self._bgp_routes)
+        self.metrics = SpeakerMetrics(self.registry, self.announcer.stats.snapshot, self.bgp.stats)
         self.queue: WorkQueue[Item] = WorkQueue()
         self.events = EventRecorder(self.core, d.COMPONENT, host=settings.node_name)
         self.config: Config | None = None
@@ -141,14 +140,10 @@ class SpeakerProcess:
         self._blockers: set[str] = set()
         """Services named by the last refused config: their changes retry the config at once."""
         self.announced: dict[str, d.Announcement] = {}
-        self.membership: Membership | None = None
-        self._fallback_live: frozenset[str] = frozenset()
-        self._speaker_pods: list[Obj] = []
         self._slice_index = _Index()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._ready_reason = "informer caches not synced"
-        self._route_push: asyncio.TimerHandle | None = None
         self._last_config_problem = ""
         ns = settings.namespace
         self.services = Informer(
@@ -170,6 +165,18 @@ class SpeakerProcess:
             },
         )
         self.nodes = Informer("nodes", self.core.list_node, self._on_node)
+        self.live = LiveNodes(
+            settings.node_name,
+            self.core,
+            self.nodes,
+            self._reprocess_all,
+            namespace=ns,
+            ml_labels=settings.ml_labels,
+            membership_enabled=settings.membership_enabled,
+            ml_secret_key=settings.ml_secret_key,
+            ml_bind_addr=settings.ml_bind_addr,
+            ml_bind_port=settings.ml_bind_port,
+        )
         self.endpoints: Informer | None = None
         self.use_slices = False
         self.metrics_server = MetricsServer(
@@ -181,20 +188,6 @@ class SpeakerProcess:
         )
 
     # -- metrics / readiness ------------------------------------------------------------------
-
-    def _bgp_stats(self) -> list[BgpPeerStats]:
-        """One sample set per `peer` label; a closed session is gone from `sessions`, so its
-        series disappear with it (spec 7)."""
-        return merge_peer_stats(
-            BgpPeerStats(
-                s.peer_label,
-                s.stats.up,
-                s.stats.updates_sent,
-                s.stats.announced_prefixes,
-                s.stats.pending_prefixes,
-            )
-            for s in list(self.sessions.values())
-        )
 
     def _readiness(self) -> tuple[bool, str]:
         """Ready once caches synced and the layer2 sockets and membership are up; "no config
@@ -229,11 +222,8 @@ class SpeakerProcess:
         call_in_loop(self._loop, self._node_changed, key, old, new)
 
     def _node_changed(self, key: str, old: Obj | None, new: Obj | None) -> None:
-        if self.membership is not None:
-            self.membership.set_node_ready(key, node_ready(new) if new is not None else False)
-        else:
-            self._refresh_fallback_live()
-        if key == self.settings.node_name and node_labels(old) != node_labels(new):
+        self.live.node_changed(key, new)
+        if key == self.settings.node_name and labels_of(old) != labels_of(new):
             self.queue.add(NODE_ITEM)
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -259,8 +249,8 @@ class SpeakerProcess:
                 return
             await asyncio.sleep(0.05)
         self._read_store()
-        await self._start_membership()
-        pods_task = asyncio.create_task(self._poll_speaker_pods())
+        await self.live.start()
+        pods_task = asyncio.create_task(self.live.poll())
         self._ready_reason = ""
         self.queue.add(CONFIG_ITEM)
         self.queue.add(NODE_ITEM)
@@ -287,14 +277,8 @@ class SpeakerProcess:
         self.metrics_server.stop()
 
     async def _shutdown_protocols(self) -> None:
-        sessions = list(self.sessions.values())
-        self.sessions.clear()
-        await asyncio.gather(
-            *(s.close(bgp_messages.CeaseSubcode.ADMINISTRATIVE_SHUTDOWN) for s in sessions),
-            return_exceptions=True,
-        )
-        if self.membership is not None:
-            await self.membership.stop()
+        await self.bgp.close_all()
+        await self.live.stop()
         await self.announcer.close()
 
     async def _choose_endpoint_source(self) -> None:
@@ -336,81 +320,7 @@ class SpeakerProcess:
                 "endpoints", self.core.list_endpoints_for_all_namespaces, self._on_endpoints
             )
 
-    # -- membership -------------------------------------------------------------------------------
-
-    async def _start_membership(self) -> None:
-        await self._list_speaker_pods()
-        if not self.settings.membership_enabled:
-            log.warning(
-                "membership disabled (--ml-labels/--ml-bindaddr empty): live speakers are taken "
-                "from Ready Nodes running a speaker Pod, which notices a crash only after the "
-                "Node turns NotReady",
-                extra=kv(op="startup"),
-            )
-            self._refresh_fallback_live()
-            return
-        self.membership = Membership(
-            self.settings.node_name,
-            secret=self.settings.ml_secret_key or None,
-            bind_host=self.settings.ml_bind_addr,
-            port=self.settings.ml_bind_port,
-            on_change=lambda view: self._reprocess_all(),
-        )
-        await self.membership.start()
-        for node in self.nodes.items():
-            self.membership.set_node_ready(node_name(node), node_ready(node))
-        self.membership.set_peers(self._peer_addresses())
-        try:
-            await asyncio.wait_for(self.membership.wait_settled(), 5)
-        except TimeoutError:
-            log.warning("membership did not settle within 5 s", extra=kv(op="startup"))
-
-    def _peer_addresses(self) -> dict[str, str]:
-        peers = {}
-        for pod in self._speaker_pods:
-            spec, status = pod.get("spec") or {}, pod.get("status") or {}
-            node, ip = spec.get("nodeName"), status.get("podIP")
-            if node and ip and not (pod.get("metadata") or {}).get("deletionTimestamp"):
-                peers[node] = ip
-        return peers
-
-    async def _list_speaker_pods(self) -> None:
-        if not self.settings.ml_labels:
-            self._speaker_pods = []
-            return
-        try:
-            resp: Any = await asyncio.to_thread(
-                self.core.list_namespaced_pod,
-                self.settings.namespace,
-                label_selector=self.settings.ml_labels,
-                _preload_content=False,
-                _request_timeout=10,
-            )
-            self._speaker_pods = list(json.loads(resp.data).get("items") or [])
-        except Exception as e:
-            log.warning("listing speaker pods failed", extra=kv(op="memberDiscovery", error=str(e)))
-
-    async def _poll_speaker_pods(self) -> None:
-        while True:
-            await asyncio.sleep(POD_POLL_INTERVAL)
-            await self._list_speaker_pods()
-            if self.membership is not None:
-                self.membership.set_peers(self._peer_addresses())
-            else:
-                self._refresh_fallback_live()
-
-    def _refresh_fallback_live(self) -> None:
-        nodes = self.nodes.items()
-        if self.settings.ml_labels:
-            live = fallback_live_nodes(nodes, self._speaker_pods)
-        else:
-            # No way to see speaker Pods: every Ready Node is assumed to run a speaker.
-            live = frozenset(node_name(n) for n in nodes if node_ready(n) is True) | {
-                self.settings.node_name
-            }
-        if live != self._fallback_live:
-            self._fallback_live = live
-            self._reprocess_all()
+    # -- re-evaluation ----------------------------------------------------------------------------
 
     def _reprocess_all(self) -> None:
         for key in self.services.list_keys():
@@ -419,13 +329,9 @@ class SpeakerProcess:
             self.queue.add(("service", key))
 
     def _node_view(self) -> d.NodeView:
-        if self.membership is not None:
-            view = self.membership.view()
-            live, minority = view.live_nodes, view.in_minority
-        else:
-            live, minority = self._fallback_live, False
+        live, minority = self.live.view()
         return d.NodeView(
-            self.settings.node_name, live, minority, has_bgp_peers=bool(self.sessions)
+            self.settings.node_name, live, minority, has_bgp_peers=self.bgp.any_selected
         )
 
     # -- the worker -------------------------------------------------------------------------------
@@ -552,49 +458,18 @@ class SpeakerProcess:
         await self._sync_sessions()
         # Routes depend on the config too (advertisements, communities, aggregation, a pool's
         # protocol): a Service whose record is unchanged still needs its routes recomputed.
-        self._schedule_route_push()
+        self.bgp.schedule_push()
         self.k8s_metrics.config_loaded.set(1)
 
     async def _handle_node(self) -> Outcome:
-        had_peers = bool(self.sessions)
+        had_peers = self.bgp.any_selected
         await self._sync_sessions()
-        return Outcome.REPROCESS_ALL if bool(self.sessions) != had_peers else Outcome.SUCCESS
+        return Outcome.REPROCESS_ALL if self.bgp.any_selected != had_peers else Outcome.SUCCESS
 
     async def _sync_sessions(self) -> None:
-        """Open/close BGP sessions for the config and this Node's labels (spec 4.6).
-
-        Peers are matched by full equality, so a peer whose any field changed is closed (Cease
-        6/3 "Peer De-configured") and its replacement opened; untouched peers keep their
-        sessions. Closing runs concurrently (each waits up to 1 s for its NOTIFICATION to
-        leave); new sessions get the full route set at once.
-        """
+        """BGP sessions follow the config in force and this Node's labels."""
         own = self.nodes.get(self.settings.node_name)
-        labels = node_labels(own) if own is not None else None
-        plan = d.plan_sessions(self.sessions, self.config, labels)
-        closing = []
-        for peer, reason in plan.close:
-            session = self.sessions.pop(peer)
-            log.info(
-                "closing BGP session",
-                extra=kv(op="peerRemoved", peer=session.peer_label, reason=reason),
-            )
-            closing.append(session.close())
-        if closing:
-            await asyncio.gather(*closing, return_exceptions=True)
-        for peer in plan.open:
-            session = BgpSession(peer, self.settings.node_name)
-            self.sessions[peer] = session
-            log.info(
-                "BGP session added",
-                extra=kv(
-                    op="peerAdded",
-                    peer=session.peer_label,
-                    my_asn=peer.my_asn,
-                    peer_asn=peer.peer_asn,
-                ),
-            )
-        if plan.changed:
-            self._push_routes()
+        await self.bgp.sync(self.config, labels_of(own) if own is not None else None)
 
     def _handle_service(self, key: str) -> Outcome:
         svc = self.services.get(key)
@@ -616,7 +491,7 @@ class SpeakerProcess:
                 self.announcer.announce(key, new.ips)
             self.announced[key] = new
             if new.protocol is Protocol.BGP:
-                self._schedule_route_push()
+                self.bgp.schedule_push()
             self._set_announced_gauge(key, current, new)
             log.info(
                 "service announced",
@@ -638,7 +513,7 @@ class SpeakerProcess:
         if current.protocol is Protocol.LAYER2:
             self.announcer.withdraw(key)
         else:
-            self._schedule_route_push()
+            self.bgp.schedule_push()
         self._set_announced_gauge(key, current, None)
         log.info(
             "service withdrawn", extra=kv(event="serviceWithdrawn", service=key, reason=reason)
@@ -668,56 +543,17 @@ class SpeakerProcess:
             return from_endpoint_slices(slices, key.split("/", 1)[-1])
         return from_endpoints(self.endpoints.get(key))
 
-    # -- BGP routes -------------------------------------------------------------------------------
-
-    def _schedule_route_push(self) -> None:
-        """Coalesce route changes: one push for a burst of reconciles."""
-        if self._route_push is None and self._loop is not None:
-            self._route_push = self._loop.call_later(ROUTE_PUSH_DELAY, self._push_routes)
-
-    def _push_routes(self) -> None:
-        """Give every session the union of this node's BGP routes (sessions send only the
-        difference)."""
-        if self._route_push is not None:
-            self._route_push.cancel()
-            self._route_push = None
+    def _bgp_routes(self) -> tuple[d.AdvertisedRoute, ...]:
+        """The routes of every BGP Service this node announces (none before a config)."""
         if self.config is None:
-            routes: list[bgp_messages.Route] = []
-        else:
-            routes = [
-                bgp_messages.Route(r.prefix, r.localpref, r.communities)
-                for r in d.speaker_routes(self.config, self.announced)
-            ]
-        for session in self.sessions.values():
-            session.set_routes(routes)
+            return ()
+        return d.speaker_routes(self.config, self.announced)
 
 
 def _gauge_series(record: d.Announcement | None) -> set[tuple[str, str]]:
     if record is None or (record.protocol is Protocol.BGP and not record.assigned):
         return set()
     return {(str(record.protocol), str(ip)) for ip in record.ips}
-
-
-def merge_peer_stats(stats: Iterable[BgpPeerStats]) -> list[BgpPeerStats]:
-    """One entry per `peer` label. Two config peers may share `host:port` (they differ in
-    another field, e.g. source address or hold time); one series each would be a duplicate in
-    the exposition, so they merge: up only while all are up, UPDATEs summed, prefix gauges the
-    largest."""
-    merged: dict[str, BgpPeerStats] = {}
-    for s in stats:
-        held = merged.get(s.peer)
-        merged[s.peer] = (
-            s
-            if held is None
-            else BgpPeerStats(
-                s.peer,
-                held.up and s.up,
-                held.updates_sent + s.updates_sent,
-                max(held.announced_prefixes, s.announced_prefixes),
-                max(held.pending_prefixes, s.pending_prefixes),
-            )
-        )
-    return [merged[p] for p in sorted(merged)]
 
 
 def run_speaker(settings: SpeakerSettings, api_client: Any) -> int:

@@ -8,8 +8,9 @@ import ipaddress
 from metallb_py.config.model import Protocol
 from metallb_py.metrics import Registry, parse_exposition
 from metallb_py.metrics.metallb import BgpPeerStats, SpeakerMetrics
+from metallb_py.speaker.bgp_sessions import merge_peer_stats
 from metallb_py.speaker.decision import Announcement
-from metallb_py.speaker.main import _gauge_series, merge_peer_stats
+from metallb_py.speaker.main import _gauge_series
 
 
 def test_one_series_set_per_peer_label() -> None:

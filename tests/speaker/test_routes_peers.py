@@ -9,6 +9,7 @@ from typing import Any
 
 from metallb_py.bgp import messages
 from metallb_py.config import BgpType, Community, Protocol, parse_config
+from metallb_py.k8s.objects import labels_of, node_ready
 from metallb_py.speaker.decision import (
     AdvertisedRoute,
     Announcement,
@@ -20,7 +21,7 @@ from metallb_py.speaker.decision import (
     service_routes,
     speaker_routes,
 )
-from metallb_py.speaker.nodes import fallback_live_nodes, node_labels, node_ready
+from metallb_py.speaker.nodes import fallback_live_nodes
 
 ROUTES_CONFIG = parse_config(
     """
@@ -305,8 +306,8 @@ def test_fallback_live_nodes_are_ready_nodes_with_a_running_speaker():
 
 
 def test_node_helpers():
-    assert node_labels(None) == {}
-    assert node_labels(node("a", "True", {"rack": "a"})) == {"rack": "a"}
+    assert labels_of(None) == {}
+    assert labels_of(node("a", "True", {"rack": "a"})) == {"rack": "a"}
     assert node_ready(node("a", "True")) is True
     assert node_ready(node("a", "Unknown")) is False
     assert node_ready(node("a", None)) is None
