@@ -1,13 +1,13 @@
 """`metallb-py doctor`: find the cluster-side mistakes that make MetalLB silently not work.
 
-The checks are the ones users hit most (spec 9 items 1, 5, 20; the Konvoy and Antrea notes in
-the seeds): kube-proxy IPVS without strictARP, pools overlapping the Service or Pod network or
-holding a node's own address, a controller that is missing, not running or scaled beyond one
-replica, a live config the controller refused, Ready nodes without a running speaker, the
-memberlist Secret missing, and a config that is missing or does not parse. `gather` reads the
-cluster through the `kubernetes` client into a `ClusterView` of plain dicts; `diagnose` is pure
-and turns that view into findings, one line each with what to do. Only `error` findings make
-doctor exit 1; `warning` (may be wrong, doctor cannot tell) and `info` lines do not.
+The checks are the ones users hit most (docs/install.md, "doctor"): kube-proxy IPVS without
+strictARP, pools overlapping the Service or Pod network or holding a node's own address, a
+controller that is missing, not running or scaled beyond one replica, a live config the
+controller refused, Ready nodes without a running speaker, the memberlist Secret missing, and a
+config that is missing or does not parse. `gather` reads the cluster through the `kubernetes`
+client into a `ClusterView` of plain dicts; `diagnose` is pure and turns that view into
+findings, one line each with what to do. Only `error` findings make doctor exit 1; `warning`
+(may be wrong, doctor cannot tell) and `info` lines do not.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The PrometheusRule with MetalLB's alerts (chart v0.12.1 `prometheusrules.yaml`, spec 8.3).
+"""The PrometheusRule with MetalLB's alerts (chart v0.12.1 `prometheusrules.yaml`;
+docs/alerts.md).
 
 Expressions, `for` durations and default labels are upstream's; the `job` the config alerts
 filter on is the value of the PodMonitor `jobLabel` pod label, `metallb` for our pods.

@@ -1,4 +1,4 @@
-"""The Kubernetes objects that install metallb-py (spec 8.1/8.2, adapted).
+"""The Kubernetes objects that install metallb-py (docs/install.md).
 
 One builder serves `manifests/` (built from the defaults, see `write_manifests`) and
 `metallb-py render` (built from addon values), so the shipped files and rendered installs cannot

@@ -1,4 +1,4 @@
-"""What `controller` and `speaker` resolve the same way before starting (spec 3.1, 4.1)."""
+"""What `controller` and `speaker` resolve the same way before starting."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`metallb-py controller`: flags and environment of spec 3.1."""
+"""`metallb-py controller`: the flags and environment of MetalLB v0.12's controller."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`metallb-py speaker`: flags and environment of spec 4.1."""
+"""`metallb-py speaker`: the flags and environment of MetalLB v0.12's speaker."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""MetalLB v0.12 configuration: parsing, validation and the typed model (spec section 1)."""
+"""MetalLB v0.12 configuration: parsing, validation and the typed model (docs/config.md)."""
 
+from metallb_py.config.check_peers import NATIVE_BGP_SUPPORTS_IPV6
 from metallb_py.config.document import (
     ConfigDocument,
     load_config_document,
@@ -24,7 +25,6 @@ from metallb_py.config.model import (
 )
 from metallb_py.config.parser import (
     MAX_CONFIG_BYTES,
-    NATIVE_BGP_SUPPORTS_IPV6,
     parse_config,
     parse_config_with_warnings,
 )

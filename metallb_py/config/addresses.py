@@ -65,7 +65,7 @@ class AddressEntry:
 
     @property
     def widest_prefix(self) -> int:
-        """Shortest prefix length among the CIDRs: the entry's largest block (spec 1.7)."""
+        """Shortest prefix length among the CIDRs: the entry's largest block."""
         return min(c.prefixlen for c in self.cidrs)
 
 

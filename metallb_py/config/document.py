@@ -1,8 +1,8 @@
 """Find the MetalLB config in what a user hands us: the raw YAML or a ConfigMap manifest.
 
-Users keep the config inside `manifests/*.yaml` (a ConfigMap whose `data.config` is the YAML,
-spec section 0), sometimes among other objects in one multi-document file. Both forms are
-accepted; a ConfigMap without `config` is MetalLB's valid empty configuration.
+Users keep the config inside `manifests/*.yaml` (a ConfigMap whose `data.config` is the YAML),
+sometimes among other objects in one multi-document file. Both forms are accepted; a ConfigMap
+without `config` is refused (MetalLB v0.12 reads it as the empty configuration; docs/config.md).
 """
 
 from __future__ import annotations

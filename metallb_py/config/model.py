@@ -1,8 +1,8 @@
-"""Typed, immutable view of a MetalLB v0.12 configuration (spec section 1).
+"""Typed, immutable view of a MetalLB v0.12 configuration (docs/config.md).
 
 Every object here is produced by :func:`metallb_py.config.parse_config` and is never mutated
 afterwards: the controller and the speaker compare whole objects to detect changes (a peer
-that differs in any field is a different peer, spec 4.6), so equality must be by value.
+that differs in any field is a different peer, docs/bgp.md), so equality must be by value.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class Protocol(enum.StrEnum):
 
 
 class BgpType(enum.StrEnum):
-    """Which speaker implementation validates the config (spec 1.9, `METALLB_BGP_TYPE`)."""
+    """Which speaker implementation validates the config (`METALLB_BGP_TYPE`, docs/config.md)."""
 
     NATIVE = "native"
     FRR = "frr"
@@ -92,7 +92,7 @@ class Community:
 
 @dataclass(frozen=True)
 class BfdProfile:
-    """FRR-mode BFD settings; `None` means "FRR's default" (spec 1.8)."""
+    """FRR-mode BFD settings; `None` means "FRR's default"."""
 
     name: str
     receive_interval: int | None = None
@@ -123,7 +123,7 @@ class Peer:
 
     @property
     def effective_keepalive(self) -> float:
-        """Keepalive interval in seconds: as configured, else exactly hold/3 (spec 1.3)."""
+        """Keepalive interval in seconds: as configured, else exactly hold/3, as upstream."""
         if self.keepalive_time is not None:
             return self.keepalive_time
         return self.hold_time / 3

@@ -1,4 +1,4 @@
-"""`bgp-communities` (spec 1.5) and `bgp-advertisements[]` (spec 1.7)."""
+"""`bgp-communities` and `bgp-advertisements[]` (docs/config.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`bfd-profiles[]` (spec 1.8), checked in FRR mode where they are allowed."""
+"""`bfd-profiles[]` (docs/config.md), checked in FRR mode where they are allowed."""
 
 from __future__ import annotations
 

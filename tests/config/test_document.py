@@ -1,4 +1,4 @@
-"""Finding the config in raw YAML or a ConfigMap manifest (spec section 0)."""
+"""Finding the config in raw YAML or a ConfigMap manifest (docs/config.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Go's time.ParseDuration, as MetalLB reads hold-time and keepalive-time (spec 1.3)."""
+"""Go's time.ParseDuration, as MetalLB reads hold-time and keepalive-time (docs/config.md)."""
 
 from __future__ import annotations
 

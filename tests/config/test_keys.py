@@ -1,4 +1,4 @@
-"""Strict keys (spec 1.1, 9.4): unknown keys are errors that say what was meant."""
+"""Strict keys (docs/config.md): unknown keys are errors that say what was meant."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def test_a_manifest_is_not_a_config(kind: str, hint: str) -> None:
 
 
 def test_upstream_example_key_bfdprofile_is_refused_with_the_right_key() -> None:
-    """Spec 9.25: upstream's example-config.yaml uses `bfdProfile`, which strict parsing refuses."""
+    """Upstream's example-config.yaml uses `bfdProfile`, which strict parsing refuses."""
     problem = one(peer("bfdProfile: full1"), "frr")
     assert "use 'bfd-profile'" in problem.reason
 

@@ -1,4 +1,4 @@
-"""Mode checks of spec 1.9, and the section 1.12 example."""
+"""The rules of the BGP implementation (native or FRR), and upstream's example config."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from metallb_py.config import parser as config_parser
+from metallb_py.config import check_peers
 
 from .util import one, parse, peer, pool, problems
 
@@ -44,7 +44,7 @@ IPV6_POOLS = ["[2001:db8::/64]", "['2001:db8::1-2001:db8::9']", "[198.51.100.0/2
 @pytest.mark.parametrize("addresses", IPV6_POOLS)
 def test_native_accepts_ipv6_and_dual_stack_bgp_pools(addresses: str) -> None:
     """The native speaker announces IPv6 (MP_REACH_NLRI), so native mode no longer refuses
-    IPv6 in bgp pools (a documented difference from v0.12's spec 1.9 rule)."""
+    IPv6 in bgp pools (a documented difference from v0.12's rule)."""
     (native,) = parse(pool(addresses, "bgp"), "native").pools
     assert any(c.version == 6 for c in native.cidrs)
     assert parse(pool(addresses, "bgp"), "frr").pools == (native,)
@@ -55,7 +55,7 @@ def test_native_accepts_ipv6_and_dual_stack_bgp_pools(addresses: str) -> None:
 def test_native_ipv6_rule_is_one_switch(monkeypatch: pytest.MonkeyPatch, addresses: str) -> None:
     """With the switch off, v0.12's rule comes back: the IPv6 entry is named, FRR mode and
     layer2 pools are unaffected."""
-    monkeypatch.setattr(config_parser, "NATIVE_BGP_SUPPORTS_IPV6", False)
+    monkeypatch.setattr(check_peers, "NATIVE_BGP_SUPPORTS_IPV6", False)
     problem = one(pool(addresses, "bgp"), "native")
     assert problem.path.startswith("address-pools[0].addresses[")
     assert "native BGP speaker does not support IPv6" in problem.reason

@@ -1,4 +1,4 @@
-"""`peers[]` (spec 1.3): every field, default and listed error."""
+"""`peers[]` (docs/config.md): every field, default and listed error."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`address-pools[]` (spec 1.6): address forms, pool fields, duplicates and overlaps."""
+"""`address-pools[]` (docs/config.md): address forms, pool fields, duplicates and overlaps."""
 
 from __future__ import annotations
 

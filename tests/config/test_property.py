@@ -27,7 +27,7 @@ from metallb_py.config import (
     read_config_document,
 )
 from metallb_py.config.decode import Bool, Int, List, Str, StrMap, Struct
-from metallb_py.config.parser import CONFIG
+from metallb_py.config.schema import CONFIG
 
 HERE = Path(__file__).parent
 EXAMPLE = (HERE / "spec_1_12_example.yaml").read_text()

@@ -1,4 +1,4 @@
-"""`node-selectors` (spec 1.4): Kubernetes label syntax, operators, and their meaning."""
+"""`node-selectors` (docs/config.md): Kubernetes label syntax, operators, and their meaning."""
 
 from __future__ import annotations
 

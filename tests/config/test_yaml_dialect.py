@@ -1,4 +1,4 @@
-"""The YAML dialect of spec 1.1 and 1.11: yaml.v2 typing, strictness, and bounded work."""
+"""The YAML dialect (docs/config.md): yaml.v2 typing, strictness, and bounded work."""
 
 from __future__ import annotations
 
