@@ -19,6 +19,9 @@ References measured in the same run, so the numbers travel between machines:
   dict) for the first 1,000 allocations, against ours for the same 1,000;
 * `yardstick`: building 50,000 `IPv6Address` objects into a dict, a pure-interpreter cost the
   phases are divided by (column `÷yard`).
+
+Progress on stderr at least every 5 s; SIGTERM or SIGINT stops the run and its scenario child
+(metallb_lab.signals).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from metallb_lab.progress import Progress
+from metallb_lab.signals import run_stoppable
 from metallb_py.allocator import Allocator, Family, Port, Usage
 from metallb_py.config.model import AddressPool, Config, Protocol
 
@@ -273,28 +278,37 @@ def report(results: dict[str, dict[str, Any]], load: tuple[float, ...]) -> tuple
     return lines, ok
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=1, help="best of N runs per scenario")
     parser.add_argument("--json", action="store_true", help="print the raw numbers as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.scenario:
         print(json.dumps(SCENARIOS[args.scenario]()))
-        return
+        return 0
+    return run_stoppable("bench.allocator", lambda: measure(args.repeat, args.json, args.strict))
+
+
+def measure(repeat: int, as_json: bool, strict: bool) -> int:
     load = os.getloadavg()
-    results = {
-        name: _best([_child(name) for _ in range(max(1, args.repeat))]) for name in SCENARIOS
-    }
+    progress = Progress("bench.allocator")
+    results: dict[str, dict[str, Any]] = {}
+    for name in SCENARIOS:
+        runs = []
+        for k in range(max(1, repeat)):
+            with progress.step(f"scenario {name}, run {k + 1}/{max(1, repeat)}"):
+                runs.append(_child(name))
+        results[name] = _best(runs)
+    progress.close()
     lines, ok = report(results, load)
-    if args.json:
+    if as_json:
         print(json.dumps({"load_average": load, **results}, indent=2))
     else:
         print("\n".join(lines))
-    if args.strict and not ok:
-        sys.exit(1)
+    return 1 if strict and not ok else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -16,7 +16,8 @@ gobgpd: its global RIB is loaded with the same routes (locally originated, next 
 2001:db8::11) through `gobgp mrt inject` before FRR starts; withdrawal = `gobgp global rib -a
 ipv6 del all`, minus the gobgp CLI's own round trip, measured in the same run with a no-op
 command. FRR's count of UPDATE messages received is recorded for both (packing shows there).
-Needs root, FRR and gobgpd.
+Needs root, FRR and gobgpd. Progress on stderr at least every 5 s; SIGTERM or SIGINT stops the
+run and removes its namespaces and daemons (metallb_lab.signals).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from metallb_lab import netns
+from metallb_lab.progress import Progress
 from metallb_lab.routers import (
     FrrRouter,
     GobgpRouter,
@@ -45,6 +47,7 @@ from metallb_lab.routers import (
     daemons_available,
     mrt_table_dump_v2,
 )
+from metallb_lab.signals import raise_if_stopping, run_stoppable
 from metallb_py.bgp.host import LocalHost
 from metallb_py.bgp.messages import Route
 from metallb_py.bgp.session import BgpSession
@@ -70,6 +73,7 @@ def poll_until(check: Callable[[], bool], timeout: float) -> tuple[float, float]
             return (start + end) / 2, end - start
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")
+        raise_if_stopping()
 
 
 def frr_up_time(router: FrrRouter, neighbor: str, timeout: float = 10.0) -> float:
@@ -249,22 +253,27 @@ def gobgp_cli_overhead(link: PeeringLink, workdir: Path) -> float:
 def run(routes: int, rounds: int) -> dict[str, Any]:
     prefixes = make_routes(routes)
     results: dict[str, list[dict[str, float]]] = {"ours": [], "gobgpd": []}
+    progress = Progress("bench.bgp")
     with netns.Topology() as topo, tempfile.TemporaryDirectory(prefix="bench-bgp-") as tmp:
+        progress.say("building the router and node namespaces")
         link = PeeringLink.create(topo)
         base = Path(tmp)
         mrt = base / "routes.mrt"
         write_mrt(mrt, prefixes, link)
-        overhead = gobgp_cli_overhead(link, base / "cli")
+        with progress.step("measuring the gobgp CLI's own round trip"):
+            overhead = gobgp_cli_overhead(link, base / "cli")
         for i in range(rounds):
             order = ["ours", "gobgpd"] if i % 2 == 0 else ["gobgpd", "ours"]
             for name in order:
                 workdir = base / f"{name}-{i}"
-                if name == "ours":
-                    r = asyncio.run(measure_ours(link, workdir, prefixes))
-                else:
-                    r = asyncio.run(measure_gobgpd(link, workdir, mrt, routes, overhead))
+                with progress.step(f"round {i + 1}/{rounds} {name}: {routes} routes to FRR"):
+                    if name == "ours":
+                        r = asyncio.run(measure_ours(link, workdir, prefixes))
+                    else:
+                        r = asyncio.run(measure_gobgpd(link, workdir, mrt, routes, overhead))
                 results[name].append(r)
-                print(f"round {i + 1} {name:6}: " + json.dumps(r), file=sys.stderr)
+                progress.say(f"round {i + 1} {name:6}: " + json.dumps(r))
+    progress.close()
     summary: dict[str, Any] = {"routes": routes, "rounds": rounds, "gobgp_cli_overhead": overhead}
     for name, rs in results.items():
         summary[name] = {
@@ -288,8 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
-    s = run(args.routes, args.rounds)
-    if args.json:
+    return run_stoppable(
+        "bench.bgp", lambda: _measure_and_print(args.routes, args.rounds, args.json)
+    )
+
+
+def _measure_and_print(routes: int, rounds: int, as_json: bool) -> int:
+    s = run(routes, rounds)
+    if as_json:
         print(json.dumps(s, indent=2))
         return 0
     print(f"{s['routes']} IPv6 /128 routes, median of {s['rounds']} rounds each")

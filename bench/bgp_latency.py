@@ -22,7 +22,9 @@ Two phases, each interleaving its rounds with the reference so both see the same
   trip is printed for context but not subtracted (the route leaves before the CLI exits, so
   the subtraction would go negative).
 
-Needs root, FRR and gobgpd. Results in docs/benchmarks.md ("BGP").
+Needs root, FRR and gobgpd. Results in docs/benchmarks.md ("BGP"). Progress on stderr at least
+every 5 s; SIGTERM or SIGINT stops the run and removes its namespaces and processes
+(metallb_lab.signals).
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ import yaml
 
 from metallb_lab import netns
 from metallb_lab.apiserver import ApiServer
+from metallb_lab.progress import Progress
 from metallb_lab.routers import FrrRouter, GobgpRouter, Neighbor, PeeringLink
 from metallb_lab.routers import daemons_available as routers_available
+from metallb_lab.signals import run_stoppable
 
 MY_ASN = 64512
 ROUTER_ASN = 64500
@@ -375,6 +379,7 @@ def interleave(
     ours: Callable[[int], dict[str, float]],
     ref: Callable[[int], dict[str, float]],
     label: str,
+    progress: Progress,
 ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     got_ours: list[dict[str, float]] = []
     got_ref: list[dict[str, float]] = []
@@ -383,9 +388,10 @@ def interleave(
             [("ours", ours), ("gobgpd", ref)] if i % 2 == 0 else [("gobgpd", ref), ("ours", ours)]
         )
         for who, fn in pair:
-            r = fn(i)
+            with progress.step(f"{label} round {i + 1}/{rounds} {who}"):
+                r = fn(i)
             (got_ours if who == "ours" else got_ref).append(r)
-            print(f"{label} round {i + 1} {who:6}: {json.dumps(r)}", file=sys.stderr)
+            progress.say(f"{label} round {i + 1} {who:6}: {json.dumps(r)}")
             time.sleep(0.1)
     return got_ours, got_ref
 
@@ -401,26 +407,29 @@ def stats(samples: list[dict[str, float]], key: str) -> dict[str, float]:
 
 
 def run(rounds: int) -> dict[str, Any]:
+    progress = Progress("bench.bgp_latency")
     with (
         netns.Topology() as topo,
         tempfile.TemporaryDirectory(prefix="bench-bgp-latency-") as tmp,
         ApiServer(namespaces=(NS, APPS)) as api,
     ):
-        bench = Bench(topo, api, Path(tmp))
+        with progress.step("namespaces, FRR, gobgpd and the portal"):
+            bench = Bench(topo, api, Path(tmp))
         for i in range(rounds):
             api.create(service(f"s{i}", "direct"))
             api.create(endpoint_slice(f"s{i}"))
-        bench.start_speaker()
-        netns.wait_for(
-            lambda: (
-                bench.frr.neighbor_state(SPEAKER_V4) == "Established"
-                and bench.frr.neighbor_state(GOBGP_V4) == "Established"
-            ),
-            30,
-            0.1,
-            "both sessions established",
-        )
-        bench.wait_speaker_idle(rounds)
+        with progress.step("starting the speaker; waiting for both BGP sessions"):
+            bench.start_speaker()
+            netns.wait_for(
+                lambda: (
+                    bench.frr.neighbor_state(SPEAKER_V4) == "Established"
+                    and bench.frr.neighbor_state(GOBGP_V4) == "Established"
+                ),
+                30,
+                0.1,
+                "both sessions established",
+            )
+            bench.wait_speaker_idle(rounds)
         overhead = bench.cli_overhead()
         log = FrrLog(bench.frr.log_path)
         status, ref_a = interleave(
@@ -428,27 +437,31 @@ def run(rounds: int) -> dict[str, Any]:
             lambda i: bench.measure_status(i, log),
             lambda i: bench.measure_gobgpd(i, log),
             "status",
+            progress,
         )
         # Phase A's Services would be allocated by the controller (their pool is annotated).
         for i in range(rounds):
             api.delete("services", f"s{i}", APPS)
-        bench.wait_speaker_idle(0)
-        bench.start_controller()
-        netns.wait_for(
-            lambda: bench.controller_log.find(
-                op="startup", msg="caches synced; existing IPs registered"
-            ),
-            30,
-            0.1,
-            "controller synced",
-        )
-        time.sleep(0.5)
+        with progress.step("starting the controller"):
+            bench.wait_speaker_idle(0)
+            bench.start_controller()
+            netns.wait_for(
+                lambda: bench.controller_log.find(
+                    op="startup", msg="caches synced; existing IPs registered"
+                ),
+                30,
+                0.1,
+                "controller synced",
+            )
+            time.sleep(0.5)
         controller, ref_b = interleave(
             rounds,
             lambda i: bench.measure_controller(i, log),
             lambda i: bench.measure_gobgpd(rounds + i, log),
             "controller",
+            progress,
         )
+    progress.close()
     ref = ref_a + ref_b
     summary: dict[str, Any] = {
         "rounds": rounds,
@@ -476,8 +489,12 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
-    s = run(args.rounds)
-    if args.json:
+    return run_stoppable("bench.bgp_latency", lambda: _measure_and_print(args.rounds, args.json))
+
+
+def _measure_and_print(rounds: int, as_json: bool) -> int:
+    s = run(rounds)
+    if as_json:
         print(json.dumps(s, indent=2))
         return 0
     ms = 1000.0

@@ -9,6 +9,9 @@ Each phase is printed with a reference measured in the same run on the same serv
   status writes done by a bare loop with the `kubernetes` client (the floor any controller pays);
 * restart: SIGKILL, restart with M Services holding IPs → `/readyz` 200 (every status IP
   registered, config loaded); reference = one list of the M Services with the client.
+
+Progress on stderr at least every 5 s; SIGTERM or SIGINT stops the run and kills its
+controller (metallb_lab.signals).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from typing import Any
 from metallb_lab.apiserver import ApiServer
 from metallb_lab.lab.commands import controller_args
 from metallb_lab.netns import wait_for
+from metallb_lab.progress import Progress
+from metallb_lab.signals import run_stoppable
 
 NS = "metallb-system"
 CONFIG = "address-pools:\n- name: v6\n  protocol: layer2\n  addresses: ['2001:db8::/112']\n"
@@ -55,6 +60,17 @@ def allocated(api: ApiServer) -> int:
         for s in api.list("services", "bench")
         if (s.get("status", {}).get("loadBalancer", {}) or {}).get("ingress")
     )
+
+
+def wait_allocated(api: ApiServer, n: int, timeout: float, progress: Progress) -> None:
+    """Until n Services have an IP, reporting the count."""
+
+    def done() -> bool:
+        count = allocated(api)
+        progress.count(count, n, "Services with an IP")
+        return count == n
+
+    wait_for(done, timeout, interval=0.1 if n <= 1000 else 0.5, what=f"{n} allocations")
 
 
 class Controller:
@@ -140,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart-services", type=int, default=10000)
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    return run_stoppable("bench.controller", lambda: measure(args.services, args.restart_services))
+
+
+def measure(n: int, m: int) -> int:
+    progress = Progress("bench.controller")
     with (
         tempfile.TemporaryDirectory(prefix="bench-controller-") as tmp,
         ApiServer(namespaces=(NS, "bench", "reference")) as api,
@@ -154,34 +175,38 @@ def main(argv: list[str] | None = None) -> int:
                 "data": {"config": CONFIG},
             }
         )
-        n = args.services
-        ref_writes = reference_status_writes(api, n)  # before any controller runs
+        with progress.step(f"reference: a bare client writing {n} statuses"):
+            ref_writes = reference_status_writes(api, n)  # before any controller runs
         controllers: list[Controller] = []
         try:
-            ctl = Controller(kubeconfig, logdir / "controller-1.log")
-            controllers.append(ctl)
-            wait_for(ctl.ready, 30, what="controller ready")
+            with progress.step("starting the controller"):
+                ctl = Controller(kubeconfig, logdir / "controller-1.log")
+                controllers.append(ctl)
+                wait_for(ctl.ready, 30, what="controller ready")
 
+            progress.say(f"allocation: creating {n} Services")
             start = time.perf_counter()
             for i in range(n):
                 api.create(service(f"s{i:05d}"))
-            wait_for(lambda: allocated(api) == n, 300, interval=0.1, what=f"{n} allocations")
+            wait_allocated(api, n, 300, progress)
             alloc_time = time.perf_counter() - start
 
-            m = args.restart_services
+            progress.say(f"restart: creating {m - n} more Services")
             for i in range(n, m):
                 api.create(service(f"s{i:05d}"))
-            wait_for(lambda: allocated(api) == m, 900, interval=0.5, what=f"{m} allocations")
+                progress.count(i + 1, m, "Services created")
+            wait_allocated(api, m, 900, progress)
             ctl.kill()
             before = {
                 s["metadata"]["name"]: s["status"]["loadBalancer"]
                 for s in api.list("services", "bench")
             }
-            start = time.perf_counter()
-            ctl = Controller(kubeconfig, logdir / "controller-2.log")
-            controllers.append(ctl)
-            wait_for(ctl.ready, 300, interval=0.05, what="ready after restart")
-            ready_time = time.perf_counter() - start
+            with progress.step(f"restart with {m} Services: waiting for /readyz"):
+                start = time.perf_counter()
+                ctl = Controller(kubeconfig, logdir / "controller-2.log")
+                controllers.append(ctl)
+                wait_for(ctl.ready, 300, interval=0.05, what="ready after restart")
+                ready_time = time.perf_counter() - start
             ref_list = reference_list(api)
             time.sleep(1.0)
             after = {
@@ -193,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             for c in controllers:
                 c.kill()
         changed = sum(1 for k, v in before.items() if after.get(k) != v)
+    progress.close()
 
     print(
         f"allocation: {n} Services -> all with status in {alloc_time:.2f} s "

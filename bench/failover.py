@@ -16,7 +16,8 @@ and the lab settles before the next crash.
 * keepalived: the same kind of namespaces (same builder), one keepalived per node, VIP
   192.0.2.200 on eth0, priorities 150/100/50…; VRRPv2 with 1 s adverts, then VRRPv3 with
   0.1 s adverts. A restored node gets a clean eth0 (no stale VIP), as after a reboot.
-Needs root, keepalived, curl.
+Needs root, keepalived, curl. Progress on stderr at least every 5 s; SIGTERM or SIGINT stops
+the run and removes the lab, its namespaces and processes (metallb_lab.signals).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from metallb_lab.lab.preflight import preflight
 from metallb_lab.lab.probe import ProbeProcess, analyse, summary
 from metallb_lab.lab.state import LabError
 from metallb_lab.lab.topology import Lan, build_lan, link_up
+from metallb_lab.progress import Progress
+from metallb_lab.signals import run_stoppable
 
 VIP = "192.0.2.200"
 PROBE_INTERVAL = 0.01
@@ -123,12 +126,15 @@ def measure_once(
 # --- metallb-py ----------------------------------------------------------------------------------
 
 
-def bench_metallb(nodes: int, repetitions: int, workdir: Path) -> SystemResult:
+def bench_metallb(nodes: int, repetitions: int, workdir: Path, progress: Progress) -> SystemResult:
     prefix = f"mlbbench{os.getpid()}"
     directory = workdir / "lab"
     result = SystemResult("metallb-py layer2 (heartbeats 100 ms, dead after 350 ms)", [])
     try:
-        lab = up(nodes, directory=directory, prefix=prefix, tools=("curl",))
+        with progress.step(f"metallb-py: lab up with {nodes} nodes"):
+            lab = up(
+                nodes, directory=directory, prefix=prefix, tools=("curl",), progress=progress.say
+            )
         web = next(s for s in lab.layout.services if s.name == "web")
         ip = lab.state.service_ips["web"][0]
         for i in range(repetitions):
@@ -141,21 +147,23 @@ def bench_metallb(nodes: int, repetitions: int, workdir: Path) -> SystemResult:
                 wall.append(time.time())
                 return lab.crash(owner)
 
-            rep = measure_once(
-                prefix,
-                lab.layout.client_netns,
-                ip,
-                crash,
-                expected_owner(web, ip, survivors),
-            )
+            with progress.step(f"metallb-py #{i + 1}: crashing {owner}"):
+                rep = measure_once(
+                    prefix,
+                    lab.layout.client_netns,
+                    ip,
+                    crash,
+                    expected_owner(web, ip, survivors),
+                )
             if rep.new_owner is not None:
                 rep.detected, rep.announced = speaker_timeline(
                     lab.log(f"speaker-{rep.new_owner}"), owner, wall[0]
                 )
             result.repetitions.append(rep)
-            _progress("metallb-py", i, rep)
-            lab.restore(owner)
-            lab.wait_settled(60)
+            _report_repetition(progress, "metallb-py", i, rep)
+            with progress.step(f"metallb-py: restoring {owner}, waiting until settled"):
+                lab.restore(owner)
+                lab.wait_settled(60)
     finally:
         down(directory, prefix)
     return result
@@ -301,7 +309,11 @@ class VrrpCluster:
 
 
 def bench_keepalived(
-    nodes: int, repetitions: int, workdir: Path, variants: list[tuple[int, float]]
+    nodes: int,
+    repetitions: int,
+    workdir: Path,
+    variants: list[tuple[int, float]],
+    progress: Progress,
 ) -> list[SystemResult]:
     marker = f"mlbbench{os.getpid()}k"
     layout = plan_lab(nodes, prefix=marker)
@@ -313,20 +325,23 @@ def bench_keepalived(
         for version, advert in variants:
             name = f"keepalived VRRPv{version}, adverts every {advert:g} s"
             result = SystemResult(name, [])
-            cluster.run(version, advert)
-            cluster.wait_master(master)
-            for i in range(repetitions):
-                rep = measure_once(
-                    marker,
-                    lan.client.name,
-                    VIP,
-                    lambda: cluster.crash(master),
-                    layout.node_names[1],
-                )
-                result.repetitions.append(rep)
-                _progress(name, i, rep)
-                cluster.restore(master)
+            with progress.step(f"{name}: starting, waiting for {master} to be master"):
+                cluster.run(version, advert)
                 cluster.wait_master(master)
+            for i in range(repetitions):
+                with progress.step(f"{name} #{i + 1}: crashing {master}"):
+                    rep = measure_once(
+                        marker,
+                        lan.client.name,
+                        VIP,
+                        lambda: cluster.crash(master),
+                        layout.node_names[1],
+                    )
+                result.repetitions.append(rep)
+                _report_repetition(progress, name, i, rep)
+                with progress.step(f"{name}: restoring {master}"):
+                    cluster.restore(master)
+                    cluster.wait_master(master)
             results.append(result)
         cluster.stop_all()
     return results
@@ -335,13 +350,9 @@ def bench_keepalived(
 # --- report --------------------------------------------------------------------------------------
 
 
-def _progress(name: str, i: int, rep: Repetition) -> None:
+def _report_repetition(progress: Progress, name: str, i: int, rep: Repetition) -> None:
     gap = f"{rep.gap * 1000:.0f} ms" if rep.gap is not None else "no takeover"
-    print(
-        f"  {name} #{i + 1}: {rep.old_owner} -> {rep.new_owner}: gap {gap}",
-        file=sys.stderr,
-        flush=True,
-    )
+    progress.say(f"{name} #{i + 1}: {rep.old_owner} -> {rep.new_owner}: gap {gap}")
 
 
 def report(results: list[SystemResult], repetitions: int) -> str:
@@ -402,21 +413,30 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as e:
         print(f"bench.failover: {e}", file=sys.stderr)
         return 1
+    return run_stoppable(
+        "bench.failover",
+        lambda: measure(args.nodes, args.repetitions, not args.no_keepalived, args.json),
+    )
+
+
+def measure(nodes: int, repetitions: int, keepalived: bool, as_json: bool) -> int:
+    progress = Progress("bench.failover")
     with tempfile.TemporaryDirectory(prefix="bench-failover-") as tmp:
         workdir = Path(tmp)
         try:
-            results = [bench_metallb(args.nodes, args.repetitions, workdir)]
-            if not args.no_keepalived:
+            results = [bench_metallb(nodes, repetitions, workdir, progress)]
+            if keepalived:
                 results += bench_keepalived(
-                    args.nodes, args.repetitions, workdir, [(2, 1.0), (3, 0.1)]
+                    nodes, repetitions, workdir, [(2, 1.0), (3, 0.1)], progress
                 )
         except LabError as e:
             print(f"bench.failover: {e}", file=sys.stderr)
             return 1
-    if args.json:
+    progress.close()
+    if as_json:
         print(json.dumps([r.to_json() for r in results], indent=2))
     else:
-        print(report(results, args.repetitions))
+        print(report(results, repetitions))
     return 0
 
 

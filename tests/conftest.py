@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -21,9 +23,25 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "explore"))
 _counter = itertools.count()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (a `timeout`, a CI cancel) ends the run as Ctrl-C does: pytest then tears the
+    # fixtures down, so `topo`, the lab fixtures and the API servers clean up after themselves.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if netns.available() is None:
         netns.sweep()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Namespaces of this run that no fixture removed (a test that built a Topology of its own
+    and was interrupted half-way)."""
+    if netns.available() is None:
+        mine = re.compile(rf"{netns.DEFAULT_PREFIX}-{os.getpid()}(\D|$)")
+        for name in netns.list_namespaces():
+            if mine.match(name):
+                netns.delete_namespace(name)
 
 
 @pytest.fixture

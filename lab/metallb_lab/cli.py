@@ -151,16 +151,23 @@ def apiserver(
 
 
 def _lab_errors(fn: Callable[..., None]) -> Callable[..., None]:
-    """LabError (and a missing namespace tool) become a one-line error, never a traceback."""
+    """LabError (and a missing namespace tool) become a one-line error, never a traceback.
+    SIGTERM and SIGINT stop the command through its clean-up (`lab up` and `lab demo` remove
+    what they built); the exit status is then 128 + the signal's number."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         from metallb_lab.lab.state import LabError
+        from metallb_lab.signals import Stopped, stop_on_signals
 
         try:
-            fn(*args, **kwargs)
+            with stop_on_signals():
+                fn(*args, **kwargs)
         except LabError as e:
             raise click.ClickException(str(e)) from None
+        except Stopped as stop:
+            click.echo(f"{stop}; cleaned up", err=True)
+            raise SystemExit(stop.exit_code) from None
 
     return wrapper
 
@@ -201,8 +208,12 @@ def up(nodes: int, mode: str) -> None:
     from metallb_lab.lab import render
     from metallb_lab.lab.layout import Mode
     from metallb_lab.lab.lifecycle import up as lab_up
+    from metallb_lab.progress import Progress
 
-    lab_obj = lab_up(nodes, Mode(mode), progress=lambda m: click.echo(f"  {m}"))
+    progress = Progress(write=lambda line: click.echo(f"  {line}"))
+    with progress.step(f"building the lab ({nodes} nodes, {mode})"):
+        lab_obj = lab_up(nodes, Mode(mode), progress=progress.say)
+    progress.close()
     status = lab_obj.status()
     click.echo("")
     click.echo(render.overview(status))
@@ -288,7 +299,11 @@ def demo(nodes: int, mode: str) -> None:
     """
     from metallb_lab.lab.demo import run_demo
     from metallb_lab.lab.layout import Mode
+    from metallb_lab.progress import Progress
 
-    result = run_demo(nodes, mode=Mode(mode), echo=click.echo)
+    progress = Progress(write=click.echo)
+    with progress.step(f"running the demo ({nodes} nodes, {mode})"):
+        result = run_demo(nodes, mode=Mode(mode), echo=progress.say)
+    progress.close()
     if not result.ok:
         raise SystemExit(1)

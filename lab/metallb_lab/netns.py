@@ -1,7 +1,8 @@
 """Network namespaces for tests, benchmarks and the lab.
 
 Everything created here is named `<prefix>-<pid>-<suffix>` and recorded, so `close()` removes
-it even after a failure, and `sweep()` removes what a crashed earlier run left behind. Only
+it even after a failure (or a SIGTERM turned into an exception, metallb_lab.signals), and
+`sweep()` removes what a crashed earlier run left behind. Only
 documentation address ranges may be configured (the project's network-safety rule): any other
 address is refused before it reaches the kernel.
 """
@@ -19,6 +20,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
+
+from metallb_lab.signals import raise_if_stopping, signals_deferred
 
 DOC_NETWORKS = tuple(
     ipaddress.ip_network(n)
@@ -58,10 +61,12 @@ def available() -> str | None:
 def wait_for(
     condition: Callable[[], T], timeout: float, interval: float = 0.05, what: str = "condition"
 ) -> T:
-    """Poll `condition` until it returns a truthy value; bounded by `timeout` seconds."""
+    """Poll `condition` until it returns a truthy value; bounded by `timeout` seconds, and
+    ended early when a signal stops the program (metallb_lab.signals)."""
     deadline = time.monotonic() + timeout
     last: T = condition()
     while not last:
+        raise_if_stopping()
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
         time.sleep(interval)
@@ -160,11 +165,14 @@ class Topology:
         *,
         stdout: int | None = subprocess.DEVNULL,
         stderr: int | None = subprocess.DEVNULL,
+        stdin: int | None = None,
         env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start a process (in `ns`, or on the host when None) that `close()` will kill."""
         full = ns.argv(argv) if ns is not None else list(argv)
-        proc = subprocess.Popen(full, stdout=stdout, stderr=stderr, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            full, stdin=stdin, stdout=stdout, stderr=stderr, env=env, start_new_session=True
+        )
         self.processes.append(proc)
         return proc
 
@@ -175,6 +183,11 @@ class Topology:
             proc.wait(timeout=5)
 
     def close(self) -> None:
+        """Kill the processes, delete the namespaces; a signal meanwhile waits until done."""
+        with signals_deferred():
+            self._close()
+
+    def _close(self) -> None:
         for proc in reversed(self.processes):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -187,8 +200,13 @@ class Topology:
                 self.kill(proc)
         self.processes.clear()
         for ns in reversed(self.namespaces):
-            _delete_namespace(ns.name)
+            delete_namespace(ns.name)
         self.namespaces.clear()
+        # One made but not yet recorded when an exception (a signal) hit add_ns.
+        mine = f"{self.prefix}-{self.tag}-"
+        for name in list_namespaces(self.prefix):
+            if name.startswith(mine):
+                delete_namespace(name)
 
     def __enter__(self) -> Topology:
         return self
@@ -202,7 +220,7 @@ def _namespace_pids(name: str) -> list[int]:
     return [int(p) for p in proc.stdout.split() if p.isdigit()]
 
 
-def _delete_namespace(name: str) -> None:
+def delete_namespace(name: str) -> None:
     """Kill whatever still runs inside the namespace, then delete it (and its links)."""
     for pid in _namespace_pids(name):
         with contextlib.suppress(ProcessLookupError):
@@ -224,7 +242,7 @@ def sweep(prefix: str = DEFAULT_PREFIX, only_dead_owners: bool = True) -> list[s
         owner = int(match.group(1)) if match else None
         if only_dead_owners and owner is not None and _pid_alive(owner):
             continue
-        _delete_namespace(name)
+        delete_namespace(name)
         removed.append(name)
     return removed
 

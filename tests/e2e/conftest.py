@@ -26,7 +26,10 @@ NS = "metallb-system"
 
 
 class Component:
-    """A `metallb-py <component>` subprocess; its JSON log lines are collected."""
+    """A `metallb-py <component>` subprocess; its JSON log lines are collected. Every one a
+    test starts is killed when the test ends (`_no_component_outlives_its_test`)."""
+
+    started: list[Component] = []  # noqa: RUF012 - one registry for the whole run
 
     def __init__(
         self, args: list[str], env: dict[str, str] | None = None, wrap: list[str] | None = None
@@ -47,6 +50,7 @@ class Component:
             text=True,
             env=self.env,
         )
+        Component.started.append(self)
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
         return self
 
@@ -105,6 +109,15 @@ def put_endpoints(api: ApiServer, name: str, nodes: list[str], ready: bool = Tru
         return
     body["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
     api.update(body)
+
+
+@pytest.fixture(autouse=True)
+def _no_component_outlives_its_test() -> Iterator[None]:
+    """Also when the test fails or the run is interrupted (SIGINT, or SIGTERM: tests/conftest.py
+    turns it into KeyboardInterrupt, and pytest tears fixtures down)."""
+    yield
+    while Component.started:
+        Component.started.pop().kill()
 
 
 @pytest.fixture

@@ -102,6 +102,9 @@ def run_demo(
         echo(render.overview(status))
     except Exception as e:  # any failure after `up` still ends in `down` and a clear report
         problems.append(str(e) if isinstance(e, LabError) else f"{type(e).__name__}: {e}")
+    except BaseException:  # stopped (SIGTERM, SIGINT): the lab goes, then the stop goes on
+        _stopped(lab, directory, prefix, echo)
+        raise
     return _finish(lab, directory, prefix, echo, problems, failover, expected)
 
 
@@ -174,6 +177,9 @@ def run_bgp_demo(
                 )
     except Exception as e:  # any failure after `up` still ends in `down` and a clear report
         problems.append(str(e) if isinstance(e, LabError) else f"{type(e).__name__}: {e}")
+    except BaseException:  # stopped (SIGTERM, SIGINT): the lab goes, then the stop goes on
+        _stopped(lab, directory, prefix, echo)
+        raise
     return _finish(lab, directory, prefix, echo, problems, failover, None)
 
 
@@ -267,6 +273,13 @@ def _crash_and_measure(
         f"({result.failed} probes unanswered); crash -> first answer: {since * 1000:.0f} ms"
     )
     return result, crashed_at
+
+
+def _stopped(lab: Lab, directory: Path | None, prefix: str | None, echo: Echo) -> None:
+    echo("")
+    echo("== stopped: lab down")
+    report = down(directory or lab.directory, prefix or lab.state.prefix)
+    echo(f"   stopped {len(report.stopped)} processes, removed {len(report.namespaces)} namespaces")
 
 
 def _finish(

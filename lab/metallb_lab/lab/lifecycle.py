@@ -50,6 +50,7 @@ from metallb_lab.lab.topology import (
     mac_of,
 )
 from metallb_lab.netns import NetnsError
+from metallb_lab.signals import Stopped, signals_deferred
 
 Progress = Callable[[str], None]
 
@@ -65,7 +66,8 @@ def up(
 ) -> Lab:
     """Build the lab and wait until every Service answers from the client.
 
-    On failure everything built so far is removed and a LabError says what went wrong.
+    On failure everything built so far is removed and a LabError says what went wrong; when
+    stopped (SIGTERM, SIGINT: metallb_lab.signals.Stopped) it is removed as well.
     """
     directory = directory or lab_dir()
     prefix = prefix or lab_prefix()
@@ -93,7 +95,7 @@ def up(
     try:
         _build(lab, layout, progress)
     except BaseException as e:
-        progress("failed; removing what was built")
+        progress(f"{'stopped' if isinstance(e, Stopped) else 'failed'}; removing what was built")
         down(directory, prefix)
         if isinstance(e, LabError):
             raise
@@ -235,6 +237,11 @@ def down(directory: Path | None = None, prefix: str | None = None) -> DownReport
     reason = netns.available()
     if reason is not None:
         raise LabError(f"lab down: {reason}")
+    with signals_deferred():  # a half-removed lab helps nobody: finish, then stop
+        return _down(directory, prefix)
+
+
+def _down(directory: Path, prefix: str) -> DownReport:
     try:
         state = LabState.load(directory)
     except LabError:
