@@ -3,8 +3,10 @@
 `metallb-py lab` (the local lab: namespaces, processes, demo), the Kubernetes API server the
 tests and the lab run against (`apiserver`), network namespaces (`netns`), the portal that lets
 node namespaces reach the host's loopback (`portal`), drivers for FRR, BIRD and GoBGP
-(`routers`) and harness programs that run one product part alone (`harness`). The product
-package `metallb_py` never imports this one; `pip install 'metallb-py[lab]'` installs it.
+(`routers`), harness programs that run one product part alone (`harness`), and what every long
+program here shares: stopping cleanly on SIGTERM/SIGINT (`signals`) and progress lines
+(`progress`). The product package `metallb_py` never imports this one;
+`pip install 'metallb-py[lab]'` installs it.
 """
 
 from typing import Any

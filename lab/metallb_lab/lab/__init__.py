@@ -3,5 +3,6 @@
 A client/router namespace with a bridge, N node namespaces on it, the test API server on the
 host's loopback, the controller, one speaker per node and a tiny HTTP backend per node, all
 detached so the lab outlives the command that built it. `layout` and `objects` are the pure
-plan; `topology`, `processes` and `lab` carry it out; `probe` measures failover.
+plan; `lifecycle` builds and removes it (with `topology`, `processes`, `commands`, `state`);
+`running` drives a lab that is up; `probe` measures failover; docs/lab.md, "Code".
 """

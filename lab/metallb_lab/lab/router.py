@@ -4,7 +4,7 @@ bgpd peers passively with every node address (the speakers connect, as upstream)
 installs what bgpd selects into the client namespace's kernel table, so `curl` from the client
 follows the learned routes, with one ECMP route when several nodes announce a Service.
 
-The bgpd configuration and the vtysh queries are `testing.routers.FrrRouter`'s; this module
+The bgpd configuration and the vtysh queries are `metallb_lab.routers.FrrRouter`'s; this module
 adds zebra (the notes' recipe: bgpd without `-Z` and zebra as user `frr`, sharing a zserv
 socket) and the lab's way of running daemons: detached, recorded in the state file, stopped by
 `lab down`. All files (configs, pid files, vty and zserv sockets) live in `<lab dir>/frr`.
