@@ -4,8 +4,8 @@ Everything runs on one kube-apiserver + etcd on loopback (`metallb_lab.control_p
 metallb-py and upstream MetalLB v0.12.1 (`scripts/build-upstream-metallb.sh`) as subprocesses
 using the same admin kubeconfig, so the API server, the credentials and the Services are the same
 for every system measured. Every wait is bounded and prints a progress line every few seconds;
-SIGTERM and SIGINT unwind through the `with` blocks, which stop the controllers and the control
-plane.
+the benches run under `metallb_lab.signals.run_stoppable`, so SIGTERM and SIGINT unwind through
+the `with` blocks, which stop the processes, the namespaces and the control plane.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -26,12 +25,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
 from kubernetes import client, config
 
 from metallb_lab.control_plane import ControlPlane, free_port
+from metallb_lab.netns import wait_for
+from metallb_lab.progress import Progress
+from metallb_lab.signals import raise_if_stopping
 
 NS = "metallb-system"
 POOL = "2001:db8::/112"
@@ -46,30 +48,42 @@ UPSTREAM_DIR = (
 )
 QUIET_LOAD = 1.5
 CREATE_THREADS = 4
-PROGRESS_EVERY = 3.0
+PROGRESS_EVERY = 5.0
+T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
     """A measurement could not be made (the message says why)."""
 
 
+PROGRESS = Progress("bench")
+"""Progress lines on stderr (a result table on stdout stays clean)."""
+
+
 def say(text: str) -> None:
-    """A progress line (stderr, so a result table on stdout stays clean)."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def exit_on_signals() -> None:
-    """SIGTERM/SIGINT become SystemExit, so `with` blocks and `finally` clean up."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    PROGRESS.say(text)
 
 
 def load1() -> float:
     return os.getloadavg()[0]
+
+
+def wait_counting(count: Callable[[], int], total: int, timeout: float, what: str) -> None:
+    """Bounded wait until `count()` reaches `total`, with a `what: done/total` line every few
+    seconds (TimeoutError when the bound is hit)."""
+
+    def reached() -> bool:
+        done = count()
+        PROGRESS.count(done, total, what)
+        return done >= total
+
+    wait_for(reached, timeout, 0.2, what)
+
+
+def wait_step(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Bounded wait for `condition`, saying what it waits for (and `still ...` while it does)."""
+    with PROGRESS.step(what):
+        return wait_for(condition, timeout, interval, what)
 
 
 @dataclass(frozen=True)
@@ -106,31 +120,6 @@ class Quiet:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Quiet:
         return cls(args.quiet_load, args.quiet_wait)
-
-
-def wait_until(
-    condition: Callable[[], Any],
-    timeout: float,
-    what: str,
-    progress: Callable[[], str] | None = None,
-    interval: float = 0.05,
-) -> Any:
-    """Poll `condition` until truthy (returned) or `timeout` (BenchError); a progress line
-    every few seconds."""
-    start = time.monotonic()
-    next_say = start + PROGRESS_EVERY
-    while True:
-        value = condition()
-        if value:
-            return value
-        now = time.monotonic()
-        if now - start > timeout:
-            detail = f" ({progress()})" if progress else ""
-            raise BenchError(f"{what}: not within {timeout:.0f} s{detail}")
-        if now >= next_say:
-            say(f"{what}: {progress() if progress else 'waiting'} ({now - start:.0f} s)")
-            next_say = now + PROGRESS_EVERY
-        time.sleep(interval)
 
 
 def upstream_binaries() -> Path:
@@ -199,6 +188,7 @@ def _in_threads(cp: ControlPlane, names: list[str], work: Callable[[Any, str], A
         core = core_api(cp)
         out = []
         for name in part:
+            raise_if_stopping()  # a SIGTERM ends the workers too, not only the main thread
             out.append(work(core, name))
             with lock:
                 done[0] += 1
@@ -207,12 +197,9 @@ def _in_threads(cp: ControlPlane, names: list[str], work: Callable[[Any, str], A
 
     with ThreadPoolExecutor(CREATE_THREADS) as pool:
         futures = [pool.submit(run, part) for part in _chunks(names, CREATE_THREADS)]
-        start = time.monotonic()
         while not all(f.done() for f in futures):
             time.sleep(0.2)
-            if time.monotonic() - start > PROGRESS_EVERY:
-                say(f"  {done[0]}/{len(names)} requests")
-                start = time.monotonic()
+            PROGRESS.count(done[0], len(names), "  requests")
         return [r for f in futures for r in f.result()]
 
 
@@ -255,14 +242,12 @@ def write_statuses(cp: ControlPlane, created: list[dict[str, Any]]) -> float:
     core = core_api(cp)
     status_put: Any = core.replace_namespaced_service_status
     start = time.perf_counter()
-    last_said = start
     for i, svc in enumerate(created, 1):
+        raise_if_stopping()
         svc["status"] = {"loadBalancer": {"ingress": [{"ip": status_ip(i)}]}}
         meta = svc["metadata"]
         status_put(meta["name"], meta["namespace"], svc, _preload_content=False)
-        if time.perf_counter() - last_said > PROGRESS_EVERY:
-            say(f"  floor: {i}/{len(created)} statuses written")
-            last_said = time.perf_counter()
+        PROGRESS.count(i, len(created), "  floor: statuses written")
     elapsed = time.perf_counter() - start
     core.api_client.close()
     return elapsed

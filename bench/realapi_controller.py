@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from metallb_lab.control_plane import ControlPlane
+from metallb_lab.signals import run_stoppable
 
 from .realapi_common import (
     CONTROLLERS,
@@ -34,12 +35,12 @@ from .realapi_common import (
     create_services,
     delete_services,
     ensure_namespace,
-    exit_on_signals,
     load1,
     prepare,
     running,
     say,
-    wait_until,
+    wait_counting,
+    wait_step,
     write_statuses,
 )
 
@@ -94,9 +95,9 @@ def run_controller(cp: ControlPlane, system: str, n: int, logs: Path, quiet: Qui
     budget = phase_budget(system, n)
     with running(CONTROLLERS[system], cp, logs / f"{system}-{n}.log") as ctl:
         if isinstance(ctl, MetallbPyController):
-            wait_until(ctl.readyz, 60, f"{system} ready")
+            wait_step(ctl.readyz, 60, f"{system} ready")
         else:
-            wait_until(ctl.ready_line, 60, f"{system} synced")
+            wait_step(ctl.ready_line, 60, f"{system} synced")
         say(f"{system} {n}: creating {n} Services (load {load:.2f})")
         with IngressWatch(cp, namespace) as watch:
             start = time.monotonic()
@@ -105,15 +106,14 @@ def run_controller(cp: ControlPlane, system: str, n: int, logs: Path, quiet: Qui
             say(f"{system} {n}: created in {create_seconds:.1f} s; waiting for every IP")
             seconds: float | None = None
             try:
-                wait_until(
-                    lambda: watch.count() >= n and ctl.alive(),
+                wait_counting(
+                    lambda: watch.count() if ctl.alive() else 0,
+                    n,
                     budget,
-                    f"{system} {n}",
-                    progress=lambda: f"{watch.count()}/{n} Services with an IP",
-                    interval=0.2,
+                    f"{system} {n}: Services with an IP",
                 )
                 seconds = max(watch.first_ip.values()) - start
-            except Exception as e:  # a bound hit: report how far it got
+            except TimeoutError as e:  # the bound: report how far it got
                 say(f"{system} {n}: {e}")
             if watch.error:
                 raise watch.error
@@ -176,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     systems = args.systems.split(",")
     if unknown := set(systems) - set(SYSTEMS):
         parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
-    exit_on_signals()
+    return run_stoppable("bench.realapi_controller", lambda: measure(args, sizes, systems))
+
+
+def measure(args: argparse.Namespace, sizes: list[int], systems: list[str]) -> int:
     phases: list[Phase] = []
     quiet = Quiet.from_args(args)
     with tempfile.TemporaryDirectory(prefix="bench-realapi-") as tmp, ControlPlane() as cp:

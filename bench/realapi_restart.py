@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from metallb_lab.control_plane import ControlPlane
+from metallb_lab.signals import run_stoppable
 
 from .realapi_common import (
     CONTROLLERS,
@@ -40,7 +41,6 @@ from .realapi_common import (
     create_services,
     delete_services,
     ensure_namespace,
-    exit_on_signals,
     list_seconds,
     load1,
     log_time,
@@ -49,7 +49,7 @@ from .realapi_common import (
     say,
     service,
     status_ips,
-    wait_until,
+    wait_step,
     write_statuses,
 )
 
@@ -80,9 +80,10 @@ def ready_seconds(ctl: ControllerProcess, timeout: float) -> tuple[float | None,
     """(t0 -> /readyz, t0 -> the first-pass log line), waiting for both."""
     readyz: float | None = None
     if isinstance(ctl, MetallbPyController):
-        wait_until(ctl.readyz, timeout, f"{ctl.system} /readyz", interval=0.02)
+        wait_step(ctl.readyz, timeout, f"{ctl.system} /readyz", interval=0.02)
         readyz = time.time() - ctl.started
-    line = wait_until(ctl.ready_line, timeout, f"{ctl.system} first pass", interval=0.02)
+    line = wait_step(ctl.ready_line, timeout, f"{ctl.system} first pass", interval=0.02)
+    assert line is not None
     return readyz, log_time(line) - ctl.started
 
 
@@ -114,18 +115,18 @@ def restart(
         new_name = f"new-{system}"
         created = time.monotonic()
         core.create_namespaced_service(PROBES_NS, service(new_name))
-        wait_until(lambda: new_name in probes.first_ip, 120, f"{system}: {new_name} has its IP")
+        wait_step(lambda: new_name in probes.first_ip, 120, f"{system}: {new_name} has its IP")
         new_ip = probes.first_ip[new_name] - created
         down_ip: float | None = None
         try:
-            wait_until(
+            wait_step(
                 lambda: down_name in probes.first_ip and ctl.alive(),
                 probe_wait,
                 f"{system}: {down_name} (created while down) has its IP",
                 interval=0.1,
             )
             down_ip = probes.first_ip[down_name] - t0
-        except Exception as e:  # the bound: reported as "more than"
+        except TimeoutError as e:  # the bound: reported as "more than"
             say(str(e))
         if probes.error:
             raise probes.error
@@ -192,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     systems = args.systems.split(",")
     if unknown := set(systems) - set(SYSTEMS):
         parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
-    exit_on_signals()
+    return run_stoppable("bench.realapi_restart", lambda: measure(args, systems))
+
+
+def measure(args: argparse.Namespace, systems: list[str]) -> int:
     quiet = Quiet.from_args(args)
     m = args.services
     results: list[Restart] = []
