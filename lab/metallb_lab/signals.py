@@ -59,14 +59,22 @@ def raise_if_stopping() -> None:
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGINT raise `Stopped` in the main thread while the block runs."""
-    previous = {sig: signal.signal(sig, _stop) for sig in SIGNALS}
+def _handled_by(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, earlier in previous.items():
+            signal.signal(sig, earlier)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT raise `Stopped` in the main thread while the block runs."""
+    try:
+        with _handled_by(_stop):
+            yield
+    finally:
         stopping.clear()
         _stopped_by.clear()
 
@@ -81,16 +89,10 @@ def signals_deferred() -> Iterator[None]:
         yield
         return
     held: list[int] = []
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        held.append(signum)
-
-    previous = {sig: signal.signal(sig, hold) for sig in SIGNALS}
     try:
-        yield
+        with _handled_by(lambda signum, frame: held.append(signum)):
+            yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if held:
             signal.raise_signal(held[0])
 

@@ -27,6 +27,7 @@ from metallb_lab.lab import processes
 from metallb_lab.netns import wait_for
 from metallb_lab.progress import Progress
 from metallb_lab.routers import daemons_available
+from metallb_lab.signals import Stopped, signals_deferred, stop_on_signals
 
 from .conftest import LabEnv
 
@@ -279,3 +280,31 @@ def test_progress_counts_at_most_every_period_and_always_the_end() -> None:
     for done in range(1, 101):
         progress.count(done, 100, "probes")
     assert lines == ["start", "probes: 100/100"]
+
+
+# --- the signal helpers, in this process ---------------------------------------------------------
+
+
+def test_a_signal_during_clean_up_acts_once_the_clean_up_is_done() -> None:
+    steps: list[str] = []
+    with pytest.raises(Stopped) as stopped, stop_on_signals():
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            steps.append("clean-up went on")
+        steps.append("never reached")
+    assert steps == ["clean-up went on"]
+    assert stopped.value.exit_code == STOPPED
+    # Outside, the test run's own handling is back.
+    assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
+
+
+def test_a_second_signal_does_not_cut_the_clean_up_short() -> None:
+    steps: list[str] = []
+    with pytest.raises(Stopped), stop_on_signals():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # interrupted at once
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+            steps.append("cleaned up")
+    assert steps == ["cleaned up"]
