@@ -28,6 +28,7 @@ from metallb_py.config import (
 )
 from metallb_py.config.decode import Bool, Int, List, Str, StrMap, Struct
 from metallb_py.config.schema import CONFIG
+from tests.config.yaml_mutations import bounded, mutated
 
 HERE = Path(__file__).parent
 EXAMPLE = (HERE / "spec_1_12_example.yaml").read_text()
@@ -269,6 +270,14 @@ def text_edits(draw: st.DrawFn) -> str:
 @budget(600)
 @given(text=text_edits(), mode=modes)
 def test_edited_valid_texts(text: str, mode: BgpType) -> None:
+    check(text, mode)
+
+
+@bounded(600)
+@given(text=mutated(SEED_TEXTS), mode=modes)
+def test_yaml_features_in_valid_texts(text: str, mode: BgpType) -> None:
+    """Anchors and aliases (also cyclic), tags, deep nesting, long numbers, surrogate escapes
+    and alias bombs placed anywhere: a Config or ConfigError, each within the time bound."""
     check(text, mode)
 
 

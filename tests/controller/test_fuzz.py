@@ -1,8 +1,10 @@
-"""Garbage in: no exception may escape the controller's decision or the plan's file reader."""
+"""Garbage in: no exception may escape the controller's decision or the plan's file reader
+(`load_services`: Services or ServicesFileError, within a time bound per input)."""
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from hypothesis import given, settings
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from metallb_py.controller.plan import ServicesFileError, load_services, run_plan
 from metallb_py.controller.reconcile import Outcome
+from tests.config.yaml_mutations import bounded, mutated, seeds
 from tests.controller.helpers import config, pool, ready, svc
 
 CFG = config(pool("p", "192.0.2.0/28", "2001:db8::/124"), pool("q", "198.51.100.0/30"))
@@ -98,3 +101,21 @@ def test_services_reader_on_arbitrary_text(text: str) -> None:
     except ServicesFileError:
         return
     run_plan(CFG, services)
+
+
+SERVICES_SEEDS = seeds(
+    "tests/controller/data/blog-cluster.yaml", "tests/controller/data/blog-manifests.yaml"
+)
+
+
+@bounded(400)
+@given(text=mutated(SERVICES_SEEDS))
+def test_services_files_mutated(text: str) -> None:
+    """Cut, re-indented, re-tagged, aliased (also cyclically), bombed and deepened files."""
+    try:
+        services, problems = load_services(text)
+    except ServicesFileError as exc:
+        assert str(exc)
+        return
+    result = run_plan(CFG, services, None, problems)
+    json.dumps(result.to_json())
