@@ -1,8 +1,8 @@
-"""IP allocation for LoadBalancer Services (spec section 2): pure, no I/O."""
+"""IP allocation for LoadBalancer Services: pools, sharing, assign/allocate/release and the
+pool gauges (`allocator.Allocator`); pure, no I/O."""
 
-from metallb_py.allocator.allocator import (
+from metallb_py.allocator.allocation import (
     Allocation,
-    Allocator,
     AllocatorError,
     Blocker,
     PoolChange,
@@ -10,6 +10,7 @@ from metallb_py.allocator.allocator import (
     Port,
     Usage,
 )
+from metallb_py.allocator.allocator import Allocator
 from metallb_py.allocator.ips import (
     Family,
     FamilyError,

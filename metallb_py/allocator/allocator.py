@@ -1,4 +1,16 @@
-"""The allocator (spec section 2): who holds which IPs, and whether a Service may take one.
+"""The allocator: who holds which IPs, and whether a Service may take one.
+
+The rules, as MetalLB v0.12 has them (our deviations are in docs/behaviour-differences.md,
+"Allocator and controller"):
+* a pool owns an address when one of its CIDRs contains it, unless the pool avoids buggy IPs
+  and the address ends in .0 or .255; a set of addresses is owned only when one pool owns all;
+* two Services may use one IP only when both carry the same non-empty sharing key and the same
+  backend key (the selector of `externalTrafficPolicy: Local` Services), and no port
+  (protocol and number) is used by both;
+* `assign` gives a Service exactly the IPs it asks for; `allocate_from_pool` picks, per wanted
+  family, the lowest usable address, CIDRs in configuration order; `allocate` tries the
+  auto-assign pools in configuration order;
+* a new pool set is taken only if every current allocation stays owned, else nothing changes.
 
 Pure state machine, no I/O. Every lookup is a dict access or a bisection: used addresses are
 kept as maximal runs of integer keys, so "first free address at or after X" is one bisect, and
@@ -10,9 +22,17 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
+from metallb_py.allocator.allocation import (
+    Allocation,
+    AllocatorError,
+    Blocker,
+    PoolChange,
+    PoolStats,
+    Usage,
+)
+from metallb_py.allocator.index import IPUse, UsedRuns, keys_conflict
 from metallb_py.allocator.ips import (
     Family,
     FamilyError,
@@ -20,7 +40,6 @@ from metallb_py.allocator.ips import (
     go_quote,
     go_quote_list,
     ip_key,
-    ip_text,
     is_buggy_key,
     key_ip,
 )
@@ -30,198 +49,6 @@ from metallb_py.config.model import AddressPool, IPAddress
 _VERSIONS = {family: family.versions for family in Family}
 
 
-class AllocatorError(ValueError):
-    """An assignment or allocation that cannot be made; the message is user-facing."""
-
-
-class Port(NamedTuple):
-    """One `spec.ports[]` entry; two ports conflict when protocol and number are equal."""
-
-    protocol: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.protocol}/{self.port}"
-
-
-class Usage(NamedTuple):
-    """How a Service wants to use an IP: the inputs of the sharing check (spec 2.1, 2.3)."""
-
-    ports: tuple[Port, ...] = ()
-    sharing_key: str = ""
-    """Annotation `metallb.universe.tf/allow-shared-ip`; empty means no sharing."""
-    backend_key: str = ""
-    """Sorted `k=v` selector pairs for `externalTrafficPolicy: Local`, else empty."""
-
-
-class Allocation(NamedTuple):
-    """What one Service holds. A NamedTuple: immutable and cheap to build 50,000 times."""
-
-    service: str
-    pool: str
-    ips: tuple[IPAddress, ...]
-    """In assignment order: as requested, or the order the pool's CIDRs were visited."""
-    ports: tuple[Port, ...]
-    sharing_key: str
-    backend_key: str
-    keys: tuple[int, ...] = ()
-    """The allocator's integer keys of `ips` (see `ips.ip_key`)."""
-    held: bool = False
-    """Kept although no pool of the config owns the IPs (`Allocator.hold`); `pool` is empty."""
-
-    @property
-    def usage(self) -> Usage:
-        return Usage(self.ports, self.sharing_key, self.backend_key)
-
-
-class Blocker(NamedTuple):
-    """A Service whose current IPs the proposed pools cannot own (spec 2.8).
-
-    `causes` is the raw finding per IP (the pool containing it, if any, and whether
-    avoid-buggy-ips rules it out); `reason` turns it into text only when asked, so checking a
-    config that 60,000 Services block stays cheap."""
-
-    service: str
-    ips: tuple[IPAddress, ...]
-    causes: tuple[tuple[str | None, bool], ...]
-
-    @property
-    def reason(self) -> str:
-        reasons: list[str] = []
-        owners: list[str] = []
-        for ip, (pool, buggy) in zip(self.ips, self.causes, strict=True):
-            if pool is None:
-                reasons.append(f"{ip_text(ip)} is not in any pool")
-            elif buggy:
-                reasons.append(
-                    f"{ip_text(ip)} ends in .0 or .255 and pool {go_quote(pool)} sets "
-                    "avoid-buggy-ips"
-                )
-            else:
-                owners.append(pool)
-        if not reasons and len(set(owners)) > 1:
-            reasons.append(
-                "the addresses are in different pools " + ", ".join(map(go_quote, owners))
-            )
-        return "; ".join(reasons) or "no pool owns these addresses"
-
-    def __str__(self) -> str:
-        return (
-            f"service {go_quote(self.service)} cannot own "
-            f"{go_quote_list(self.ips)} under new config: {self.reason}"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PoolChange:
-    accepted: bool
-    blockers: tuple[Blocker, ...] = ()
-    """Every blocking Service, sorted by key; empty when accepted."""
-    reason: str = ""
-    """Why the pool set itself is unusable (overlap), independent of any Service."""
-
-    @property
-    def message(self) -> str:
-        if self.accepted:
-            return "accepted"
-        if self.reason:
-            return f"new config not usable: {self.reason}"
-        return "new config not compatible with assigned IPs: " + "; ".join(
-            str(b) for b in self.blockers
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PoolStats:
-    """The three `metallb_allocator_*` gauges of one pool (spec 2.9)."""
-
-    addresses_total: int
-    addresses_in_use: int
-    services_allocated: int
-
-
-class _Runs:
-    """Used keys as maximal runs [start, end], so the first free key is one bisect away."""
-
-    __slots__ = ("ends", "starts")
-
-    def __init__(self) -> None:
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-
-    def add(self, key: int) -> None:
-        starts, ends = self.starts, self.ends
-        i = bisect.bisect_right(starts, key) - 1
-        if i >= 0 and ends[i] >= key:
-            raise AssertionError(f"key {key} already used")
-        join_left = i >= 0 and ends[i] == key - 1
-        join_right = i + 1 < len(starts) and starts[i + 1] == key + 1
-        if join_left and join_right:
-            ends[i] = ends[i + 1]
-            del starts[i + 1], ends[i + 1]
-        elif join_left:
-            ends[i] = key
-        elif join_right:
-            starts[i + 1] = key
-        else:
-            starts.insert(i + 1, key)
-            ends.insert(i + 1, key)
-
-    def remove(self, key: int) -> None:
-        starts, ends = self.starts, self.ends
-        i = bisect.bisect_right(starts, key) - 1
-        if i < 0 or ends[i] < key:
-            raise AssertionError(f"key {key} not used")
-        start, end = starts[i], ends[i]
-        if start == end:
-            del starts[i], ends[i]
-        elif key == start:
-            starts[i] = key + 1
-        elif key == end:
-            ends[i] = key - 1
-        else:
-            ends[i] = key - 1
-            starts.insert(i + 1, key + 1)
-            ends.insert(i + 1, end)
-
-    def first_free(self, lo: int) -> int:
-        i = bisect.bisect_right(self.starts, lo) - 1
-        if i >= 0 and self.ends[i] >= lo:
-            return self.ends[i] + 1
-        return lo
-
-
-class _IPUse:
-    """Who uses one IP. All users have the same keys (the sharing check guarantees it)."""
-
-    __slots__ = ("backend_key", "ports", "sharing_key", "users")
-
-    def __init__(self, sharing_key: str, backend_key: str) -> None:
-        self.sharing_key = sharing_key
-        self.backend_key = backend_key
-        self.users: dict[str, None] = {}
-        self.ports: dict[Port, str] = {}
-
-
-def _keys_conflict(use: _IPUse, sharing_key: str, backend_key: str) -> str | None:
-    """Spec 2.3 step 2: why a Service with these keys may not join the IP's users, or None."""
-    if use.sharing_key == "":
-        return "existing service does not allow sharing"
-    if sharing_key == "":
-        return "new service does not allow sharing"
-    if use.sharing_key != sharing_key:
-        return (
-            f"sharing key {go_quote(sharing_key)} does not match existing sharing key "
-            f"{go_quote(use.sharing_key)}"
-        )
-    if use.backend_key != backend_key:
-        return (
-            f"backend key {go_quote(backend_key)} does not match existing backend key "
-            f"{go_quote(use.backend_key)}"
-        )
-    return None
-
-
 class Allocator:
     """Pools plus per-Service allocations. Methods either succeed completely or raise
     `AllocatorError` without changing anything."""
@@ -229,8 +56,8 @@ class Allocator:
     def __init__(self, pools: Sequence[AddressPool] = ()) -> None:
         self._pools = PoolSet(pools)
         self._allocs: dict[str, Allocation] = {}
-        self._uses: dict[int, _IPUse] = {}
-        self._runs = _Runs()
+        self._uses: dict[int, IPUse] = {}
+        self._runs = UsedRuns()
         self._groups: dict[tuple[str, str], list[int]] = {}
         self._pool_ips: dict[str, dict[int, int]] = {}
         self._pool_services: dict[str, int] = {}
@@ -258,7 +85,7 @@ class Allocator:
         return sorted((a for a in self._allocs.values() if a.held), key=lambda a: a.service)
 
     def pool_for(self, ips: Sequence[IPAddress]) -> str | None:
-        """Spec 2.2: the pool that owns every one of `ips`, or None."""
+        """The pool that owns every one of `ips`, or None."""
         pool = self._pools.owner_of([ip_key(ip) for ip in ips])
         return pool.name if pool is not None else None
 
@@ -279,7 +106,7 @@ class Allocator:
     # ---- assign / allocate / release -----------------------------------------------------
 
     def assign(self, service: str, ips: Sequence[IPAddress], usage: Usage) -> Allocation:
-        """Spec 2.4: give `service` exactly `ips`, replacing what it held before."""
+        """Give `service` exactly `ips`, replacing what it held before."""
         existing = self._allocs.get(service)
         if (
             existing is not None
@@ -340,7 +167,8 @@ class Allocator:
     def allocate_from_pool(
         self, service: str, family: Family, pool_name: str, usage: Usage
     ) -> Allocation:
-        """Spec 2.5: the lowest usable address of each wanted family, CIDRs in config order."""
+        """The lowest usable address of each wanted family, CIDRs in config order; a Service
+        that already holds IPs keeps them (if their family is the one wanted)."""
         existing = self._allocs.get(service)
         if existing is not None:
             return self._reassign(existing, family, usage)
@@ -377,7 +205,8 @@ class Allocator:
         return alloc
 
     def allocate(self, service: str, family: Family, usage: Usage) -> Allocation:
-        """Spec 2.6: the first auto-assign pool, in configuration order, that can serve."""
+        """The first auto-assign pool, in configuration order, that can serve; a Service that
+        already holds IPs keeps them."""
         existing = self._allocs.get(service)
         if existing is not None:
             return self.assign(service, existing.ips, usage)
@@ -391,7 +220,8 @@ class Allocator:
         raise AllocatorError("no available IPs")
 
     def release(self, service: str) -> bool:
-        """Spec 2.7. Returns whether the Service held anything."""
+        """Forget what the Service holds (its IPs, ports and, with the last user of an IP, the
+        IP's sharing keys). Returns whether the Service held anything."""
         alloc = self._allocs.pop(service, None)
         if alloc is None:
             return False
@@ -416,12 +246,13 @@ class Allocator:
     # ---- config change -------------------------------------------------------------------
 
     def check_pools(self, pools: Sequence[AddressPool]) -> PoolChange:
-        """Spec 2.8 precondition, without changing anything: every Service that would block."""
+        """What `set_pools` would answer, without changing anything: every Service that would
+        block."""
         change, _, _ = self._plan_pools(pools)
         return change
 
     def set_pools(self, pools: Sequence[AddressPool]) -> PoolChange:
-        """Spec 2.8: switch to `pools` if every current allocation stays owned; else nothing
+        """Switch to `pools` if every current allocation stays owned; else nothing
         changes at all. Allocations whose owning pool was renamed are re-homed, and so are held
         ones (every held allocation must be owned for the change to be accepted)."""
         change, new, rehome = self._plan_pools(pools)
@@ -530,11 +361,11 @@ class Allocator:
         return self.assign(existing.service, existing.ips, usage)
 
     def _sharing_problem(self, service: str, ip: IPAddress, key: int, usage: Usage) -> str | None:
-        """Spec 2.3 for one IP: None when `service` may use it, else the reason."""
+        """The sharing rules for one IP: None when `service` may use it, else the reason."""
         use = self._uses.get(key)
         if use is None:
             return None
-        conflict = _keys_conflict(use, usage.sharing_key, usage.backend_key)
+        conflict = keys_conflict(use, usage.sharing_key, usage.backend_key)
         if conflict is not None:
             others = [u for u in use.users if u != service]
             if others:
@@ -626,7 +457,7 @@ class Allocator:
         for key in alloc.keys:
             use = self._uses.get(key)
             if use is None:
-                use = _IPUse(alloc.sharing_key, alloc.backend_key)
+                use = IPUse(alloc.sharing_key, alloc.backend_key)
                 self._uses[key] = use
                 self._runs.add(key)
                 if alloc.sharing_key:

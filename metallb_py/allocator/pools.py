@@ -1,4 +1,4 @@
-"""Pools compiled for lookups: owning pool by bisection over sorted CIDR intervals (spec 2.2).
+"""Pools compiled for lookups: owning pool by bisection over sorted CIDR intervals.
 
 Built once per accepted config; immutable afterwards, so a refused config change can simply
 drop the candidate set and leave the allocator untouched.
@@ -43,7 +43,8 @@ class CompiledPool:
 
 
 def addresses_total(pool: AddressPool) -> int:
-    """`metallb_allocator_addresses_total` (spec 2.9), capped at 2^63-1 for huge IPv6 CIDRs."""
+    """`metallb_allocator_addresses_total`: the addresses the pool may hand out (without
+    .0/.255 under avoid-buggy-ips), capped at 2^63-1 for huge IPv6 CIDRs."""
     total = 0
     for net in pool.cidrs:
         host_bits = net.max_prefixlen - net.prefixlen
@@ -113,7 +114,7 @@ class PoolSet:
         return pool
 
     def owner_of(self, keys: Sequence[int]) -> CompiledPool | None:
-        """Spec 2.2: the one pool that owns every address of the set, or None."""
+        """The one pool that owns every address of the set, or None."""
         if not keys:
             return None
         pool = self.owner_of_key(keys[0])

@@ -1,4 +1,4 @@
-"""The controller's decisions (spec 3.3–3.6), pure: values in, values out.
+"""The controller's decisions, pure: values in, values out.
 
 `Controller` holds the allocator and the current config. The controller process feeds it
 Services (dicts in the Kubernetes JSON shape) and config changes from its work queue and carries
@@ -26,13 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from metallb_py.allocator.allocator import (
-    Allocation,
-    Allocator,
-    AllocatorError,
-    Blocker,
-    PoolChange,
-)
+from metallb_py.allocator.allocation import Allocation, AllocatorError, Blocker, PoolChange
+from metallb_py.allocator.allocator import Allocator
 from metallb_py.allocator.ips import (
     FamilyError,
     family_of_strings,
@@ -84,7 +79,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class ConfigDecision:
-    """The result of handing a config to the controller (spec 3.3)."""
+    """The result of handing a config to the controller."""
 
     outcome: Outcome
     accepted: bool
@@ -215,10 +210,12 @@ class Controller:
         config: Config | None,
         existing_services: Iterable[Mapping[str, Any]] | None = None,
     ) -> ConfigDecision:
-        """Spec 3.3. A refused config changes nothing; `blockers` names every Service in the
-        way. The first accepted config registers the status IPs of every Service seen so far
-        (from `bootstrap` and from reconciles while there was no config), plus
-        `existing_services` if given, before anything can be allocated (9.22)."""
+        """Take a new config if the allocator can move every Service's IPs to its pools. A
+        refused config changes nothing; `blockers` names every Service in the way. The first
+        accepted config registers the status IPs of every Service seen so far (from
+        `bootstrap` and from reconciles while there was no config), plus `existing_services`
+        if given, before anything can be allocated (docs/behaviour-differences.md, "Restart
+        race")."""
         if config is None:
             return ConfigDecision(
                 Outcome.ERROR_NO_RETRY,
@@ -271,8 +268,9 @@ class Controller:
         services: Iterable[Mapping[str, Any]],
         stored: Config | None = None,
     ) -> BootstrapReport:
-        """Start-up after the informer caches synced (spec 9.22, fixed): choose the config,
-        register every status IP in one pass, then allow allocation.
+        """Start-up after the informer caches synced: choose the config, register every status
+        IP in one pass, then allow allocation (docs/behaviour-differences.md, "Restart race"
+        and "Durable config").
 
         The live config is judged against what Services hold, exactly as at run time: if it
         would orphan IPs it is refused and `stored` (the last accepted config) is in force;
@@ -344,7 +342,23 @@ class Controller:
     # ---- one Service ---------------------------------------------------------------------
 
     def reconcile(self, key: str, service: Mapping[str, Any] | None) -> Decision:
-        """Spec 3.4 for the Service `key` (`namespace/name`); None means it was deleted."""
+        """Decide for the Service `key` (`namespace/name`); None means it was deleted.
+
+        The steps, as the comments below number them:
+        1. deleted: release its IPs and re-process every Service (an address came free);
+        2. no config yet: remember the Service for the first config and do nothing;
+        3. not a LoadBalancer: clear its status; fields of the wrong type: one Warning only;
+        4. no clusterIPs: clear;
+        5. the status IPs: a family that does not parse or differs from the clusterIPs' is
+           cleared;
+        6. the status IPs assigned again (or held, docs/behaviour-differences.md "Durable
+           config"), cleared when not allowed or when the pool annotation or the requested
+           IPs ask for something else;
+        7. no IPs: allocate (the requested IPs, else the annotated pool, else the first
+           auto-assign pool that can serve) and announce `IPAllocated`;
+        8. sanity: IPs without a pool are an internal error;
+        9. write the status when it does not show exactly these IPs.
+        """
         if service is None:
             self._last_warning.pop(key, None)
             self._pending.pop(key, None)
@@ -375,7 +389,7 @@ class Controller:
         )
 
     def _converge(self, work: _Work, view: ServiceView) -> Outcome | None:
-        """Steps 3–9. Returns an Outcome to stop without writing, None to write the status."""
+        """Steps 3–8. Returns an Outcome to stop without writing, None to write the status."""
         key = work.key
         if view.type != "LoadBalancer":
             self._last_warning.pop(key, None)
@@ -531,7 +545,7 @@ class Controller:
 
     @staticmethod
     def _status_write(view: ServiceView, work: _Work) -> dict[str, Any] | None:
-        """Steps 9–10: the `status.loadBalancer` to write, or None when nothing changes.
+        """Step 9: the `status.loadBalancer` to write, or None when nothing changes.
 
         When the IPs are unchanged the existing entries are left alone, extra fields (such as
         `ipMode`, which newer API servers default) included, so there is no write loop.

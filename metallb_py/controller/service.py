@@ -1,8 +1,9 @@
-"""Reading the controller's inputs out of a Service in its Kubernetes JSON shape (Appendix A).
+"""Reading the controller's inputs out of a Service in its Kubernetes JSON shape.
 
 Services are plain dicts (`metadata`, `spec`, `status`) as the API and `kubectl get -o yaml`
 give them, so the live controller, `plan` files and tests share one representation. Nothing
-here raises on garbage: a field of the wrong type becomes a problem string and a safe default.
+here raises on garbage: a field of the wrong type becomes a problem string and a safe default
+(the readers of `k8s/objects.py`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from metallb_py.allocator.allocator import Port, Usage
+from metallb_py.allocator.allocation import Port, Usage
 from metallb_py.allocator.ips import Family, FamilyError, family_of, go_quote, parse_ip_or_none
 from metallb_py.config.model import IPAddress
 from metallb_py.k8s.objects import mapping, sequence, string, string_map
@@ -22,7 +23,7 @@ ANNOTATION_ALLOW_SHARED_IP = "metallb.universe.tf/allow-shared-ip"
 
 
 class RequestError(ValueError):
-    """The requested IPs (spec 3.5) are malformed; the message is user-facing."""
+    """The requested IPs are malformed; the message is user-facing."""
 
 
 class ServiceView(NamedTuple):
@@ -140,9 +141,11 @@ def read_service(obj: Mapping[str, Any]) -> ServiceView:
 
 
 def requested_ips(view: ServiceView) -> tuple[tuple[IPAddress, ...], Family | None]:
-    """Spec 3.5: the IPs the user asked for and their family; ((), None) when none.
+    """The IPs the user asked for and their family; ((), None) when none.
 
-    Raises `RequestError` for malformed requests.
+    They come from the `metallb.universe.tf/loadBalancerIPs` annotation (comma-separated, one
+    address or one of each family) or from `spec.loadBalancerIP`, never both. Raises
+    `RequestError` for malformed requests.
     """
     annotation, field = view.lb_ips_annotation, view.load_balancer_ip
     if not annotation and not field:

@@ -9,7 +9,7 @@ from metallb_py.config.model import AddressPool, IPAddress, IPNetwork, Protocol
 
 
 def cidrs(*addresses: str) -> tuple[IPNetwork, ...]:
-    """CIDRs or `A-B` ranges, expanded the way the config parser does (spec 1.6)."""
+    """CIDRs or `A-B` ranges, expanded the way the config parser does."""
     out: list[IPNetwork] = []
     for text in addresses:
         if "-" in text:

@@ -1,7 +1,7 @@
-"""The indexed allocator against a brute-force reference that walks every address (spec 2.5).
+"""The indexed allocator against a brute-force reference that walks every address.
 
 The fast path (runs of used keys, per-key sorted share lists) must pick exactly the address the
-literal reading of the spec picks: CIDRs in configuration order, addresses ascending, the first
+literal reading of the rule (`allocator/allocator.py`, module docstring) picks: CIDRs in configuration order, addresses ascending, the first
 one that is unused or usable by a compatible sharer, skipping .0/.255 under avoid-buggy-ips.
 """
 
