@@ -1,4 +1,4 @@
-"""JSON log lines as MetalLB writes them (spec 3.1): `ts` (UTC), `caller`, `level`, `msg` and
+"""JSON log lines as MetalLB writes them: `ts` (UTC), `caller`, `level`, `msg` and
 structured keys such as `op`, `event`, `error`, `service`. One line per record on stdout, so
 `kubectl logs` output stays machine-readable."""
 

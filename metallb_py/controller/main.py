@@ -1,6 +1,7 @@
 """The `metallb-py controller` process: glue between the API and the pure `Controller`.
 
-Start-up order (spec 3.2, with the restart race of 9.22 closed):
+Start-up order (upstream's, with the restart race closed: docs/behaviour-differences.md,
+"Restart race" and "Durable config"):
 1. metrics server up (liveness), memberlist Secret ensured if asked;
 2. informers on all Services, the ConfigMap and the accepted-config store, until synced;
 3. bootstrap in one step: judge the live config against what Services hold (falling back to the
@@ -13,6 +14,11 @@ Start-up order (spec 3.2, with the restart race of 9.22 closed):
 
 Informer threads only enqueue keys (thread-safe hand-off to the asyncio loop); the worker reads
 objects from the informer caches, so it always works on the latest version.
+
+One concern, the process's glue, in one module of about 600 lines: the decisions are in
+`controller/reconcile.py`, the API calls in `k8s/`; what stays here is the order of start-up,
+the worker with its concurrent status writes, and how a config decision is reported (metrics,
+logs, events), which share the process's state.
 """
 
 from __future__ import annotations
@@ -84,8 +90,9 @@ class ControllerSettings:
 def ensure_memberlist_secret(
     core: Any, apps: Any, namespace: str, name: str, deployment: str
 ) -> bool:
-    """Spec 3.2 step 2: create the memberlist Secret, owned by the controller Deployment, unless
-    it exists. Returns True when it was created."""
+    """Create the memberlist Secret (key `secretkey`, 16 random bytes, base64), owned by the
+    controller Deployment, unless it exists, as upstream's controller does at start-up when
+    `--ml-secret-name` is set. Returns True when it was created."""
     existing = core.list_namespaced_secret(namespace, field_selector=f"metadata.name={name}")
     if existing.items:
         return False

@@ -51,8 +51,8 @@ def finish_item(
     outcome: Outcome,
     reprocess_all: Callable[[], None],
 ) -> None:
-    """Spec section 0: count the update; retry errors with backoff, forget the rest; on
-    reprocess-all re-queue every known object."""
+    """MetalLB's handling of a processed item: count the update; retry errors with backoff,
+    forget the rest; on reprocess-all re-queue every known object (`outcome.Outcome`)."""
     metrics.updates.inc()
     if outcome is Outcome.ERROR:
         metrics.update_errors.inc()

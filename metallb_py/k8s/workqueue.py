@@ -1,4 +1,4 @@
-"""The single-worker event queue of each component (spec section 0).
+"""The single-worker event queue of each component.
 
 Semantics follow client-go's rate-limited work queue, which MetalLB relies on:
 

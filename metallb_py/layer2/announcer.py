@@ -3,8 +3,9 @@
 It keeps responders on the qualifying interfaces (rescanned every 10 s and on demand), tells each
 one which IPs it answers for (only interfaces whose subnet contains the IP, when there are such),
 and sends gratuitous ARP / unsolicited NA when an IP is taken over: when it goes from not
-announced to announced, not on every reconcile (spec 9.8 fixed). All methods run on the event
-loop's thread; from another thread use `loop.call_soon_threadsafe`.
+announced to announced, not on every reconcile (docs/behaviour-differences.md, "Gratuitous
+announcements on takeover only"). All methods run on the event loop's thread; from another
+thread use `loop.call_soon_threadsafe`.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ class Announcer:
 
     def withdraw(self, key: str) -> None:
         """Stop announcing Service `key`'s IPs (those no other Service still uses). Nothing is
-        sent: the new owner's gratuitous frames move the traffic (spec 5.5)."""
+        sent: the new owner's gratuitous frames move the traffic (docs/layer2.md, "Gratuitous
+        announcements")."""
         self._apply(self._state.withdraw(key))
 
     def refresh(self, ip: IPAddress | str) -> None:

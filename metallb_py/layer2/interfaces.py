@@ -1,4 +1,5 @@
-"""Which interfaces get ARP/NDP responders (spec 5.1) and which of them answer for an IP.
+"""Which interfaces get ARP/NDP responders (docs/layer2.md, "Interfaces") and which of them
+answer for an IP.
 
 The rules are pure functions over `Interface` values; `list_interfaces()` is the thin netlink
 adapter (pyroute2) that produces them. It blocks briefly, so async callers run it in a thread.
@@ -40,12 +41,12 @@ class Interface:
 
     @property
     def wants_arp(self) -> bool:
-        """Up, not a bond/bridge member, not NOARP, and BROADCAST (spec 5.1)."""
+        """Up, not a bond/bridge member, not NOARP, and BROADCAST."""
         return self._eligible() and bool(self.flags & IFF_BROADCAST) and len(self.mac) == 6
 
     @property
     def wants_ndp(self) -> bool:
-        """Up, not a member, not NOARP, with an IPv6 link-local address (spec 5.1)."""
+        """Up, not a member, not NOARP, with an IPv6 link-local address."""
         return self._eligible() and self.link_local is not None and len(self.mac) == 6
 
     def contains(self, ip: IPAddress) -> bool:
@@ -61,7 +62,8 @@ def answering_interfaces(
 ) -> frozenset[str]:
     """Interfaces that answer for `ip`: those whose subnet contains it, if any; else all.
 
-    metallb-py's restriction of spec 9.6: upstream answers on every qualifying interface
+    metallb-py's restriction (docs/layer2.md, "Which interfaces answer for an IP"): upstream
+    answers on every qualifying interface
     (`restrict_to_subnet=False`), which leaks replies onto CNI bridges and other segments the IP
     does not belong to. `candidates` are the interfaces with a responder of the IP's family.
     """

@@ -203,8 +203,8 @@ class NdpResponder(Responder):
 
     Group membership uses IPV6_JOIN_GROUP on the interface, so the kernel also reports it with
     MLD and snooping switches/bridges forward the solicitations here. Each group is joined while
-    at least one target maps to it (set semantics, spec 5.2 quirk fixed), including targets that
-    existed before this responder was created.
+    at least one target maps to it (set semantics: docs/behaviour-differences.md, "Set semantics
+    per Service"), including targets that existed before this responder was created.
     """
 
     kind = "NDP"

@@ -1,5 +1,6 @@
 """What this node announces, and when to repeat gratuitous announcements. Pure: the caller passes
-the clock, so the rules of spec 5.2 and 5.5 are tested without sleeping."""
+the clock, so the rules (docs/layer2.md, "Gratuitous announcements") are tested without
+sleeping."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ class Change:
 class Announcements:
     """Service key -> set of IPs, plus a per-IP count of the Services using it.
 
-    Set semantics per key (spec 5.2 quirk fixed): announcing the same IPs again changes nothing,
-    so counts cannot drift above the number of Services and withdrawal always releases the IP.
+    Set semantics per key (docs/behaviour-differences.md, "Set semantics per Service"):
+    announcing the same IPs again changes nothing, so counts cannot drift above the number of
+    Services and withdrawal always releases the IP.
     """
 
     def __init__(self) -> None:
@@ -78,7 +80,7 @@ class Announcements:
 
 
 class GratuitousSchedule:
-    """Spec 5.5 windows: a trigger opens (or extends) a 5 s window and sends at once if the IP
+    """Gratuitous windows: a trigger opens (or extends) a 5 s window and sends at once if the IP
     was not already in one; a shared 1.1 s ticker re-sends every IP whose window is still open.
 
     The ticker starts with the first open window and stops when none is left, so one trigger

@@ -1,4 +1,5 @@
-"""MetalLB's metric families (spec section 7): exact names, types and labels."""
+"""MetalLB's metric families: exact names, types and labels (docs/alerts.md relies on them;
+where a series differs from upstream's: docs/behaviour-differences.md)."""
 
 from __future__ import annotations
 

@@ -1,21 +1,22 @@
-"""The speaker's decisions, pure: which Services this node announces, and how (spec 4.3–4.6).
+"""The speaker's decisions, pure: which Services this node announces, and how.
 
 The speaker process feeds `decide` a Service (a dict in the Kubernetes JSON shape, None when
 deleted), its endpoints (`endpoints.py`), the current config, a `NodeView` (this node's name,
 the live-node set, partition state, whether a BGP peer is selected here) and the
 `Announcement` it currently holds for the Service; it carries out the returned decision with
-the layer2 announcer or the BGP sessions. Nothing here does I/O.
+the layer2 announcer or the BGP sessions. Nothing here does I/O. The rules are written down in
+docs/behaviour-differences.md, "Speaker" (what stays as upstream, then what differs).
 
-Deviations from v0.12, each listed in docs/behaviour-differences.md ("Speaker"):
+Deviations from v0.12, each listed there:
 * `nodeAssigned` is emitted when this node starts announcing a Service (or its protocol or IPs
-  change), not on every reconcile (9.18); in BGP mode only once this node has at least one
-  selected peer (9.17). `Announcement.assigned` remembers whether it was emitted;
+  change), not on every reconcile; in BGP mode only once this node has at least one selected
+  peer. `Announcement.assigned` remembers whether it was emitted;
 * a layer2 speaker in a minority partition withdraws its `Cluster` Services (reason
   `minorityPartition`, docs/membership.md);
 * BGP routes that collide on a prefix with different attributes resolve deterministically
   (`merge_routes`);
 * the live-node set always restricts layer2 candidates; without membership it comes from the
-  API (`nodes.fallback_live_nodes`) instead of being empty (9.7).
+  API (`nodes.fallback_live_nodes`) instead of being empty.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class Announce:
     """Emit the Normal event `nodeAssigned` ("announcing from node ...")."""
     changed: bool = True
     """The record differs from the current one. False: the handler already announces exactly
-    this, so the process need not call it again (no gratuitous ARP burst per reconcile, 9.8)."""
+    this, so the process need not call it again (no gratuitous ARP burst per reconcile)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Withdraw:
 
 @dataclass(frozen=True)
 class Unchanged:
-    """No config yet (spec 4.4 step 3): leave whatever is announced as it is."""
+    """No config yet: leave whatever is announced as it is."""
 
 
 Decision: TypeAlias = Announce | Withdraw | Unchanged
@@ -159,14 +160,15 @@ def _ingress_ips(ingress: Sequence[Any]) -> tuple[IPAddress, ...] | None:
 
 
 def pool_for(config: Config, ips: Sequence[IPAddress]) -> AddressPool | None:
-    """The pool containing every one of `ips` (no buggy-IP rule, spec 4.4 step 6)."""
+    """The pool containing every one of `ips`. Unlike the allocator's ownership, .0/.255 under
+    avoid-buggy-ips still count: the speaker announces what the controller assigned."""
     for pool in config.pools:
         if all(pool.contains(ip) for ip in ips):
             return pool
     return None
 
 
-# --- layer2 election (spec 4.5) ----------------------------------------------------------
+# --- layer2 election ---------------------------------------------------------------------
 
 
 def election_order(candidates: Iterable[str], first_ip: IPAddress) -> list[str]:
@@ -201,7 +203,7 @@ def layer2_reason(
     return Reason.NOT_OWNER
 
 
-# --- BGP decision (spec 4.6) --------------------------------------------------------------
+# --- BGP decision -------------------------------------------------------------------------
 
 
 def bgp_reason(local: bool, endpoints: ServiceEndpoints, node: NodeView) -> Reason | None:
@@ -212,7 +214,7 @@ def bgp_reason(local: bool, endpoints: ServiceEndpoints, node: NodeView) -> Reas
     return None
 
 
-# --- the per-Service decision (spec 4.4) --------------------------------------------------
+# --- the per-Service decision -------------------------------------------------------------
 
 
 def decide(
@@ -222,7 +224,10 @@ def decide(
     node: NodeView,
     current: Announcement | None,
 ) -> Decision:
-    """Spec 4.4 steps 1–11 for one Service.
+    """What this node does for one Service: withdraw it when it is gone or not a LoadBalancer;
+    nothing while there is no config; withdraw it when its status has no IP, an IP that does
+    not parse, or IPs no pool of the config contains; withdraw the old announcement first when
+    the protocol or the IPs changed; then the layer2 election or the BGP endpoint rule.
 
     `endpoints` None means no Endpoints object / no EndpointSlice exists: like upstream, the
     Service is then treated as deleted.
@@ -269,7 +274,7 @@ def event_message(node_name: str) -> str:
     return f'announcing from node "{node_name}"'
 
 
-# --- config acceptance (spec 4.3) ---------------------------------------------------------
+# --- config acceptance --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -318,7 +323,7 @@ def _status_ips(service: Mapping[str, Any]) -> tuple[str, tuple[IPAddress, ...]]
     return key, _ingress_ips(svc.ingress) or ()
 
 
-# --- BGP routes (spec 4.6, 6.5) -----------------------------------------------------------
+# --- BGP routes ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -393,7 +398,7 @@ def speaker_routes(
     return merge_routes(routes)
 
 
-# --- BGP peer selection (spec 1.4, 4.6) ---------------------------------------------------
+# --- BGP peer selection -------------------------------------------------------------------
 
 
 def selected_peers(config: Config | None, labels: Mapping[str, str] | None) -> tuple[Peer, ...]:

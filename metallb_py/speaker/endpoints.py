@@ -1,9 +1,9 @@
 """One view of a Service's endpoints, from EndpointSlices or from a core v1 Endpoints object.
 
-The speaker's decisions (spec 4.5, 4.6) only need two facts per endpoint address: is it ready,
-and on which node does it run. Upstream answers them differently for the two API shapes (and
-reads the node of a slice endpoint only from the deprecated topology map, spec 9.11); here both
-shapes are normalised into one value with one readiness rule:
+The speaker's decisions only need two facts per endpoint address: is it ready, and on which
+node does it run. Upstream answers them differently for the two API shapes (and reads the node
+of a slice endpoint only from the deprecated topology map); here both shapes are normalised
+into one value with one readiness rule (docs/behaviour-differences.md, "Speaker"):
 
 * an address is ready when it is listed as ready somewhere and as not-ready nowhere (not-ready
   wins, as upstream's BGP path does; upstream's layer2 path skips that refinement);
@@ -12,7 +12,7 @@ shapes are normalised into one value with one readiness rule:
   (discovery v1beta1) and then `deprecatedTopology["kubernetes.io/hostname"]` (v1).
 
 "No endpoint object at all" is `None`, not an empty value: upstream treats such a Service as
-deleted (spec 4.2), which the decision reproduces.
+deleted, which the decision reproduces.
 
 Objects are plain dicts in the Kubernetes JSON shape; anything of the wrong type is skipped.
 """
@@ -44,11 +44,11 @@ class ServiceEndpoints:
         return bool(self.ready)
 
     def ready_nodes(self) -> frozenset[str]:
-        """Nodes hosting at least one ready endpoint (layer2 `Local` candidates, spec 4.5)."""
+        """Nodes hosting at least one ready endpoint (layer2 `Local` candidates)."""
         return frozenset(node for node in self.ready.values() if node)
 
     def ready_on(self, node: str) -> bool:
-        """Whether `node` hosts a ready endpoint (BGP `Local` rule, spec 4.6)."""
+        """Whether `node` hosts a ready endpoint (the BGP `Local` rule)."""
         return bool(node) and node in self.ready.values()
 
 
@@ -94,7 +94,8 @@ def slice_service_name(slice_obj: Mapping[str, Any]) -> str:
 
 
 def slice_endpoint_node(endpoint: Mapping[str, Any]) -> str:
-    """`nodeName` first, then the hostname topology entries (spec 9.11, fixed)."""
+    """`nodeName` first, then the hostname topology entries (docs/behaviour-differences.md,
+    "Endpoint node identity")."""
     node = string(endpoint.get("nodeName"))
     if node:
         return node

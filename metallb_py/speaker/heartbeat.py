@@ -1,6 +1,6 @@
 """The membership protocol's pure core: the heartbeat wire format and the liveness state machine.
 
-Replaces memberlist (spec 4.7) with authenticated all-to-all UDP heartbeats; the protocol, its
+Replaces memberlist with authenticated all-to-all UDP heartbeats; the protocol, its
 timing and its partition rule are described in docs/membership.md. Nothing here reads a clock
 or touches a socket: callers pass `now` (monotonic seconds) and `wall_ms` (Unix milliseconds),
 so every rule is unit tested with a fake clock. `membership.py` is the asyncio transport.

@@ -3,7 +3,8 @@
 One asyncio loop runs everything that touches the network (layer2 responders, BGP sessions,
 membership heartbeats) and the single worker that reconciles queue items in order; informers
 run in threads and only enqueue keys. Membership changes re-queue every Service at once, without
-the retry rate limiter, so a takeover is decided within one heartbeat deadline (spec 9.9).
+the retry rate limiter, so a takeover is decided within one heartbeat deadline
+(docs/behaviour-differences.md, "Controller and speaker processes").
 
 Before the first reconcile the speaker waits for its caches and for membership to settle, so it
 never elects itself for every IP just because it has not heard the others yet. It starts from the
@@ -282,7 +283,8 @@ class SpeakerProcess:
         await self.announcer.close()
 
     async def _choose_endpoint_source(self) -> None:
-        """EndpointSlices (discovery.k8s.io/v1) unless disabled or not served (spec 4.2, 9.12)."""
+        """EndpointSlices (discovery.k8s.io/v1) unless `--disable-epslices` or the API server
+        answers a probe list with a client error (not 429); then core v1 Endpoints."""
         discovery = client.DiscoveryV1Api(self.api_client)
         delay = 0.2
         while not self.settings.disable_epslices and not self._stop.is_set():
@@ -387,8 +389,9 @@ class SpeakerProcess:
         return outcome
 
     def _take_config(self, load: ConfigLoad) -> Outcome:
-        """Decide which config is in force (spec 4.3, judged against status as well); the
-        caller applies it. The first decision falls back to the stored config."""
+        """Decide which config is in force (judged against what Services hold as well as
+        against what this node announces: docs/behaviour-differences.md, "Durable config");
+        the caller applies it. The first decision falls back to the stored config."""
         if self.config is None and self._stored is not None:
             current: Config | None = self._stored
             fallback = True
@@ -523,8 +526,9 @@ class SpeakerProcess:
         self, key: str, old: d.Announcement | None, new: d.Announcement | None
     ) -> None:
         """`metallb_speaker_announced` shows what this node tells the network: in BGP mode only
-        while the node has a selected peer (`Announcement.assigned`, spec 9.17), and the series
-        are deleted on withdrawal (spec 7's stale-series quirk fixed)."""
+        while the node has a selected peer (`Announcement.assigned`), and the series are
+        deleted on withdrawal (docs/behaviour-differences.md, "`metallb_speaker_announced` in
+        BGP mode")."""
         node = self.settings.node_name
         before = _gauge_series(old)
         after = _gauge_series(new)

@@ -3,7 +3,7 @@
 A thin asyncio shell around `heartbeat.Liveness`: one UDP socket (default port 7946, the
 `--ml-bindport`), one task that sends a heartbeat round every `interval` and wakes exactly when
 a peer's `dead_after` runs out, and a change callback that fires whenever the view (live nodes,
-minority, settled) changes, so the speaker re-evaluates at once (no rate limit, spec 9.9).
+minority, settled) changes, so the speaker re-evaluates at once (no rate limit).
 
 `python -m metallb_lab.harness.membership` (the lab package) runs one instance without
 Kubernetes, for tests and debugging.

@@ -1,4 +1,5 @@
-"""Spec 3.3–3.6: one Service at a time, exact statuses, events and outcomes."""
+"""The controller's decisions (config changes, then one Service at a time): exact statuses,
+events and outcomes."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def events(d) -> list[tuple[str, str, str]]:
     return [(e.type, e.reason, e.message) for e in d.events]
 
 
-# ---- 3.4 steps 1-4 -----------------------------------------------------------------------
+# ---- steps 1-4 of Controller.reconcile ---------------------------------------------------
 
 
 def test_deleted_service_releases_and_reprocesses_all() -> None:
@@ -374,7 +375,7 @@ def test_sharing_through_the_controller() -> None:
     assert status_ips(l2) == ["192.0.2.2"]  # identical selector: shares
 
 
-# ---- unsynced gate and start-up (9.22) --------------------------------------------------
+# ---- unsynced gate and start-up (the restart race) ---------------------------------------
 
 
 def test_unsynced_registers_status_but_refuses_to_allocate() -> None:
@@ -438,7 +439,7 @@ def test_late_config_with_existing_services_registers_them() -> None:
     assert status_ips(n) == ["192.0.2.1"]
 
 
-# ---- 3.3 config handling -----------------------------------------------------------------
+# ---- config handling ---------------------------------------------------------------------
 
 
 def test_config_refusal_names_every_blocker_and_keeps_old_config() -> None:

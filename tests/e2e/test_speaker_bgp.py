@@ -458,7 +458,7 @@ def test_bgp_routes_decisions_metrics_and_node_selectors(
     assert lan.peer_metric("n2", "metallb_bgp_announced_prefixes_total") == {"192.0.2.1:179": 8}
     assert lan.peer_metric("n3", "metallb_bgp_session_up") == {}
 
-    # 7. nodeAssigned only where a peer is selected (9.17); the announced gauge follows.
+    # 7. nodeAssigned only where a peer is selected; the announced gauge follows.
     until(lambda: node_assigned(api, "web") == {"n1", "n2"}, 10, "nodeAssigned n1+n2", lan)
     until(lambda: node_assigned(api, "local") == {"n2"}, 10, "nodeAssigned n2 for local", lan)
     assert not any(s == "apps/web" for s, _, _ in lan.announced("n3"))

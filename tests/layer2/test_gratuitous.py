@@ -1,4 +1,5 @@
-"""Gratuitous ARP / unsolicited NA as a capture in the client namespace sees them (spec 5.5)."""
+"""Gratuitous ARP / unsolicited NA as a capture in the client namespace sees them (docs/layer2.md,
+"Gratuitous announcements")."""
 
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def test_takeover_burst_no_repeat_on_reconcile_refresh_and_silent_withdraw(
     # Request + reply per IPv4 announcement, one NA per IPv6 announcement.
     netns.wait_for(lambda: sent() == {V4: 10, V6: 5}, timeout=8, what="the takeover burst")
     # Reconciles of the same ownership (same set again, a second Service sharing the IP)
-    # are not takeovers: nothing more is sent (spec 9.8 fixed).
+    # are not takeovers: nothing more is sent (upstream sent a burst each time).
     speaker.cmd(f"announce default/web {V4} {V6}")
     speaker.cmd(f"announce other/shared {V4}")
     quiet_until = time.time() + 2.5

@@ -1,4 +1,5 @@
-"""Interface selection (spec 5.1) and the subnet restriction (spec 9.6), pure and on real links."""
+"""Interface selection and the subnet restriction (docs/layer2.md, "Interfaces"), pure and on
+real links."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def test_arp_answers_announced_ips_only_and_stops_after_withdraw(lan: Lan) -> No
     assert stats["requests_received"]["192.0.2.100"] == 3
     assert stats["responses_sent"]["192.0.2.100"] == 3
     # The client's own kernel resolver learns the node's MAC too (the ping itself gets no
-    # answer: the IP is not configured on the node, spec 9.24).
+    # answer: the IP is not configured on the node, docs/layer2.md "Not done").
     lan.client.run(["ping", "-c", "1", "-W", "1", "192.0.2.100"], check=False)
     neigh = lan.client.ip("neigh", "show", "192.0.2.100", "dev", "br0").stdout.lower()
     assert mac in neigh
@@ -143,7 +143,7 @@ def test_subnet_restriction_with_two_interfaces(topo: netns.Topology, tmp_path: 
 
 
 def test_interfaces_coming_and_going(lan: Lan) -> None:
-    """A responder created after an IP is announced joins its group (spec 5.2 quirk fixed);
+    """A responder created after an IP is announced joins its group (upstream's quirk fixed);
     responders of links that go down, lose NOARP eligibility or vanish are closed."""
     node = lan.nodes[0]
     speaker = lan.speaker(node)

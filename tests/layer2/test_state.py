@@ -1,4 +1,5 @@
-"""Announcement bookkeeping (spec 5.2, quirk fixed) and the gratuitous schedule (spec 5.5)."""
+"""Announcement bookkeeping (set semantics) and the gratuitous schedule (docs/layer2.md,
+"Gratuitous announcements")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The speaker's per-Service decision (spec 4.4), layer2 election (4.5) and BGP rule (4.6)."""
+"""The speaker's per-Service decision, layer2 election and BGP rule (docs/behaviour-differences.md,
+"Speaker")."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def owners(service: dict, endpoints: ServiceEndpoints, live: frozenset[str] = NO
     }
 
 
-# --- steps 1-8 -----------------------------------------------------------------------------
+# --- the steps of decide before the election -----------------------------------------------
 
 CURRENT = Announcement(Protocol.LAYER2, (ip("192.0.2.100"),), "l2")
 
@@ -337,7 +338,7 @@ def test_bgp_ignores_membership():
     assert isinstance(decide(service, eps(a="node-b"), CONFIG, isolated, None), Announce)
 
 
-# --- nodeAssigned policy (9.17, 9.18) -------------------------------------------------------
+# --- nodeAssigned policy ----------------------------------------------------------------------
 
 
 def test_node_assigned_only_when_starting_to_announce():
@@ -349,7 +350,7 @@ def test_node_assigned_only_when_starting_to_announce():
         svc(address), eps(a="node-a", b="node-b"), CONFIG, view(owner), first.announcement
     )
     assert isinstance(again, Announce) and not again.node_assigned and again.replaced is None
-    # Nothing to tell the layer2 handler: no new gratuitous ARP burst (9.8).
+    # Nothing to tell the layer2 handler: no new gratuitous ARP burst.
     assert first.changed and not again.changed
     assert event_message(owner) == f'announcing from node "{owner}"'
 

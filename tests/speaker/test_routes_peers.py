@@ -208,7 +208,7 @@ peers:
     assert not same.changed and same.keep == running
 
 
-# --- config acceptance (4.3) ---------------------------------------------------------------
+# --- config acceptance ---------------------------------------------------------------------
 
 
 def test_config_blockers_name_every_offender():
