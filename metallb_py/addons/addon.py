@@ -4,7 +4,7 @@ each problem of the embedded MetalLB config back into the values file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,7 +15,14 @@ from metallb_py.addons.yamlout import dump
 from metallb_py.config.errors import ConfigError, Problem
 from metallb_py.config.model import BgpType
 from metallb_py.config.parser import parse_config
-from metallb_py.config.yamlnodes import Path, format_path, merged_pairs, split_path
+from metallb_py.config.yamlnodes import (
+    Path,
+    ProblemLog,
+    child,
+    format_path,
+    merged_pairs,
+    split_path,
+)
 from metallb_py.config.yamltree import mark_line
 
 
@@ -38,6 +45,22 @@ class AddonValues:
     """The MetalLB v0.12 config (kebab-case keys) or None when the values carry none."""
     source: ConfigSource | None
     notes: tuple[str, ...] = ()
+
+
+def refuse_disabled(
+    values: Mapping[str, Any], node: Node, path: Path, problems: ProblemLog, what: str
+) -> None:
+    """After the schema's problems: `enabled: false` installs nothing, which is refused rather
+    than rendered as an empty manifest set."""
+    problems.check()
+    if values.get("enabled") is False:
+        problems.add(
+            (*path, "enabled"),
+            f"{what} is disabled (enabled: false): nothing to install",
+            None,
+            child(node, "enabled"),
+        )
+        problems.check()
 
 
 def locate(source: ConfigSource, config_path: Path) -> tuple[Path, Node | None]:

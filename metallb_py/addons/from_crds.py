@@ -21,8 +21,8 @@ from metallb_py.addons.crds import (
     JsonObj,
 )
 from metallb_py.config.errors import ConfigError, Problem
-from metallb_py.config.model import NodeSelector, SelectorOperator, SelectorRequirement
 from metallb_py.config.yamlnodes import format_path
+from metallb_py.k8s.selectors import selector_from_object
 
 
 @dataclass
@@ -50,21 +50,6 @@ def _selector_to_config(sel: Mapping[str, Any]) -> JsonObj:
     return out
 
 
-def _selector(sel: Mapping[str, Any]) -> NodeSelector | None:
-    """A label selector of a CRD as the config model's selector; None (matching nothing) when
-    an operator is not one of Kubernetes' four."""
-    try:
-        expressions = tuple(
-            SelectorRequirement(
-                e["key"], SelectorOperator(e["operator"]), tuple(e.get("values", ()))
-            )
-            for e in sel.get("matchExpressions", ())
-        )
-    except ValueError:
-        return None
-    return NodeSelector(tuple(sel.get("matchLabels", {}).items()), expressions)
-
-
 def _selected_pools(obj: CrdObject, pools: list[CrdObject], losses: list[Problem]) -> list[str]:
     """Pool names an advertisement applies to (none listed and no selector: every pool)."""
     names = list(obj.spec.get("ipAddressPools", []))
@@ -83,12 +68,29 @@ def _selected_pools(obj: CrdObject, pools: list[CrdObject], losses: list[Problem
             )
     chosen = set(names)
     for sel in selectors:
-        selector = _selector(sel)
+        selector = selector_from_object(sel)
         for p in pools:
-            if selector is not None and p.name not in chosen and selector.matches(p.labels):
+            if selector is not None and p.name not in chosen and selector.matches_labels(p.labels):
                 chosen.add(p.name)
                 names.append(p.name)
     return [n for n in names if n in known]
+
+
+_L2_ONLY = (
+    ("nodeSelectors", "v0.12 announces layer2 addresses from any node"),
+    ("interfaces", "v0.12 answers on every interface"),
+)
+_BGP_ONLY = (
+    ("nodeSelectors", "v0.12 announces from every node with an endpoint"),
+    ("peers", "v0.12 announces to every peer"),
+)
+"""Advertisement fields of v0.13 without a v0.12 form, and what v0.12 does instead."""
+
+
+def _dropped(obj: CrdObject, fields: tuple[tuple[str, str], ...], losses: list[Problem]) -> None:
+    for key, why in fields:
+        if obj.spec.get(key):
+            losses.append(Problem(_where(obj, "spec", key), f"{why}; dropped", obj.spec[key]))
 
 
 def _advertisement(spec: Mapping[str, Any]) -> JsonObj:
@@ -187,21 +189,11 @@ def crds_to_config(objects: list[CrdObject]) -> Conversion:
     l2_of: dict[str, list[CrdObject]] = {p.name: [] for p in pools}
     bgp_of: dict[str, list[CrdObject]] = {p.name: [] for p in pools}
     for o in by_kind["L2Advertisement"]:
-        for key, why in (
-            ("nodeSelectors", "v0.12 announces layer2 addresses from any node"),
-            ("interfaces", "v0.12 answers on every interface"),
-        ):
-            if o.spec.get(key):
-                losses.append(Problem(_where(o, "spec", key), f"{why}; dropped", o.spec[key]))
+        _dropped(o, _L2_ONLY, losses)
         for name in _selected_pools(o, pools, losses):
             l2_of[name].append(o)
     for o in by_kind["BGPAdvertisement"]:
-        for key, why in (
-            ("nodeSelectors", "v0.12 announces from every node with an endpoint"),
-            ("peers", "v0.12 announces to every peer"),
-        ):
-            if o.spec.get(key):
-                losses.append(Problem(_where(o, "spec", key), f"{why}; dropped", o.spec[key]))
+        _dropped(o, _BGP_ONLY, losses)
         for i, c in enumerate(o.spec.get("communities", [])):
             if c.startswith("large:"):
                 losses.append(

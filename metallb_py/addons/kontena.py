@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node
 
-from metallb_py.addons.addon import AddonValues, ConfigSource
+from metallb_py.addons.addon import AddonValues, ConfigSource, refuse_disabled
 from metallb_py.addons.manifests import Component, InstallOptions
 from metallb_py.config.decode import ANY, ANY_LIST, BOOL, TYPED_STR, StrMap, Struct, read
 from metallb_py.config.yamlnodes import (
@@ -17,7 +17,6 @@ from metallb_py.config.yamlnodes import (
     child,
     is_null,
     keys_of,
-    merged_pairs,
     to_plain,
 )
 from metallb_py.config.yamltree import describe
@@ -55,32 +54,11 @@ def block_of(root: Node | None) -> tuple[Path, Node] | None:
     return None if block is None else (("addons", KONTENA_KEY), block)
 
 
-def _translate(node: Node, path: Path, problems: ProblemLog, label_map: bool = False) -> Any:
-    """Kontena's underscore keys (`peer_address`) to MetalLB's kebab-case (`peer-address`)."""
-    if isinstance(node, MappingNode):
-        out: dict[str, Any] = {}
-        spelled: dict[str, str] = {}
-        for k, v in merged_pairs(node, problems, path):
-            if not isinstance(k, ScalarNode):
-                problems.add(path, f"keys must be strings, got {describe(k)}", None, k)
-                continue
-            user = str(k.value)
-            key = user if label_map else kebab(user)
-            if key in out:
-                problems.add(
-                    (*path, user),
-                    f"{user!r} repeats {spelled[key]!r} (underscore and dash spellings are the "
-                    "same key)",
-                    user,
-                    k,
-                )
-                continue
-            spelled[key] = user
-            out[key] = _translate(v, (*path, user), problems, not label_map and key in _LABEL_MAPS)
-        return out
-    if isinstance(node, SequenceNode):
-        return [_translate(n, (*path, i), problems) for i, n in enumerate(node.value)]
-    return to_plain(node, problems, path)
+def _config_key(key: str, path: Path) -> str:
+    """Kontena's underscore keys (`peer_address`) to MetalLB's kebab-case (`peer-address`);
+    label names (the keys of a `match_labels` mapping) stay as written."""
+    parent = path[-1] if path else ""
+    return key if isinstance(parent, str) and kebab(parent) in _LABEL_MAPS else kebab(key)
 
 
 def read_kontena(root: Node | None) -> AddonValues:
@@ -109,20 +87,12 @@ def read_kontena(root: Node | None) -> AddonValues:
     assert found is not None
     path, block = found
     v = read(block, _KONTENA, path, problems) or {}
-    problems.check()
-    if v.get("enabled") is False:
-        problems.add(
-            (*path, "enabled"),
-            "the addon is disabled (enabled: false): nothing to install",
-            None,
-            child(block, "enabled"),
-        )
-        problems.check()
+    refuse_disabled(v, block, path, problems, "the addon")
     config: dict[str, Any] = {}
     for user_key in ("peers", "bgp_communities", "address_pools"):
         node = child(block, user_key)
         if node is not None and not is_null(node):
-            config[kebab(user_key)] = _translate(node, (*path, user_key), problems)
+            config[kebab(user_key)] = to_plain(node, problems, (*path, user_key), _config_key)
     problems.check()
     speaker = Component(
         "speaker",

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from metallb_py.addons.addon import AddonValues
+from metallb_py.addons.addon import AddonValues, refuse_disabled
 from metallb_py.addons.helm import read_helm
 from metallb_py.config.addresses import AddressError, parse_address_entry
 from metallb_py.config.decode import BOOL, TYPED_STR, Struct, read
@@ -131,15 +131,7 @@ def read_konvoy(docs: list[Node | None]) -> AddonValues:
     assert match is not None
     addon_path, addon = match
     addon_fields = read(addon, _ADDON, addon_path, problems) or {}
-    problems.check()
-    if addon_fields.get("enabled") is False:
-        problems.add(
-            (*addon_path, "enabled"),
-            "the metallb addon is disabled (enabled: false): nothing to install",
-            None,
-            child(addon, "enabled"),
-        )
-        problems.check()
+    refuse_disabled(addon_fields, addon, addon_path, problems, "the metallb addon")
     values_node = child(addon, "values")
     values_path = (*addon_path, "values")
     inner: Node | None = None

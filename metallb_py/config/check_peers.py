@@ -78,28 +78,16 @@ class PeerChecks(SelectorChecks):
         seen_addresses: dict[str, str] = {}
         for p in peers:
             if p is not first:
-                if p.ok("router-id") and first.ok("router-id"):
-                    mine, theirs = p.get("router-id") or "", first.get("router-id") or ""
-                    if mine != theirs:
-                        path, node = p.where("router-id")
+                for key, unset in (("router-id", "(unset)"), ("my-asn", 0)):
+                    mine, theirs = p.get(key) or unset, first.get(key) or unset
+                    if p.ok(key) and first.ok(key) and mine != theirs:
+                        path, node = p.where(key)
                         self.error(
                             path,
                             node,
-                            f"router-id {mine or '(unset)'!s} differs from {first_path}'s"
-                            f" {theirs or '(unset)'}: in FRR mode all peers must use the same"
-                            " router-id",
-                            mine,
-                        )
-                if p.ok("my-asn") and first.ok("my-asn"):
-                    mine_asn, their_asn = p.get("my-asn") or 0, first.get("my-asn") or 0
-                    if mine_asn != their_asn:
-                        path, node = p.where("my-asn")
-                        self.error(
-                            path,
-                            node,
-                            f"my-asn {mine_asn} differs from {first_path}'s {their_asn}: in FRR"
-                            " mode all peers must use the same my-asn",
-                            mine_asn,
+                            f"{key} {mine} differs from {first_path}'s {theirs}: in FRR mode all"
+                            f" peers must use the same {key}",
+                            p.get(key) or ("" if key == "router-id" else 0),
                         )
             address = p.get("peer-address") or ""
             if p.ok("peer-address"):
@@ -141,17 +129,8 @@ class PeerChecks(SelectorChecks):
                     good = False
             if name:
                 names.add(name)
-                if name in first:
-                    path, node = p.where("name")
-                    self.error(
-                        path,
-                        node,
-                        f"duplicate BFD profile name {shorten(name)} (first: {first[name]})",
-                        name,
-                    )
+                if not self.first_definition(first, p, name, "duplicate BFD profile name"):
                     good = False
-                else:
-                    first[name] = format_path(p.path)
             if good:
                 profiles.append(
                     BfdProfile(

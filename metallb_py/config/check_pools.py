@@ -71,17 +71,8 @@ class PoolChecks(Checks):
         for p in objs(top, "address-pools"):
             pool = self._pool(p, aliases, alias_names, cidrs)
             name = p.get("name") or ""
-            if name:
-                if name in first:
-                    path, node = p.where("name")
-                    self.error(
-                        path,
-                        node,
-                        f"duplicate definition of pool {shorten(name)} (first: {first[name]})",
-                        name,
-                    )
-                    continue
-                first[name] = format_path(p.path)
+            if name and not self.first_definition(first, p, name, "duplicate definition of pool"):
+                continue
             if pool is not None:
                 out.append(pool)
         self._overlaps(cidrs)

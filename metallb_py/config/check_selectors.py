@@ -3,10 +3,13 @@ API server's label syntax and reported in full."""
 
 from __future__ import annotations
 
-from metallb_py.config.checks import Checks, strings
+from yaml.nodes import Node
+
+from metallb_py.config.checks import Checks, checked_items, strings
 from metallb_py.config.decode import Obj, Seq
 from metallb_py.config.labels import label_key_errors, label_value_errors
 from metallb_py.config.model import NodeSelector, SelectorOperator, SelectorRequirement
+from metallb_py.config.yamlnodes import Path
 from metallb_py.config.yamltree import shorten
 
 _OPERATORS = {op.value: op for op in SelectorOperator}
@@ -16,58 +19,33 @@ class SelectorChecks(Checks):
     # --- node-selectors --------------------------------------------------------------
 
     def _node_selectors(self, p: Obj) -> tuple[NodeSelector, ...] | None:
-        seq = p.get("node-selectors")
-        if not isinstance(seq, Seq):
-            return ()
-        good = all(item.value is not None for item in seq.items)
-        selectors: list[NodeSelector] = []
-        for _, _, sel in seq.good():
-            selector = self._node_selector(sel)
-            if selector is None:
-                good = False
-            else:
-                selectors.append(selector)
+        selectors, good = checked_items(p.get("node-selectors"), self._node_selector)
         return tuple(selectors) if good else None
+
+    def _label(self, path: Path, node: Node | None, what: str, text: str) -> bool:
+        """Report a label key or value Kubernetes would refuse; True when it is valid."""
+        errors = (label_key_errors if what == "key" else label_value_errors)(text)
+        if errors:
+            self.error(
+                path, node, f"invalid label {what} {shorten(text)}: " + "; ".join(errors), text
+            )
+        return not errors
 
     def _node_selector(self, sel: Obj) -> NodeSelector | None:
         good = not sel.broken and not sel.misspelled
         labels: list[tuple[str, str]] = []
         for pair in sel.get("match-labels") or []:
             path = (*sel.path, "match-labels", pair.key)
-            key_errors = label_key_errors(pair.key)
-            if key_errors:
-                self.error(
-                    path,
-                    pair.key_node,
-                    f"invalid label key {shorten(pair.key)}: " + "; ".join(key_errors),
-                    pair.key,
-                )
-                good = False
+            good = self._label(path, pair.key_node, "key", pair.key) and good
             if pair.value is None:
                 good = False
                 continue
-            value_errors = label_value_errors(pair.value)
-            if value_errors:
-                self.error(
-                    path,
-                    pair.value_node,
-                    f"invalid label value {shorten(pair.value)}: " + "; ".join(value_errors),
-                    pair.value,
-                )
-                good = False
+            good = self._label(path, pair.value_node, "value", pair.value) and good
             labels.append((pair.key, pair.value))
-        expressions: list[SelectorRequirement] = []
-        seq = sel.get("match-expressions")
-        if isinstance(seq, Seq):
-            if any(item.value is None for item in seq.items):
-                good = False
-            for _, _, expr in seq.good():
-                requirement = self._requirement(expr)
-                if requirement is None:
-                    good = False
-                else:
-                    expressions.append(requirement)
-        if not good:
+        expressions, expressions_good = checked_items(
+            sel.get("match-expressions"), self._requirement
+        )
+        if not good or not expressions_good:
             return None
         return NodeSelector(
             match_labels=tuple(sorted(labels)),
@@ -85,12 +63,7 @@ class SelectorChecks(Checks):
                 self.error(path, node, "a match expression needs a key (a label name)")
             good = False
         else:
-            key_errors = label_key_errors(key)
-            if key_errors:
-                self.error(
-                    path, node, f"invalid label key {shorten(key)}: " + "; ".join(key_errors), key
-                )
-                good = False
+            good = self._label(path, node, "key", key) and good
         operator_text = expr.get("operator") or ""
         operator = _OPERATORS.get(operator_text)
         path, node = expr.where("operator")
@@ -112,15 +85,7 @@ class SelectorChecks(Checks):
         values: list[str] = []
         seq = expr.get("values")
         for j, value_node, value in strings(seq):
-            value_errors = label_value_errors(value)
-            if value_errors:
-                self.error(
-                    (*expr.path, "values", j),
-                    value_node,
-                    f"invalid label value {shorten(value)}: " + "; ".join(value_errors),
-                    value,
-                )
-                good = False
+            good = self._label((*expr.path, "values", j), value_node, "value", value) and good
             values.append(value)
         if isinstance(seq, Seq) and any(item.value is None for item in seq.items):
             good = False

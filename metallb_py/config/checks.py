@@ -3,7 +3,8 @@ implementation the config is checked for, and readers of decoded lists."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from yaml.nodes import Node
 
@@ -11,7 +12,9 @@ from metallb_py.config.decode import Obj, Seq
 from metallb_py.config.errors import Problem
 from metallb_py.config.model import BgpType
 from metallb_py.config.yamlnodes import Path, ProblemLog, format_path
-from metallb_py.config.yamltree import line_of
+from metallb_py.config.yamltree import line_of, shorten
+
+T = TypeVar("T")
 
 
 class Checks:
@@ -28,6 +31,15 @@ class Checks:
     def warn(self, path: Path, node: Node | None, reason: str, value: Any = None) -> None:
         self.warnings.append(Problem(format_path(path), reason, value, line_of(node)))
 
+    def first_definition(self, first: dict[str, str], item: Obj, name: str, what: str) -> bool:
+        """Remember where `name` is defined first; report a later definition (False)."""
+        if name in first:
+            path, node = item.where("name")
+            self.error(path, node, f"{what} {shorten(name)} (first: {first[name]})", name)
+            return False
+        first[name] = format_path(item.path)
+        return True
+
 
 def objs(parent: Obj, key: str) -> list[Obj]:
     seq = parent.get(key)
@@ -38,3 +50,19 @@ def objs(parent: Obj, key: str) -> list[Obj]:
 
 def strings(seq: Any) -> list[tuple[int, Node, str]]:
     return list(seq.good()) if isinstance(seq, Seq) else []
+
+
+def checked_items(seq: Any, check: Callable[[Obj], T | None]) -> tuple[list[T], bool]:
+    """`check` of every usable item of a decoded list; False when an item was unusable or its
+    check failed (both already reported). An absent list is empty and good."""
+    if not isinstance(seq, Seq):
+        return [], True
+    good = all(item.value is not None for item in seq.items)
+    out: list[T] = []
+    for _, _, item in seq.good():
+        value = check(item)
+        if value is None:
+            good = False
+        else:
+            out.append(value)
+    return out, good

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -191,9 +192,16 @@ def node_at(node: Node | None, path: Path) -> Node | None:
     return current
 
 
-def to_plain(node: Node | None, problems: ProblemLog, path: Path = ()) -> Any:
+def to_plain(
+    node: Node | None,
+    problems: ProblemLog,
+    path: Path = (),
+    rename: Callable[[str, Path], str] | None = None,
+) -> Any:
     """Plain data (dicts, lists, yaml.v2-typed scalars) of a node tree. Repeated keys, keys that
-    are not scalars and values that contradict their tag are reported, not guessed."""
+    are not scalars and values that contradict their tag are reported, not guessed. `rename`
+    turns a key as written (at the path of its mapping) into the key of the data; two keys
+    renamed alike are repeated keys."""
     if node is None:
         return None
     if isinstance(node, ScalarNode):
@@ -203,7 +211,7 @@ def to_plain(node: Node | None, problems: ProblemLog, path: Path = ()) -> Any:
             return s.text
         return s.value
     if isinstance(node, SequenceNode):
-        return [to_plain(n, problems, (*path, i)) for i, n in enumerate(node.value)]
+        return [to_plain(n, problems, (*path, i), rename) for i, n in enumerate(node.value)]
     assert isinstance(node, MappingNode)
     out: dict[str, Any] = {}
     first: dict[str, Node] = {}
@@ -211,17 +219,22 @@ def to_plain(node: Node | None, problems: ProblemLog, path: Path = ()) -> Any:
         if not isinstance(key_node, ScalarNode):
             problems.add(path, f"keys must be strings, got {describe(key_node)}", None, key_node)
             continue
-        key = str(key_node.value)
+        spelled = str(key_node.value)
+        key = spelled if rename is None else rename(spelled, path)
         if key in first:
-            problems.add((*path, key), repeated_key(key, first[key]), key, key_node)
+            problems.add((*path, spelled), repeated_key(spelled, first[key]), spelled, key_node)
             continue
         first[key] = key_node
-        out[key] = to_plain(value_node, problems, (*path, key))
+        out[key] = to_plain(value_node, problems, (*path, spelled), rename)
     return out
 
 
 def repeated_key(key: str, first: Node) -> str:
-    return f"key {key!r} appears more than once in this mapping (first on line {line_of(first)})"
+    """Why a key is refused that was already given (perhaps spelled another way)."""
+    where = f"first on line {line_of(first)}"
+    if isinstance(first, ScalarNode) and first.value != key:
+        return f"{key!r} repeats {first.value!r}, the same key ({where})"
+    return f"key {key!r} appears more than once in this mapping ({where})"
 
 
 def load_documents(text: str, where: Path = (), line_offset: int = 0) -> list[Node | None]:

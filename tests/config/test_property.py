@@ -28,7 +28,7 @@ from metallb_py.config import (
 )
 from metallb_py.config.decode import Bool, Int, List, Str, StrMap, Struct
 from metallb_py.config.schema import CONFIG
-from tests.config.yaml_mutations import bounded, mutated
+from tests.config.yaml_mutations import LINE_EDITS, bounded, edit_line, mutated
 
 HERE = Path(__file__).parent
 EXAMPLE = (HERE / "spec_1_12_example.yaml").read_text()
@@ -243,27 +243,7 @@ def test_mutated_valid_documents(text: str, mode: BgpType) -> None:
 def text_edits(draw: st.DrawFn) -> str:
     lines = draw(st.sampled_from(SEED_TEXTS)).splitlines()
     for _ in range(draw(st.integers(1, 3))):
-        i = draw(st.integers(0, len(lines) - 1))
-        op = draw(st.sampled_from(["dup", "del", "indent", "dedent", "cut", "insert", "swap"]))
-        if op == "dup":
-            lines.insert(i, lines[i])  # duplicate keys, duplicate list items
-        elif op == "del":
-            del lines[i]
-        elif op == "indent":
-            lines[i] = "  " + lines[i]
-        elif op == "dedent":
-            lines[i] = lines[i][2:]
-        elif op == "cut":
-            j = draw(st.integers(0, len(lines[i])))
-            lines[i] = lines[i][:j]
-        elif op == "insert":
-            j = draw(st.integers(0, len(lines[i])))
-            lines[i] = lines[i][:j] + draw(st.text(max_size=4)) + lines[i][j:]
-        else:
-            j = draw(st.integers(0, len(lines) - 1))
-            lines[i], lines[j] = lines[j], lines[i]
-        if not lines:
-            break
+        edit_line(draw, lines, draw(st.sampled_from(LINE_EDITS)), st.text(max_size=4))
     return "\n".join(lines) + "\n"
 
 

@@ -109,36 +109,47 @@ BOMB = "b0: &b0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 )
 
 
+LINE_EDITS = ["dup", "del", "indent", "dedent", "cut", "swap", "insert"]
+
+
+def edit_line(
+    draw: st.DrawFn, lines: list[str], op: str, fragments: st.SearchStrategy[str]
+) -> None:
+    """One edit of `lines` at a drawn place: duplicate (keys, list items), delete, re-indent,
+    cut, swap with another line, or insert a drawn fragment."""
+    i = draw(st.integers(0, len(lines) - 1))
+    if op == "dup":
+        lines.insert(i, lines[i])
+    elif op == "del" and len(lines) > 1:
+        del lines[i]
+    elif op == "indent":
+        lines[i] = "  " + lines[i]
+    elif op == "dedent":
+        lines[i] = lines[i][2:]
+    elif op == "cut":
+        lines[i] = lines[i][: draw(st.integers(0, len(lines[i])))]
+    elif op == "swap":
+        j = draw(st.integers(0, len(lines) - 1))
+        lines[i], lines[j] = lines[j], lines[i]
+    elif op == "insert":
+        j = draw(st.integers(0, len(lines[i])))
+        lines[i] = lines[i][:j] + draw(fragments) + lines[i][j:]
+
+
 @st.composite
 def mutated(draw: st.DrawFn, texts: list[str]) -> str:
     """A seed text with one to four edits: lines duplicated, dropped, re-indented, cut or
     swapped, YAML fragments inserted anywhere, an anchor on one value and aliases to it
     elsewhere, or an alias bomb placed under a key."""
     lines = draw(st.sampled_from(texts)).splitlines() or [""]
+    fragments = st.sampled_from(FRAGMENTS) | st.text(max_size=4)
     for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from([*LINE_EDITS, "anchor"]) | st.just("insert"))
+        if op != "anchor":
+            edit_line(draw, lines, op, fragments)
+            continue
         i = draw(st.integers(0, len(lines) - 1))
-        op = draw(
-            st.sampled_from(["dup", "del", "indent", "dedent", "cut", "swap", "insert", "anchor"])
-            | st.just("insert")
-        )
-        if op == "dup":
-            lines.insert(i, lines[i])
-        elif op == "del" and len(lines) > 1:
-            del lines[i]
-        elif op == "indent":
-            lines[i] = "  " + lines[i]
-        elif op == "dedent":
-            lines[i] = lines[i][2:]
-        elif op == "cut":
-            lines[i] = lines[i][: draw(st.integers(0, len(lines[i])))]
-        elif op == "swap":
-            j = draw(st.integers(0, len(lines) - 1))
-            lines[i], lines[j] = lines[j], lines[i]
-        elif op == "insert":
-            j = draw(st.integers(0, len(lines[i])))
-            fragment = draw(st.sampled_from(FRAGMENTS) | st.text(max_size=4))
-            lines[i] = lines[i][:j] + fragment + lines[i][j:]
-        elif ": " in lines[i]:  # anchor a value, alias it from another line (maybe inside it)
+        if ": " in lines[i]:  # anchor a value, alias it from another line (maybe inside it)
             key, _, value = lines[i].partition(": ")
             lines[i] = f"{key}: &m {value}"
             j = draw(st.integers(0, len(lines) - 1))
