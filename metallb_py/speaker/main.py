@@ -11,6 +11,10 @@ never elects itself for every IP just because it has not heard the others yet. I
 last config the controller accepted (the store, `metallb_py.k8s.accepted`): the ConfigMap's
 config replaces it only if every IP that Services hold under it stays covered, so a restart never
 makes the speaker drop an IP a refused config would orphan.
+
+Rooms of their own: the BGP sessions and the route push (`bgp_sessions.py`), which nodes are
+live (`live_nodes.py`), the decisions (`decision.py`). The config judgement stays here: it
+reads what this process announces and its caches, and its outcome drives the queue.
 """
 
 from __future__ import annotations
