@@ -20,6 +20,9 @@ drift apart. Differences from upstream v0.12.1, all deliberate:
   user's config;
 * the controller may write one more ConfigMap, `<config name>-accepted`: the last config it
   accepted (`accepted_config_name`).
+
+One module on purpose (about 640 lines): the objects, the files they are written to and the
+shipped copy in `manifests/` are one concern, and must change together.
 """
 
 from __future__ import annotations
