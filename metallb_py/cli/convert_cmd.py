@@ -14,7 +14,7 @@ import click
 
 from metallb_py.addons.convert import SOURCES, TARGETS
 from metallb_py.addons.convert import convert as run_convert
-from metallb_py.cli.exits import EXIT_INVALID
+from metallb_py.cli.exits import EXIT_INVALID, refuse
 from metallb_py.cli.files import read_text, shown, write_text
 from metallb_py.cli.options import bgp_type_option
 from metallb_py.config import BgpType, ConfigError
@@ -54,9 +54,7 @@ def convert(
     try:
         result = run_convert(text, source, target, BgpType(bgp_type))
     except ConfigError as exc:
-        for p in exc.problems:
-            click.echo(f"{name}: {p}", err=True)
-        sys.exit(EXIT_INVALID)
+        refuse(name, exc.problems)
     for note in result.notes:
         click.echo(f"{name}: note: {note}", err=True)
     for loss in result.losses:

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Iterable
+from typing import NoReturn
 
 import click
+
+from metallb_py.config import Problem
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -16,6 +20,13 @@ EXIT_USAGE = 2
 """Bad options, unreadable input, an unreachable cluster (no answer)."""
 EXIT_INTERNAL = 70
 """EX_SOFTWARE (sysexits.h): a bug in metallb-py; the message says so."""
+
+
+def refuse(name: str, problems: Iterable[Problem]) -> NoReturn:
+    """Every problem of the input `name`, one per line on stderr, then exit 1."""
+    for problem in problems:
+        click.echo(f"{name}: {problem}", err=True)
+    sys.exit(EXIT_INVALID)
 
 
 def internal_error(exc: BaseException, debug: bool) -> None:

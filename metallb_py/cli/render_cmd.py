@@ -5,14 +5,13 @@ Exit codes: 0 rendered, 1 invalid values (every problem with its field path), 2 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from metallb_py.addons.values import FORMATS
 from metallb_py.addons.values import render as render_values
-from metallb_py.cli.exits import EXIT_INVALID
+from metallb_py.cli.exits import refuse
 from metallb_py.cli.files import read_text, shown, write_text
 from metallb_py.config import ConfigError
 
@@ -43,9 +42,7 @@ def render(*, values_path: str, output_dir: Path | None, fmt: str, namespace: st
     try:
         rendered = render_values(text, fmt, namespace)
     except ConfigError as exc:
-        for p in exc.problems:
-            click.echo(f"{name}: {p}", err=True)
-        sys.exit(EXIT_INVALID)
+        refuse(name, exc.problems)
     for note in rendered.notes:
         click.echo(f"{name}: note: {note}", err=True)
     files = rendered.files

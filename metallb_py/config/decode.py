@@ -27,7 +27,7 @@ from metallb_py.config.yamlnodes import (
     repeated_key,
     to_plain,
 )
-from metallb_py.config.yamltree import Kind, classify, describe, line_of, shorten
+from metallb_py.config.yamltree import Kind, Scalar, classify, describe, line_of, shorten
 
 # --- schema ---------------------------------------------------------------------------
 
@@ -245,11 +245,17 @@ class Decoder:
             return self._data(node, spec, path)
         return self._bool(node, path)
 
-    def _str(self, node: Node, spec: Str, path: Path) -> tuple[bool, str | None]:
+    def _scalar(self, node: Node, path: Path, what: str) -> Scalar | None:
+        """The typed scalar, or None when the node is a mapping or a list (reported)."""
         if not isinstance(node, ScalarNode):
-            self.error(path, f"expected a string, got {describe(node)}", node=node)
+            self.error(path, f"expected {what}, got {describe(node)}", node=node)
+            return None
+        return classify(node)
+
+    def _str(self, node: Node, spec: Str, path: Path) -> tuple[bool, str | None]:
+        s = self._scalar(node, path, "a string")
+        if s is None:
             return False, None
-        s = classify(node)
         if s.kind is Kind.INVALID:
             self.error(path, str(s.value), s.text, node)
             return False, None
@@ -265,10 +271,9 @@ class Decoder:
         return True, "" if s.kind is Kind.NULL else s.text
 
     def _int(self, node: Node, spec: Int, path: Path) -> tuple[bool, int | None]:
-        if not isinstance(node, ScalarNode):
-            self.error(path, f"expected {spec.what}, got {describe(node)}", node=node)
+        s = self._scalar(node, path, spec.what)
+        if s is None:
             return False, None
-        s = classify(node)
         if s.kind is Kind.INT:
             if spec.lo <= s.value <= spec.hi:
                 return True, int(s.value)
@@ -288,10 +293,9 @@ class Decoder:
         return False, None
 
     def _bool(self, node: Node, path: Path) -> tuple[bool, bool | None]:
-        if not isinstance(node, ScalarNode):
-            self.error(path, f"expected a boolean (true/false), got {describe(node)}", node=node)
+        s = self._scalar(node, path, "a boolean (true/false)")
+        if s is None:
             return False, None
-        s = classify(node)
         if s.kind is Kind.BOOL:
             return True, bool(s.value)
         if s.kind is Kind.STR and s.quoted:
