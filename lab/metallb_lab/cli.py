@@ -1,6 +1,7 @@
 """`metallb-py lab`: the local lab. `up`, `status`, `down` and `demo` drive a whole cluster in
-network namespaces (lab/metallb_lab/lab/, docs/lab.md); `apiserver` runs the test Kubernetes API
-server in the foreground, so kubectl, the controller and the speaker can be pointed at it."""
+network namespaces (lab/metallb_lab/lab/, docs/lab.md); `apiserver` runs a Kubernetes API server
+in the foreground (the embedded test server, or etcd + kube-apiserver), so kubectl, the
+controller and the speaker can be pointed at it."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import functools
 import json
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
+
+from metallb_lab.lab.layout import ApiBackend
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,19 +24,51 @@ def lab() -> None:
     """A local MetalLB lab without a real cluster."""
 
 
+EMBEDDED_ONLY = {
+    "history_size": "--history-size: kube-apiserver keeps watch history in etcd until compaction",
+    "bookmark_interval": "--bookmark-interval: kube-apiserver sends bookmarks on its own schedule",
+    "with_monitoring_crds": "--with-monitoring-crds: kube-apiserver serves monitoring.coreos.com "
+    "only once the operator's CRDs are applied (kubectl apply them)",
+    "with_legacy_apis": "--with-legacy-apis: Kubernetes 1.32 no longer serves those versions",
+}
+"""Flags of the embedded server that kube-apiserver cannot honour, and why."""
+KUBE_APISERVER_HOST = "127.0.0.1"
+
+
+def backend_refusals(backend: str, host: str, given: Collection[str]) -> list[str]:
+    """Why these flags (parameter names given on the command line) do not fit `backend`."""
+    if backend != ApiBackend.KUBE_APISERVER:
+        return ["--data-dir: only kube-apiserver keeps data"] if "data_dir" in given else []
+    problems = [why for name, why in EMBEDDED_ONLY.items() if name in given]
+    if host != KUBE_APISERVER_HOST:
+        problems.append(
+            f"--host {host}: kube-apiserver listens on {KUBE_APISERVER_HOST} only "
+            "(its test certificate is for that address)"
+        )
+    return problems
+
+
 @lab.command()
+@click.option(
+    "--backend",
+    type=click.Choice([b.value for b in ApiBackend]),
+    default=ApiBackend.EMBEDDED.value,
+    show_default=True,
+    help="embedded: the project's Python server (instant); kube-apiserver: the real one with "
+    "etcd, RBAC on (built by scripts/build-control-plane.sh; docs/lab.md).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
     default=0,
     show_default=True,
     type=click.IntRange(0, 65535),
-    help="Port to listen on (0: a free port).",
+    help="Port to listen on (0: a free port; kube-apiserver: its secure port).",
 )
 @click.option(
     "--kubeconfig-out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a kubeconfig for this server here.",
+    help="Write a kubeconfig for this server here (kube-apiserver: an admin one).",
 )
 @click.option(
     "--namespace",
@@ -47,7 +82,7 @@ def lab() -> None:
     default=10_000,
     show_default=True,
     type=click.IntRange(1),
-    help="Changes kept per resource for watches; older versions get 410 Gone.",
+    help="Changes kept per resource for watches; older versions get 410 Gone (embedded only).",
 )
 @click.option(
     "--service-cidr",
@@ -70,22 +105,33 @@ def lab() -> None:
     default=5.0,
     show_default=True,
     type=click.FloatRange(0.05),
-    help="Seconds between BOOKMARK events on watches that allow them.",
+    help="Seconds between BOOKMARK events on watches that allow them (embedded only).",
 )
 @click.option(
     "--with-monitoring-crds",
     is_flag=True,
     help="Also serve the Prometheus operator's custom resources (monitoring.coreos.com/v1 "
-    "PodMonitor, ServiceMonitor, PrometheusRule), as a cluster with the operator's CRDs does.",
+    "PodMonitor, ServiceMonitor, PrometheusRule), as a cluster with the operator's CRDs does "
+    "(embedded only).",
 )
 @click.option(
     "--with-legacy-apis",
     is_flag=True,
     help="Also serve versions Kubernetes 1.25 removed (discovery.k8s.io/v1beta1 EndpointSlices, "
-    "policy/v1beta1 PodSecurityPolicies). Default: only what a stock 1.32 cluster serves.",
+    "policy/v1beta1 PodSecurityPolicies). Default: only what a stock 1.32 cluster serves "
+    "(embedded only).",
 )
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="kube-apiserver: etcd's data, the certificates and the logs go here (a new or empty "
+    "directory, removed at exit). Default: a temporary directory.",
+)
+@click.pass_context
 def apiserver(
+    ctx: click.Context,
     *,
+    backend: str,
     host: str,
     port: int,
     kubeconfig_out: Path | None,
@@ -96,16 +142,27 @@ def apiserver(
     bookmark_interval: float,
     with_monitoring_crds: bool,
     with_legacy_apis: bool,
+    data_dir: Path | None,
 ) -> None:
-    """Serve the test Kubernetes API until SIGINT/SIGTERM.
+    """Serve a Kubernetes API until SIGINT/SIGTERM: the embedded test server, or etcd and
+    kube-apiserver (`--backend kube-apiserver`; stopping removes their processes and data).
 
-    Prints one JSON line with `url` (and `kubeconfig`) once it accepts connections. Fault
-    switches: POST /_fault/{drop-watches,expire-history,outage,fail,delay,conflict,reset}.
+    Prints one JSON line with `url` and `kubeconfig` once it accepts connections. Fault
+    switches of the embedded server: POST /_fault/{drop-watches,expire-history,outage,fail,
+    delay,conflict,reset}.
     """
     import ipaddress
 
-    from metallb_lab.apiserver import ApiServer, ClusterConfig
-
+    given = {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
+    refusals = backend_refusals(backend, host, given)
+    if refusals:
+        raise click.UsageError(
+            f"not with --backend {backend}:\n  " + "\n  ".join(refusals), ctx=ctx
+        )
     try:
         low_text, _, high_text = node_port_range.partition("-")
         ports = (int(low_text), int(high_text))
@@ -115,7 +172,42 @@ def apiserver(
         raise click.BadParameter(str(e)) from e
     if not 1 <= ports[0] <= ports[1] <= 65535:
         raise click.BadParameter(f"bad node port range {node_port_range}")
-    cluster = ClusterConfig(node_port_range=ports)
+    if backend == ApiBackend.KUBE_APISERVER:
+        _serve_kube_apiserver(
+            port,
+            kubeconfig_out,
+            namespaces,
+            service_cidrs,
+            node_port_range if "node_port_range" in given else "",
+            data_dir,
+        )
+        return
+    _serve_embedded(
+        host,
+        port,
+        kubeconfig_out,
+        namespaces,
+        service_cidrs,
+        ports,
+        history_size=history_size,
+        bookmark_interval=bookmark_interval,
+        with_monitoring_crds=with_monitoring_crds,
+        with_legacy_apis=with_legacy_apis,
+    )
+
+
+def _serve_embedded(
+    host: str,
+    port: int,
+    kubeconfig_out: Path | None,
+    namespaces: tuple[str, ...],
+    service_cidrs: tuple[str, ...],
+    node_ports: tuple[int, int],
+    **options: Any,
+) -> None:
+    from metallb_lab.apiserver import ApiServer, ClusterConfig
+
+    cluster = ClusterConfig(node_port_range=node_ports)
     if service_cidrs:
         cluster.service_cidrs = service_cidrs
     stop = threading.Event()
@@ -125,16 +217,7 @@ def apiserver(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    api = ApiServer(
-        host,
-        port,
-        namespaces=namespaces,
-        cluster=cluster,
-        history_size=history_size,
-        bookmark_interval=bookmark_interval,
-        with_monitoring_crds=with_monitoring_crds,
-        with_legacy_apis=with_legacy_apis,
-    )
+    api = ApiServer(host, port, namespaces=namespaces, cluster=cluster, **options)
     try:
         api.start()
     except OSError as e:
@@ -148,6 +231,72 @@ def apiserver(
             pass
     finally:
         api.stop()
+
+
+def _serve_kube_apiserver(
+    port: int,
+    kubeconfig_out: Path | None,
+    namespaces: tuple[str, ...],
+    service_cidrs: tuple[str, ...],
+    node_port_range: str,
+    data_dir: Path | None,
+) -> None:
+    """etcd and kube-apiserver until SIGTERM/SIGINT or until one of them exits; then both are
+    stopped and the data directory removed. They die with this process even when it is
+    SIGKILLed (`die_with_parent`)."""
+    import shutil
+    import tempfile
+    import time
+
+    from metallb_lab.control_plane import (
+        SERVICE_CIDRS,
+        ControlPlane,
+        ControlPlaneError,
+        binaries,
+    )
+    from metallb_lab.signals import Stopped, signals_deferred, stop_on_signals
+
+    try:
+        bin_dir = binaries(required=True)
+    except ControlPlaneError as e:
+        raise click.ClickException(str(e)) from None
+    if data_dir is not None:
+        if data_dir.exists() and any(data_dir.iterdir()):
+            raise click.UsageError(f"--data-dir {data_dir} is not empty")
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    workdir = data_dir or Path(tempfile.mkdtemp(prefix="mlb-cp-"))
+    cp = ControlPlane(
+        bin_dir,
+        workdir,
+        port=port,
+        service_cidrs=service_cidrs or SERVICE_CIDRS,
+        node_port_range=node_port_range,
+        die_with_parent=True,
+    )
+    click.echo(f"starting etcd and kube-apiserver (data in {workdir})", err=True)
+    try:
+        with stop_on_signals():
+            try:
+                cp.start()
+                for namespace in namespaces:
+                    cp.ensure_namespace(namespace)
+                kubeconfig = (
+                    cp.write_kubeconfig(kubeconfig_out, cp.admin_user)
+                    if kubeconfig_out is not None
+                    else cp.kubeconfig_path
+                )
+                click.echo(json.dumps({"url": cp.url, "kubeconfig": str(kubeconfig)}), nl=True)
+                while (why := cp.exited()) is None:
+                    time.sleep(0.5)
+                raise click.ClickException(why)
+            finally:
+                with signals_deferred():
+                    cp.stop()
+                    shutil.rmtree(workdir, ignore_errors=True)
+    except Stopped:
+        return
+    except ControlPlaneError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _lab_errors(fn: Callable[..., None]) -> Callable[..., None]:
@@ -176,9 +325,21 @@ def _echo_hints(lab_obj: Any) -> None:
     """How to look at the running lab yourself: kubectl, and vtysh in bgp mode."""
     from metallb_lab.lab import render
 
-    click.echo(render.kubectl_hint(lab_obj.state.api_url, lab_obj.state.kubeconfig))
+    state = lab_obj.state
+    click.echo(render.kubectl_hint(state.api_url, state.kubeconfig, state.apiserver))
     if lab_obj.router is not None:
         click.echo(render.vtysh_hint(lab_obj.layout.client_netns, lab_obj.router.workdir))
+
+
+APISERVER_OPTION = click.option(
+    "--apiserver",
+    type=click.Choice([b.value for b in ApiBackend]),
+    default=ApiBackend.EMBEDDED.value,
+    show_default=True,
+    help="The Kubernetes API server: embedded (the project's, instant) or kube-apiserver "
+    "(the real one with etcd and RBAC: the manifests are applied and the controller and the "
+    "speakers run with their ServiceAccounts' tokens; docs/lab.md).",
+)
 
 
 @lab.command()
@@ -197,8 +358,9 @@ def _echo_hints(lab_obj: Any) -> None:
     help="How Service IPs are announced (bgp: to FRR in the client namespace, which routes "
     "the client to them).",
 )
+@APISERVER_OPTION
 @_lab_errors
-def up(nodes: int, mode: str) -> None:
+def up(nodes: int, mode: str, apiserver: str) -> None:
     """Build the lab (as root): namespaces, API server, controller, speakers, Services
     (and in bgp mode FRR zebra + bgpd in the client namespace).
 
@@ -211,8 +373,8 @@ def up(nodes: int, mode: str) -> None:
     from metallb_lab.progress import Progress
 
     progress = Progress(write=lambda line: click.echo(f"  {line}"))
-    with progress.step(f"building the lab ({nodes} nodes, {mode})"):
-        lab_obj = lab_up(nodes, Mode(mode), progress=progress.say)
+    with progress.step(f"building the lab ({nodes} nodes, {mode}, {apiserver})"):
+        lab_obj = lab_up(nodes, Mode(mode), progress=progress.say, apiserver=ApiBackend(apiserver))
     progress.close()
     status = lab_obj.status()
     click.echo("")
@@ -247,6 +409,7 @@ def status(as_json: bool) -> None:
             json.dumps(
                 {
                     "mode": str(st.layout.mode),
+                    "apiserver": st.apiserver,
                     "api_url": st.api_url,
                     "kubeconfig": st.kubeconfig,
                     "router": dataclasses.asdict(st.router) if st.router else None,
@@ -291,8 +454,9 @@ def down() -> None:
     type=click.Choice(["layer2", "bgp"]),
     help="layer2: the elected node crashes; bgp: the ECMP next hop the client uses vanishes.",
 )
+@APISERVER_OPTION
 @_lab_errors
-def demo(nodes: int, mode: str) -> None:
+def demo(nodes: int, mode: str, apiserver: str) -> None:
     """Up, curl every Service, crash the owner of one, measure the failover, down.
 
     Exit status 0 only when every step worked and nothing was left behind.
@@ -302,8 +466,10 @@ def demo(nodes: int, mode: str) -> None:
     from metallb_lab.progress import Progress
 
     progress = Progress(write=click.echo)
-    with progress.step(f"running the demo ({nodes} nodes, {mode})"):
-        result = run_demo(nodes, mode=Mode(mode), echo=progress.say)
+    with progress.step(f"running the demo ({nodes} nodes, {mode}, {apiserver})"):
+        result = run_demo(
+            nodes, mode=Mode(mode), echo=progress.say, apiserver=ApiBackend(apiserver)
+        )
     progress.close()
     if not result.ok:
         raise SystemExit(1)

@@ -7,7 +7,9 @@ and kube-apiserver with what a kubeadm cluster has and MetalLB meets: TLS with a
 certificates (an admin in `system:masters`), RBAC and Node authorization, service-account
 issuer and signing keys (so TokenRequest and `kubectl create token` work), a Service IP range per
 family, the default admission plugins. Nothing listens beyond 127.0.0.1; stopping removes every
-process and file.
+process and file. `metallb-py lab apiserver --backend kube-apiserver` runs one in the foreground
+(`die_with_parent`: etcd and kube-apiserver get SIGKILL when the process that started them dies,
+so even a SIGKILLed wrapper leaves no orphan).
 
     with ControlPlane(binaries()) as cp:
         cp.kubeconfig_path        # admin kubeconfig
@@ -17,6 +19,7 @@ process and file.
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import os
 import shutil
@@ -28,6 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -44,6 +48,9 @@ CACHE_POINTER = (
 BINARIES = ("etcd", "kube-apiserver", "kubectl")
 SERVICE_CIDRS = ("10.96.0.0/16", "fd00:10:96::/112")
 """Allocation ranges for ClusterIPs (bookkeeping in the API server; no traffic uses them)."""
+CERT_DAYS = 30
+"""Lifetime of the test CA and certificates: a lab left up for weeks needs a new one."""
+PR_SET_PDEATHSIG = 1
 
 
 class ControlPlaneError(RuntimeError):
@@ -87,6 +94,48 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
+def kubeconfig_document(
+    server: str,
+    user: dict[str, Any],
+    namespace: str = "default",
+    *,
+    ca_data: str | None = None,
+    name: str = "metallb-py-test",
+) -> dict[str, Any]:
+    """A one-context kubeconfig: `server`, the base64 PEM `ca_data` to trust (https), the
+    `user` entry (client certificate data, a token, or nothing)."""
+    cluster: dict[str, Any] = {"server": server}
+    if ca_data is not None:
+        cluster["certificate-authority-data"] = ca_data
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": name, "user": user}],
+        "contexts": [
+            {
+                "name": name,
+                "context": {"cluster": name, "user": name, "namespace": namespace},
+            }
+        ],
+        "current-context": name,
+    }
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """A `preexec_fn`: the child gets SIGKILL when the thread that forked it ends (the parent
+    process, when started from its main thread), and never outlives a parent already gone."""
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
 class ControlPlane:
     def __init__(
         self,
@@ -95,7 +144,14 @@ class ControlPlane:
         *,
         compaction_interval: str = "5m",
         extra_apiserver_args: tuple[str, ...] = (),
+        port: int = 0,
+        service_cidrs: Sequence[str] = SERVICE_CIDRS,
+        node_port_range: str = "",
+        die_with_parent: bool = False,
     ) -> None:
+        """`port` 0: a free one. `node_port_range` LOW-HIGH, empty: kube-apiserver's default.
+        `die_with_parent`: start etcd and kube-apiserver only from the main thread, which must
+        outlive them (a restart from a worker thread would be killed when it ends)."""
         found = bin_dir or binaries(required=True)
         assert found is not None
         self.bin_dir = found
@@ -103,8 +159,11 @@ class ControlPlane:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mlb-cp-"))
         self.compaction_interval = compaction_interval
         self.extra_apiserver_args = extra_apiserver_args
+        self.service_cidrs = tuple(service_cidrs)
+        self.node_port_range = node_port_range
+        self.die_with_parent = die_with_parent
         self.etcd_port = 0
-        self.port = 0
+        self.port = port
         self.etcd: subprocess.Popen[bytes] | None = None
         self.apiserver: subprocess.Popen[bytes] | None = None
 
@@ -168,7 +227,12 @@ class ControlPlane:
                 f"--tls-cert-file={d / 'serving.crt'}",
                 f"--tls-private-key-file={d / 'serving.key'}",
                 f"--client-ca-file={d / 'ca.crt'}",
-                f"--service-cluster-ip-range={','.join(SERVICE_CIDRS)}",
+                f"--service-cluster-ip-range={','.join(self.service_cidrs)}",
+                *(
+                    [f"--service-node-port-range={self.node_port_range}"]
+                    if self.node_port_range
+                    else []
+                ),
                 "--authorization-mode=Node,RBAC",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={d / 'sa.pub'}",
@@ -193,6 +257,14 @@ class ControlPlane:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def exited(self) -> str | None:
+        """The message of etcd or kube-apiserver having exited on its own, None while both
+        run."""
+        for name, proc in (("etcd", self.etcd), ("kube-apiserver", self.apiserver)):
+            if proc is not None and proc.poll() is not None:
+                return f"{name} exited ({proc.returncode}):\n{self.log_tail(name)}"
+        return None
+
     # -- what clients need ------------------------------------------------------------------
 
     @property
@@ -208,32 +280,21 @@ class ControlPlane:
         """The release's own kubectl (the image's /usr/bin/kubectl is another version)."""
         return self.bin_dir / "kubectl"
 
-    def kubeconfig(self, user: dict[str, Any], namespace: str = "default") -> dict[str, Any]:
+    @property
+    def ca_data(self) -> str:
+        """The test CA, base64 PEM (`certificate-authority-data`)."""
+        return _b64(self.workdir / "ca.crt")
+
+    @property
+    def admin_user(self) -> dict[str, Any]:
+        """The kubeconfig user in `system:masters` (client certificate)."""
         return {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "metallb-py-test",
-                    "cluster": {
-                        "server": self.url,
-                        "certificate-authority-data": _b64(self.workdir / "ca.crt"),
-                    },
-                }
-            ],
-            "users": [{"name": "user", "user": user}],
-            "contexts": [
-                {
-                    "name": "test",
-                    "context": {
-                        "cluster": "metallb-py-test",
-                        "user": "user",
-                        "namespace": namespace,
-                    },
-                }
-            ],
-            "current-context": "test",
+            "client-certificate-data": _b64(self.workdir / "admin.crt"),
+            "client-key-data": _b64(self.workdir / "admin.key"),
         }
+
+    def kubeconfig(self, user: dict[str, Any], namespace: str = "default") -> dict[str, Any]:
+        return kubeconfig_document(self.url, user, namespace, ca_data=self.ca_data)
 
     def write_kubeconfig(
         self, path: Path, user: dict[str, Any], namespace: str = "default"
@@ -265,6 +326,13 @@ class ControlPlane:
         token: str = answer["status"]["token"]
         return token
 
+    def ensure_namespace(self, name: str) -> None:
+        try:
+            self.request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+        except ControlPlaneError as e:
+            if " 409 " not in str(e):
+                raise
+
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """One admin request (for fixtures); raises ControlPlaneError with the status."""
         data = None if body is None else json.dumps(body).encode()
@@ -287,6 +355,8 @@ class ControlPlane:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                # A prctl and a getppid after the fork, nothing that takes a lock.
+                preexec_fn=_die_with_parent() if self.die_with_parent else None,  # noqa: PLW1509
             )
         finally:
             log.close()
@@ -346,7 +416,7 @@ class ControlPlane:
             "rsa:2048",
             "-nodes",
             "-days",
-            "3",
+            str(CERT_DAYS),
             "-keyout",
             "ca.key",
             "-out",
@@ -393,7 +463,7 @@ class ControlPlane:
             "ca.key",
             "-CAcreateserial",
             "-days",
-            "3",
+            str(CERT_DAYS),
             "-out",
             f"{name}.crt",
             *ext,
@@ -401,10 +471,4 @@ class ControlPlane:
         )
 
     def _write_admin_kubeconfig(self) -> None:
-        self.write_kubeconfig(
-            self.kubeconfig_path,
-            {
-                "client-certificate-data": _b64(self.workdir / "admin.crt"),
-                "client-key-data": _b64(self.workdir / "admin.key"),
-            },
-        )
+        self.write_kubeconfig(self.kubeconfig_path, self.admin_user)

@@ -4,6 +4,7 @@ runs (their pid is gone) are swept at session start."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -65,8 +66,10 @@ class LabEnv:
         return netns.list_namespaces(self.prefix)
 
 
-@pytest.fixture
-def lab_env(tmp_path: Path) -> Iterator[LabEnv]:
+@contextlib.contextmanager
+def own_lab(tmp_path: Path) -> Iterator[LabEnv]:
+    """A lab prefix and directory of the test's own, taken down whatever happened (skips
+    without network namespaces)."""
     reason = netns.available()
     if reason is not None:
         pytest.skip(reason)
@@ -75,3 +78,9 @@ def lab_env(tmp_path: Path) -> Iterator[LabEnv]:
         yield env
     finally:
         down(env.directory, env.prefix)
+
+
+@pytest.fixture
+def lab_env(tmp_path: Path) -> Iterator[LabEnv]:
+    with own_lab(tmp_path) as env:
+        yield env

@@ -5,6 +5,7 @@ No namespaces needed."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import json
 import os
@@ -15,12 +16,16 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from metallb_lab.apiserver import ApiServer
+from metallb_lab.cli import lab
 from metallb_lab.lab import objects, processes, render
-from metallb_lab.lab.commands import target_of, url_of
-from metallb_lab.lab.kube import RestClient, RestError
+from metallb_lab.lab.commands import apiserver_command, node_kubeconfig, target_of, url_of
+from metallb_lab.lab.kube import Access, KubeconfigError, RestClient, RestError, access_of
 from metallb_lab.lab.layout import (
+    ApiBackend,
     LayoutError,
     check_prefix,
     config_text,
@@ -386,3 +391,155 @@ def test_preflight_names_missing_tools(monkeypatch: pytest.MonkeyPatch) -> None:
         LabError, match=r"missing ip, curl, arping, ndisc6: run `bash scripts/setup.sh`"
     ):
         preflight()
+
+
+# --- API server backends --------------------------------------------------------------------------
+
+KUBECONFIG_WITH_DATA = {
+    "apiVersion": "v1",
+    "kind": "Config",
+    "clusters": [
+        {"name": "other", "cluster": {"server": "https://127.0.0.1:1"}},
+        {
+            "name": "lab",
+            "cluster": {
+                "server": "https://127.0.0.1:6443",
+                "certificate-authority-data": "Q0EtUEVN",  # base64 of b"CA-PEM"
+            },
+        },
+    ],
+    "users": [
+        {
+            "name": "admin",
+            "user": {
+                "client-certificate-data": "Q0VSVA==",  # b"CERT"
+                "client-key-data": "S0VZ",  # b"KEY"
+            },
+        }
+    ],
+    "contexts": [{"name": "c", "context": {"cluster": "lab", "user": "admin"}}],
+    "current-context": "c",
+}
+
+
+def test_kubeconfig_access_from_data_fields() -> None:
+    access = access_of(KUBECONFIG_WITH_DATA)
+    assert access == Access("https://127.0.0.1:6443", b"CA-PEM", b"CERT", b"KEY", "")
+
+
+def test_kubeconfig_access_from_files_and_a_token(tmp_path: Path) -> None:
+    (tmp_path / "ca.crt").write_bytes(b"FILE-CA")
+    config = {
+        "clusters": [
+            {"name": "k", "cluster": {"server": "https://x:1", "certificate-authority": "ca.crt"}}
+        ],
+        "users": [{"name": "sa", "user": {"token": "abc.def"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "sa"}}],
+        "current-context": "c",
+    }
+    access = access_of(config, tmp_path)
+    assert (access.ca_pem, access.cert_pem, access.token) == (b"FILE-CA", None, "abc.def")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"current-context": "nope"}, "no context named 'nope'"),
+        ({"clusters": []}, "no cluster named 'lab'"),
+        ({"clusters": [{"name": "lab", "cluster": {"server": "ftp://h"}}]}, "not an http"),
+        (
+            {"users": [{"name": "admin", "user": {"client-key-data": "%%%"}}]},
+            "client-key-data is not base64",
+        ),
+    ],
+)
+def test_kubeconfig_problems_are_named(change: dict, message: str) -> None:
+    with pytest.raises(KubeconfigError, match=message):
+        access_of({**KUBECONFIG_WITH_DATA, **change})
+
+
+def test_rest_client_from_an_embedded_kubeconfig(tmp_path: Path) -> None:
+    with ApiServer(namespaces=("metallb-system",)) as api:
+        rest = RestClient.from_kubeconfig(api.kubeconfig_path(tmp_path / "kc"))
+        assert rest.url == api.url and rest.tls is None and rest.token == ""
+        assert rest.get("namespaces", "metallb-system")["metadata"]["name"] == "metallb-system"
+    (tmp_path / "bad").write_text("clusters: [")
+    with pytest.raises(KubeconfigError, match="bad"):
+        RestClient.from_kubeconfig(tmp_path / "bad")
+
+
+def test_node_kubeconfig_is_https_with_the_ca_and_token_for_kube_apiserver(
+    tmp_path: Path,
+) -> None:
+    plain = yaml.safe_load(node_kubeconfig(tmp_path / "plain").read_text())
+    assert access_of(plain) == Access("http://127.0.0.1:6443")
+    path = node_kubeconfig(tmp_path / "tls", ca_data="Q0EtUEVN", token="t0k")
+    assert access_of(yaml.safe_load(path.read_text())) == Access(
+        "https://127.0.0.1:6443", b"CA-PEM", token="t0k"
+    )
+    assert path.stat().st_mode & 0o077 == 0  # a token inside: private
+
+
+def test_apiserver_command_per_backend(tmp_path: Path) -> None:
+    embedded = apiserver_command(tmp_path / "kc")
+    assert embedded[embedded.index("--backend") + 1] == "embedded"
+    assert "--data-dir" not in embedded
+    real = apiserver_command(tmp_path / "kc", ApiBackend.KUBE_APISERVER, tmp_path / "cp")
+    assert real[real.index("--backend") + 1] == "kube-apiserver"
+    assert real[real.index("--data-dir") + 1] == str(tmp_path / "cp")
+
+
+def test_speaker_pod_names_its_service_account_when_asked() -> None:
+    assert "serviceAccountName" not in objects.speaker_pod("n1", "192.0.2.11")["spec"]
+    pod = objects.speaker_pod("n1", "192.0.2.11", service_account="speaker")
+    assert pod["spec"]["serviceAccountName"] == "speaker"
+    assert pod["spec"]["containers"] == [{"name": "speaker", "image": "metallb-py"}]
+
+
+def test_kubectl_hint_per_backend() -> None:
+    url, kc = "https://127.0.0.1:40000", "/run/metallb-py-lab/kubeconfig"
+    assert render.kubectl_hint(url, kc).startswith(f"kubectl --server {url} ")
+    assert render.kubectl_hint(url, kc, "kube-apiserver").startswith(f"kubectl --kubeconfig {kc} ")
+    assert "kube-apiserver https://127.0.0.1:40000" in render.picture(
+        dataclasses.replace(_status(), api_url=url, apiserver="kube-apiserver")
+    )
+
+
+def test_a_state_written_before_backends_loads_as_embedded(tmp_path: Path) -> None:
+    state = LabState(prefix="mlblabx", mode="layer2", nodes=2, directory=str(tmp_path))
+    state.save()
+    data = json.loads((tmp_path / "state.json").read_text())
+    del data["apiserver"], data["controller_kubeconfig"]
+    (tmp_path / "state.json").write_text(json.dumps(data))
+    loaded = LabState.load(tmp_path)
+    assert loaded is not None and loaded.apiserver == "embedded"
+
+
+def test_flags_kube_apiserver_cannot_honour_are_refused() -> None:
+    result = CliRunner().invoke(
+        lab,
+        [
+            "apiserver",
+            "--backend",
+            "kube-apiserver",
+            "--host",
+            "0.0.0.0",
+            "--history-size",
+            "10000",  # the default value, but given: refused all the same
+            "--bookmark-interval",
+            "1",
+            "--with-monitoring-crds",
+            "--with-legacy-apis",
+        ],
+    )
+    assert result.exit_code == 2
+    for flag in (
+        "--host 0.0.0.0",
+        "--history-size",
+        "--bookmark-interval",
+        "--with-monitoring-crds",
+        "--with-legacy-apis",
+    ):
+        assert flag in result.output, flag
+    embedded = CliRunner().invoke(lab, ["apiserver", "--data-dir", "/nonexistent/x"])
+    assert embedded.exit_code == 2 and "--data-dir" in embedded.output

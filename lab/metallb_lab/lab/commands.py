@@ -1,8 +1,8 @@
 """The command lines, environments and kubeconfigs of the lab's processes.
 
-Pure, except `node_kubeconfig`, which writes the file it describes. The lab, the end-to-end tests
-and the benchmarks start the API server, the portal, the controller, the speakers and the
-backends with these, so all of them run the components the same way.
+Pure, except `write_kubeconfig` and `node_kubeconfig`, which write the file they describe. The
+lab, the end-to-end tests and the benchmarks start the API server, the portal, the controller,
+the speakers and the backends with these, so all of them run the components the same way.
 """
 
 from __future__ import annotations
@@ -13,13 +13,17 @@ from pathlib import Path
 
 import yaml
 
+from metallb_lab.control_plane import kubeconfig_document
 from metallb_lab.lab.layout import (
     BACKEND_PORT,
     METALLB_NAMESPACE,
     NODE_API_PORT,
     SPEAKER_LABELS,
     SPEAKER_METRICS_PORT,
+    ApiBackend,
 )
+
+KUBECONFIG_NAME = "metallb-py-lab"
 
 
 def python_command(*args: str) -> list[str]:
@@ -60,30 +64,40 @@ def portal_command(api_port: int, namespaces: Iterable[str]) -> list[str]:
     )
 
 
-def node_kubeconfig(path: Path, namespace: str = METALLB_NAMESPACE) -> Path:
-    """A kubeconfig for processes in node namespaces: the portal's 127.0.0.1:6443."""
-    name = "metallb-py-lab"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {"name": name, "cluster": {"server": f"http://127.0.0.1:{NODE_API_PORT}"}}
-                ],
-                "users": [{"name": name, "user": {}}],
-                "contexts": [
-                    {
-                        "name": name,
-                        "context": {"cluster": name, "user": name, "namespace": namespace},
-                    }
-                ],
-                "current-context": name,
-            },
-            sort_keys=False,
-        )
-    )
+def write_kubeconfig(
+    path: Path,
+    server: str,
+    namespace: str = METALLB_NAMESPACE,
+    *,
+    ca_data: str | None = None,
+    token: str | None = None,
+) -> Path:
+    """A kubeconfig for `server`; https ones trust `ca_data` (base64 PEM) and send `token`.
+    Private (0600): it may hold a token."""
+    user = {"token": token} if token else {}
+    document = kubeconfig_document(server, user, namespace, ca_data=ca_data, name=KUBECONFIG_NAME)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    path.chmod(0o600)
     return path
+
+
+def node_kubeconfig(
+    path: Path,
+    namespace: str = METALLB_NAMESPACE,
+    *,
+    ca_data: str | None = None,
+    token: str | None = None,
+) -> Path:
+    """A kubeconfig for processes in node namespaces: the portal's 127.0.0.1:6443, plain HTTP
+    to the embedded server, HTTPS (the same CA as on the host) to kube-apiserver."""
+    scheme = "https" if ca_data else "http"
+    return write_kubeconfig(
+        path,
+        f"{scheme}://127.0.0.1:{NODE_API_PORT}",
+        namespace,
+        ca_data=ca_data,
+        token=token,
+    )
 
 
 def url_of(ip: str, port: int = BACKEND_PORT) -> str:
@@ -95,12 +109,22 @@ def target_of(ip: str, port: int = BACKEND_PORT) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def apiserver_command(kubeconfig_out: Path) -> list[str]:
-    """The test API server on the host's loopback, on a free port; it prints its URL as JSON."""
+def apiserver_command(
+    kubeconfig_out: Path,
+    backend: ApiBackend = ApiBackend.EMBEDDED,
+    data_dir: Path | None = None,
+) -> list[str]:
+    """The API server on the host's loopback, on a free port; it prints its URL and kubeconfig
+    as JSON. kube-apiserver keeps its data in `data_dir` (a new directory)."""
+    data = (
+        ["--data-dir", str(data_dir)] if backend is ApiBackend.KUBE_APISERVER and data_dir else []
+    )
     return python_command(
         "metallb_py",
         "lab",
         "apiserver",
+        "--backend",
+        str(backend),
         "--host",
         "127.0.0.1",
         "--port",
@@ -109,6 +133,7 @@ def apiserver_command(kubeconfig_out: Path) -> list[str]:
         METALLB_NAMESPACE,
         "--kubeconfig-out",
         str(kubeconfig_out),
+        *data,
     )
 
 

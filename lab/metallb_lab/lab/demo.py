@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metallb_lab.lab import render
-from metallb_lab.lab.layout import BGP_HOLD_TIME, Mode, expected_owner
+from metallb_lab.lab.layout import BGP_HOLD_TIME, ApiBackend, Mode, expected_owner
 from metallb_lab.lab.lifecycle import down, up
 from metallb_lab.lab.probe import Failover, ProbeProcess, analyse
 from metallb_lab.lab.router import RouterError, sessions_down
@@ -45,16 +45,21 @@ def run_demo(
     directory: Path | None = None,
     prefix: str | None = None,
     echo: Echo = print,
+    apiserver: ApiBackend = ApiBackend.EMBEDDED,
 ) -> DemoResult:
     if mode is Mode.BGP:
-        return run_bgp_demo(nodes, service=service, directory=directory, prefix=prefix, echo=echo)
+        return run_bgp_demo(
+            nodes,
+            service=service,
+            directory=directory,
+            prefix=prefix,
+            echo=echo,
+            apiserver=apiserver,
+        )
     problems: list[str] = []
     failover: Failover | None = None
     expected: str | None = None
-    echo(f"== 1. lab up: {nodes} nodes, layer2")
-    lab = up(
-        nodes, Mode.LAYER2, directory=directory, prefix=prefix, progress=lambda m: echo(f"   {m}")
-    )
+    lab = _up(nodes, Mode.LAYER2, "layer2", apiserver, directory, prefix, echo)
     try:
         status = lab.status()
         echo("")
@@ -115,15 +120,14 @@ def run_bgp_demo(
     directory: Path | None = None,
     prefix: str | None = None,
     echo: Echo = print,
+    apiserver: ApiBackend = ApiBackend.EMBEDDED,
 ) -> DemoResult:
     """Up in bgp mode, curl through FRR's routes, make the node the client's flow goes to
     vanish, measure the client's gap and when FRR dropped the session, down."""
     problems: list[str] = []
     failover: Failover | None = None
-    echo(f"== 1. lab up: {nodes} nodes, bgp (FRR zebra + bgpd in the client namespace)")
-    lab = up(
-        nodes, Mode.BGP, directory=directory, prefix=prefix, progress=lambda m: echo(f"   {m}")
-    )
+    what = "bgp (FRR zebra + bgpd in the client namespace)"
+    lab = _up(nodes, Mode.BGP, what, apiserver, directory, prefix, echo)
     survivors: list[str] = []
     try:
         status = lab.status()
@@ -181,6 +185,26 @@ def run_bgp_demo(
         _stopped(lab, directory, prefix, echo)
         raise
     return _finish(lab, directory, prefix, echo, problems, failover, None)
+
+
+def _up(
+    nodes: int,
+    mode: Mode,
+    what: str,
+    apiserver: ApiBackend,
+    directory: Path | None,
+    prefix: str | None,
+    echo: Echo,
+) -> Lab:
+    echo(f"== 1. lab up: {nodes} nodes, {what}, API server {apiserver}")
+    return up(
+        nodes,
+        mode,
+        directory=directory,
+        prefix=prefix,
+        progress=lambda m: echo(f"   {m}"),
+        apiserver=apiserver,
+    )
 
 
 def _kernel_route(lab: Lab, ip: str) -> list[str]:

@@ -56,6 +56,15 @@ AVAILABLE_MODES = frozenset({Mode.LAYER2, Mode.BGP})
 """Modes `lab up` can build."""
 
 
+class ApiBackend(enum.StrEnum):
+    """Which Kubernetes API server a lab runs on (docs/lab.md, "API server backends")."""
+
+    EMBEDDED = "embedded"
+    """The project's Python server (`metallb_lab.apiserver`): instant, no Go needed."""
+    KUBE_APISERVER = "kube-apiserver"
+    """The real one with etcd (`metallb_lab.control_plane`), RBAC on."""
+
+
 class LayoutError(ValueError):
     """The requested lab cannot be planned (bad node count, unknown mode, bad prefix)."""
 

@@ -12,31 +12,32 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from metallb_lab import netns
-from metallb_lab.lab import objects, processes, router
+from metallb_lab.lab import credentials, objects, processes, router
 from metallb_lab.lab.commands import (
     apiserver_command,
     controller_args,
-    node_kubeconfig,
     portal_command,
     python_command,
 )
-from metallb_lab.lab.kube import RestError
+from metallb_lab.lab.kube import KubeconfigError, RestError
 from metallb_lab.lab.layout import (
     AVAILABLE_MODES,
     BRIDGE,
     ROUTER_ASN,
+    ApiBackend,
     LabLayout,
     LayoutError,
     Mode,
     config_text,
     plan_lab,
 )
-from metallb_lab.lab.preflight import TOOLS_UP, preflight, preflight_bgp
+from metallb_lab.lab.preflight import TOOLS_UP, preflight, preflight_bgp, preflight_kube_apiserver
 from metallb_lab.lab.processes import ProcessRecord
 from metallb_lab.lab.running import STARTUP_TIMEOUT, Lab
 from metallb_lab.lab.state import STATE_FILE, LabError, LabState, lab_dir, lab_prefix
@@ -53,6 +54,12 @@ from metallb_lab.netns import NetnsError
 from metallb_lab.signals import Stopped, signals_deferred
 
 Progress = Callable[[str], None]
+CONTROL_PLANE_DIR = "control-plane"
+"""kube-apiserver backend: etcd's data, certificates and logs, in the lab directory."""
+KUBE_APISERVER_TIMEOUT = 120.0
+"""kube-apiserver backend: etcd and kube-apiserver ready (~5 s on an idle 2-core machine)."""
+APISERVER_STOP_GRACE = 20.0
+"""`lab down`: time for the API server wrapper to stop kube-apiserver (~3 s) and etcd."""
 
 
 def up(
@@ -63,8 +70,10 @@ def up(
     prefix: str | None = None,
     progress: Progress = lambda _: None,
     tools: Sequence[str] = TOOLS_UP,
+    apiserver: ApiBackend = ApiBackend.EMBEDDED,
 ) -> Lab:
-    """Build the lab and wait until every Service answers from the client.
+    """Build the lab on the `apiserver` backend and wait until every Service answers from the
+    client.
 
     On failure everything built so far is removed and a LabError says what went wrong; when
     stopped (SIGTERM, SIGINT: metallb_lab.signals.Stopped) it is removed as well.
@@ -80,7 +89,11 @@ def up(
     preflight(tools)
     if mode is Mode.BGP:
         preflight_bgp()
+    if apiserver is ApiBackend.KUBE_APISERVER:
+        preflight_kube_apiserver()
     _refuse_running(directory, prefix)
+    # Nothing of a lab runs now: a data directory left by a SIGKILLed API server is stale.
+    shutil.rmtree(directory / CONTROL_PLANE_DIR, ignore_errors=True)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     (directory / "logs").mkdir(exist_ok=True)
     state = LabState(
@@ -88,6 +101,7 @@ def up(
         mode=str(mode),
         nodes=nodes,
         directory=str(directory),
+        apiserver=str(apiserver),
         secret=secrets.token_hex(16),
     )
     state.save()
@@ -99,7 +113,7 @@ def up(
         down(directory, prefix)
         if isinstance(e, LabError):
             raise
-        if isinstance(e, (NetnsError, RestError, OSError, TimeoutError)):
+        if isinstance(e, (NetnsError, RestError, KubeconfigError, OSError, TimeoutError)):
             raise LabError(f"lab up failed: {e}") from None
         raise
     return lab
@@ -127,9 +141,16 @@ def _refuse_running(directory: Path, prefix: str) -> None:
 
 def _build(lab: Lab, layout: LabLayout, progress: Progress) -> None:
     state, directory = lab.state, lab.directory
+    backend = ApiBackend(state.apiserver)
     started = time.monotonic()
-    progress("starting the test API server on 127.0.0.1")
-    api = lab._spawn("apiserver", apiserver_command(directory / "kubeconfig"))
+    if backend is ApiBackend.KUBE_APISERVER:
+        progress("starting etcd and kube-apiserver on 127.0.0.1 (RBAC on)")
+    else:
+        progress("starting the test API server on 127.0.0.1")
+    api = lab._spawn(
+        "apiserver",
+        apiserver_command(directory / "kubeconfig", backend, directory / CONTROL_PLANE_DIR),
+    )
 
     def api_ready(line: str) -> dict[str, str] | None:
         with contextlib.suppress(ValueError):
@@ -138,10 +159,21 @@ def _build(lab: Lab, layout: LabLayout, progress: Progress) -> None:
                 return data
         return None
 
-    ready = lab._wait_log(api, api_ready, "the API server", STARTUP_TIMEOUT)
+    timeout = KUBE_APISERVER_TIMEOUT if backend is ApiBackend.KUBE_APISERVER else STARTUP_TIMEOUT
+    ready = lab._wait_log(api, api_ready, "the API server", timeout)
     state.api_url = ready["url"]
     state.kubeconfig = ready.get("kubeconfig", str(directory / "kubeconfig"))
-    state.node_kubeconfig = str(node_kubeconfig(directory / "node-kubeconfig"))
+    state.save()
+    if backend is ApiBackend.KUBE_APISERVER:
+        progress(
+            "kubectl apply -f manifests/ (admin); the controller and the speakers get tokens "
+            "of its ServiceAccounts"
+        )
+    kubeconfigs = credentials.component_kubeconfigs(
+        backend, directory, Path(state.kubeconfig), lab.rest
+    )
+    state.controller_kubeconfig = str(kubeconfigs.controller)
+    state.node_kubeconfig = str(kubeconfigs.node)
     state.save()
 
     progress(f"building namespaces: {layout.client_netns} with {BRIDGE}, {len(layout.nodes)} nodes")
@@ -154,7 +186,10 @@ def _build(lab: Lab, layout: LabLayout, progress: Progress) -> None:
     rest = lab.rest
     for plan in layout.nodes:
         objects.register(rest, objects.node(plan.name, plan.ipv4))
-        objects.register(rest, objects.speaker_pod(plan.name, plan.ipv4))
+        objects.register(
+            rest,
+            objects.speaker_pod(plan.name, plan.ipv4, service_account=credentials.SPEAKER_ACCOUNT),
+        )
     rest.create(objects.config_map(config_text(layout)))
     for svc in layout.services:
         rest.create(objects.service(svc))
@@ -169,7 +204,10 @@ def _build(lab: Lab, layout: LabLayout, progress: Progress) -> None:
     lab._wait_log(portal, lambda line: line.strip() == "ready", "the portal", STARTUP_TIMEOUT)
 
     progress("starting the controller")
-    ctl = lab._spawn("controller", python_command("metallb_py", *controller_args(state.kubeconfig)))
+    ctl = lab._spawn(
+        "controller",
+        python_command("metallb_py", *controller_args(state.controller_kubeconfig)),
+    )
 
     def allocated() -> bool:
         ips = lab.refresh_service_ips()
@@ -250,8 +288,13 @@ def _down(directory: Path, prefix: str) -> DownReport:
     stopped: list[int] = []
     # Components first, while the API server and the portal still answer their goodbyes;
     # the router after the speakers (it sees their Cease, not a hold timer).
-    for roles in (("speaker", "controller", "backend"), ("portal", "apiserver", "bgpd", "zebra")):
+    for roles in (("speaker", "controller", "backend"), ("portal", "bgpd", "zebra")):
         stopped += processes.stop((p.pid, p.start_time) for p in recorded if p.role in roles)
+    # The API server last; kube-apiserver's wrapper stops it and etcd, which takes seconds.
+    stopped += processes.stop(
+        ((p.pid, p.start_time) for p in recorded if p.role == "apiserver"),
+        grace=APISERVER_STOP_GRACE,
+    )
     stopped += processes.stop((p.pid, p.start_time) for p in recorded)
     stopped += processes.stop((pid, None) for pid in processes.marked_pids(prefix))
     removed = netns.sweep(prefix, only_dead_owners=False)
@@ -267,9 +310,17 @@ def _down(directory: Path, prefix: str) -> DownReport:
 
 def _remove_files(directory: Path) -> None:
     """Only what the lab writes: the directory may be a user's METALLB_LAB_DIR."""
-    for name in (STATE_FILE, "state.tmp", "kubeconfig", "node-kubeconfig"):
+    for name in (
+        STATE_FILE,
+        "state.tmp",
+        "kubeconfig",
+        credentials.NODE_KUBECONFIG,
+        credentials.CONTROLLER_KUBECONFIG,
+    ):
         with contextlib.suppress(FileNotFoundError):
             (directory / name).unlink()
+    for name in (CONTROL_PLANE_DIR, credentials.MANIFESTS_DIR):
+        shutil.rmtree(directory / name, ignore_errors=True)
     logs = directory / "logs"
     if logs.is_dir():
         for f in logs.glob("*.log"):

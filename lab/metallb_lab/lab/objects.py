@@ -44,9 +44,17 @@ def node(name: str, address: str, ready: bool = True) -> Obj:
     }
 
 
-def speaker_pod(node_name: str, pod_ip: str, namespace: str = METALLB_NAMESPACE) -> Obj:
-    """A running speaker Pod (hostNetwork: its IP is the node's), as membership discovers them."""
-    return {
+def speaker_pod(
+    node_name: str,
+    pod_ip: str,
+    namespace: str = METALLB_NAMESPACE,
+    service_account: str | None = None,
+) -> Obj:
+    """A running speaker Pod (hostNetwork: its IP is the node's), as membership discovers them.
+
+    kube-apiserver admits a Pod only when its ServiceAccount exists (no controller-manager
+    creates `default` in the lab): the lab names the manifests' `speaker`."""
+    pod: Obj = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -65,6 +73,9 @@ def speaker_pod(node_name: str, pod_ip: str, namespace: str = METALLB_NAMESPACE)
             "conditions": [{"type": "Ready", "status": "True"}],
         },
     }
+    if service_account is not None:
+        pod["spec"]["serviceAccountName"] = service_account
+    return pod
 
 
 def config_map(text: str, name: str = "config", namespace: str = METALLB_NAMESPACE) -> Obj:

@@ -1,5 +1,6 @@
-"""What a lab needs on the machine (root, iproute2, the client tools, FRR for `--mode bgp`);
-each missing piece is named with the Debian package that brings it."""
+"""What a lab needs on the machine (root, iproute2, the client tools, FRR for `--mode bgp`,
+the built control plane and openssl for `--apiserver kube-apiserver`); each missing piece is
+named with what brings it."""
 
 from __future__ import annotations
 
@@ -45,3 +46,16 @@ def preflight_bgp() -> None:
         raise LabError(
             f"missing {', '.join(missing)}: run `bash scripts/setup.sh` (or apt-get install frr)"
         )
+
+
+def preflight_kube_apiserver() -> None:
+    """etcd, kube-apiserver and kubectl built (scripts/build-control-plane.sh), openssl for the
+    test CA."""
+    from metallb_lab.control_plane import ControlPlaneError, binaries
+
+    try:
+        binaries(required=True)
+    except ControlPlaneError as e:
+        raise LabError(f"--apiserver kube-apiserver: {e}") from None
+    if shutil.which("openssl") is None:
+        raise LabError("missing openssl: apt-get install openssl")

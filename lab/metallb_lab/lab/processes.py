@@ -20,8 +20,16 @@ from pathlib import Path
 from typing import Any
 
 MARKER_ENV = "METALLB_LAB_ID"
-MARKED_PROGRAMS = (b"metallb_py", b"metallb-py", b"metallb_lab", b"/usr/lib/frr/")
-"""Command lines that may carry the marker: ours, and the lab router's bgpd/zebra."""
+MARKED_PROGRAMS = (
+    b"metallb_py",
+    b"metallb-py",
+    b"metallb_lab",
+    b"/usr/lib/frr/",
+    b"/etcd\0",
+    b"/kube-apiserver\0",
+)
+"""Command lines that may carry the marker: ours, the lab router's bgpd/zebra, the control
+plane's programs (argv[0] ends in their name)."""
 
 
 @dataclass

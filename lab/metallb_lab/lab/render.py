@@ -36,7 +36,10 @@ def picture(status: LabStatus) -> str:
         lines.append("".join(f"AS {NODE_ASN}".ljust(COLUMN) for _ in nodes))
         lines.append("".join(f"bgp {n.bgp or '-'}".ljust(COLUMN) for n in nodes))
     lines.append("")
-    lines.append(f"API server {status.api_url}  (host loopback; portal at 127.0.0.1:6443 in nodes)")
+    lines.append(
+        f"API server {status.apiserver} {status.api_url}  "
+        "(host loopback; portal at 127.0.0.1:6443 in nodes)"
+    )
     lines.append(
         f"processes: {status.processes_running} running of {status.processes_total} started"
     )
@@ -146,8 +149,7 @@ def vtysh_hint(client_netns: str, workdir: str | Path) -> str:
     )
 
 
-def kubectl_hint(api_url: str, kubeconfig: str) -> str:
-    return (
-        f"kubectl --server {api_url} get svc,endpointslices,nodes -A\n"
-        f"export KUBECONFIG={kubeconfig}"
-    )
+def kubectl_hint(api_url: str, kubeconfig: str, apiserver: str = "embedded") -> str:
+    """kube-apiserver needs the kubeconfig's credentials; the embedded server only its URL."""
+    where = f"--server {api_url}" if apiserver == "embedded" else f"--kubeconfig {kubeconfig}"
+    return f"kubectl {where} get svc,endpointslices,nodes -A\nexport KUBECONFIG={kubeconfig}"

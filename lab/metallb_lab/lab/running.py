@@ -7,6 +7,7 @@ Service is where the election (or, in bgp mode, the routing) says it must be.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 import urllib.request
@@ -24,7 +25,7 @@ from metallb_lab.lab.commands import (
     speaker_env,
     url_of,
 )
-from metallb_lab.lab.kube import RestClient, RestError
+from metallb_lab.lab.kube import KubeconfigError, RestClient, RestError
 from metallb_lab.lab.layout import (
     BRIDGE,
     CLIENT_IPV4,
@@ -86,9 +87,14 @@ class Lab:
     def node_ns(self, name: str) -> Netns:
         return Netns(self.layout.node(name).netns)
 
-    @property
+    @functools.cached_property
     def rest(self) -> RestClient:
-        return RestClient(self.state.api_url, timeout=5)
+        """The admin's client (from the lab's kubeconfig: plain HTTP to the embedded server,
+        HTTPS with the test CA and a client certificate to kube-apiserver)."""
+        try:
+            return RestClient.from_kubeconfig(self.state.kubeconfig, timeout=5)
+        except KubeconfigError as e:
+            raise LabError(f"{e}; `metallb-py lab down` cleans up") from None
 
     @property
     def api_port(self) -> int:
@@ -400,6 +406,7 @@ class Lab:
             nodes,
             services,
             router_status,
+            self.state.apiserver,
         )
 
     # -- failures --

@@ -44,9 +44,14 @@ class LabState:
     mode: str
     nodes: int
     directory: str
+    apiserver: str = "embedded"
+    """The API server backend (layout.ApiBackend)."""
     api_url: str = ""
     kubeconfig: str = ""
+    """The admin's (the lab's own writes, `lab status`, kubectl)."""
+    controller_kubeconfig: str = ""
     node_kubeconfig: str = ""
+    """The speakers' (through the portal)."""
     secret: str = ""
     controller_port: int = 0
     macs: dict[str, str] = field(default_factory=dict)

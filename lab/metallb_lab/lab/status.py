@@ -84,6 +84,8 @@ class LabStatus:
     nodes: tuple[NodeStatus, ...]
     services: tuple[ServiceStatus, ...]
     router: RouterStatus | None = None
+    apiserver: str = "embedded"
+    """The API server backend (layout.ApiBackend)."""
 
 
 @dataclass(frozen=True)
