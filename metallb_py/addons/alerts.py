@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-JOB = "metallb"
+from metallb_py.k8s.objects import Obj
 
-JsonObj = dict[str, Any]
+JOB = "metallb"
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,8 @@ def _message(what: str) -> str:
     return "{{ $labels.job }} - MetalLB {{ $labels.container }} on {{ $labels.pod }} " + what
 
 
-def _entry(
-    alert: str, expr: str, message: str, labels: Mapping[str, str], for_: str | None
-) -> JsonObj:
-    rule: JsonObj = {"alert": alert, "annotations": {"message": message}, "expr": expr}
+def _entry(alert: str, expr: str, message: str, labels: Mapping[str, str], for_: str | None) -> Obj:
+    rule: Obj = {"alert": alert, "annotations": {"message": message}, "expr": expr}
     if for_:
         rule["for"] = for_
     if labels:
@@ -67,10 +65,10 @@ def _entry(
     return rule
 
 
-def alert_rules(opts: RuleOptions) -> list[JsonObj]:
+def alert_rules(opts: RuleOptions) -> list[Obj]:
     """The rule list of the single group, in the chart's order."""
     job = opts.job
-    rules: list[JsonObj] = []
+    rules: list[Obj] = []
     if opts.stale_config is not None:
         rules.append(
             _entry(
@@ -129,13 +127,13 @@ def alert_rules(opts: RuleOptions) -> list[JsonObj]:
     return rules
 
 
-def rule_groups(opts: RuleOptions) -> list[JsonObj]:
+def rule_groups(opts: RuleOptions) -> list[Obj]:
     """`spec.groups`, which is also a valid Prometheus rule file's `groups`."""
     return [{"name": f"{opts.name}.rules", "rules": alert_rules(opts)}]
 
 
-def prometheus_rule(opts: RuleOptions, namespace: str) -> JsonObj:
-    labels: JsonObj = {"app": "metallb", **opts.additional_labels}
+def prometheus_rule(opts: RuleOptions, namespace: str) -> Obj:
+    labels: Obj = {"app": "metallb", **opts.additional_labels}
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",

@@ -106,9 +106,9 @@ def read_addon(text: str, fmt: str, bgp_type: BgpType) -> Source:
 def read_crds(text: str, bgp_type: BgpType) -> Source:
     objects = crds.read_objects(load_documents(text))
     conversion = crds_to_config(objects)
-    text = dump(conversion.config) if conversion.config else ""
+    config_yaml = dump(conversion.config) if conversion.config else ""
     try:
-        parse_config(text, bgp_type)
+        parse_config(config_yaml, bgp_type)
     except ConfigError as exc:
         raise ConfigError(
             [
@@ -118,7 +118,7 @@ def read_crds(text: str, bgp_type: BgpType) -> Source:
         ) from None
     return Source(
         conversion.config,
-        text,
+        config_yaml,
         namespace=conversion.namespace,
         originals=objects,
         losses=conversion.losses,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from yaml.nodes import MappingNode, Node, SequenceNode
 
@@ -18,6 +17,7 @@ from metallb_py.config.decode import ANY, BOOL, TYPED_INT, TYPED_STR, List, StrM
 from metallb_py.config.errors import ConfigError, Problem
 from metallb_py.config.yamlnodes import Path, ProblemLog, child, load_documents, scalar_text
 from metallb_py.config.yamltree import describe
+from metallb_py.k8s.objects import Obj
 
 GROUP = "metallb.io"
 VERSIONS: dict[str, tuple[str, ...]] = {
@@ -33,8 +33,6 @@ VERSIONS: dict[str, tuple[str, ...]] = {
 DEFAULT_NAMESPACE = "metallb-system"
 ORIGINALS_ANNOTATION = "convert.metallb-py.io/crds"
 """ConfigMap annotation holding the CRDs a config was converted from (JSON)."""
-
-JsonObj = dict[str, Any]
 
 _SELECTOR = Struct(
     "label selector",
@@ -201,9 +199,9 @@ ADV_KEYS = {
 class CrdObject:
     kind: str
     api_version: str
-    meta: JsonObj
+    meta: Obj
     """name, namespace, labels, annotations only."""
-    spec: JsonObj
+    spec: Obj
     path: Path
     """Where it is in the input (document index, or list index for a List)."""
     has_spec: bool = True
@@ -217,8 +215,8 @@ class CrdObject:
     def labels(self) -> dict[str, str]:
         return dict(self.meta.get("labels", {}))
 
-    def manifest(self) -> JsonObj:
-        obj: JsonObj = {"apiVersion": self.api_version, "kind": self.kind, "metadata": self.meta}
+    def manifest(self) -> Obj:
+        obj: Obj = {"apiVersion": self.api_version, "kind": self.kind, "metadata": self.meta}
         if self.has_spec:
             obj["spec"] = self.spec
         return obj
@@ -314,7 +312,7 @@ def read_objects(docs: list[Node | None]) -> list[CrdObject]:
     return out
 
 
-def originals_annotation(objects: list[JsonObj]) -> str:
+def originals_annotation(objects: list[Obj]) -> str:
     """The objects a config was converted from, as the ConfigMap annotation keeps them."""
     return json.dumps(objects, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 

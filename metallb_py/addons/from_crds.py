@@ -18,10 +18,10 @@ from metallb_py.addons.crds import (
     PEER_KEYS,
     VERSIONS,
     CrdObject,
-    JsonObj,
 )
 from metallb_py.config.errors import ConfigError, Problem
 from metallb_py.config.yamlnodes import format_path
+from metallb_py.k8s.objects import Obj
 from metallb_py.k8s.selectors import selector_from_object
 
 
@@ -29,7 +29,7 @@ from metallb_py.k8s.selectors import selector_from_object
 class Conversion:
     """A v0.12 config made from CRDs, and what it could not say."""
 
-    config: JsonObj
+    config: Obj
     namespace: str
     losses: list[Problem] = field(default_factory=list)
 
@@ -38,8 +38,8 @@ def _where(obj: CrdObject, *rest: str | int) -> str:
     return f"{obj.kind}/{obj.name}" + ("." + format_path(tuple(rest)) if rest else "")
 
 
-def _selector_to_config(sel: Mapping[str, Any]) -> JsonObj:
-    out: JsonObj = {}
+def _selector_to_config(sel: Mapping[str, Any]) -> Obj:
+    out: Obj = {}
     if sel.get("matchLabels"):
         out["match-labels"] = dict(sel["matchLabels"])
     if sel.get("matchExpressions"):
@@ -93,7 +93,7 @@ def _dropped(obj: CrdObject, fields: tuple[tuple[str, str], ...], losses: list[P
             losses.append(Problem(_where(obj, "spec", key), f"{why}; dropped", obj.spec[key]))
 
 
-def _advertisement(spec: Mapping[str, Any]) -> JsonObj:
+def _advertisement(spec: Mapping[str, Any]) -> Obj:
     return {ADV_KEYS[k]: spec[k] for k in ADV_KEYS if k in spec}
 
 
@@ -130,7 +130,7 @@ def crds_to_config(objects: list[CrdObject]) -> Conversion:
             )
         defined.add(identity)
         by_kind[o.kind].append(o)
-    config: JsonObj = {}
+    config: Obj = {}
 
     # peers
     peers = []
@@ -205,9 +205,9 @@ def crds_to_config(objects: list[CrdObject]) -> Conversion:
                 )
         for name in _selected_pools(o, pools, losses):
             bgp_of[name].append(o)
-    out_pools: list[JsonObj] = []
+    out_pools: list[Obj] = []
     for p in pools:
-        pool: JsonObj = {"name": p.name}
+        pool: Obj = {"name": p.name}
         if p.spec.get("serviceAllocation"):
             losses.append(
                 Problem(
@@ -245,7 +245,7 @@ def crds_to_config(objects: list[CrdObject]) -> Conversion:
         if "autoAssign" in p.spec:
             pool["auto-assign"] = p.spec["autoAssign"]
         if bgp:
-            advs: list[JsonObj] = []
+            advs: list[Obj] = []
             seen: set[tuple[Any, ...]] = set()
             for o in bgp:
                 adv = _advertisement(o.spec)
@@ -281,7 +281,7 @@ def crds_to_config(objects: list[CrdObject]) -> Conversion:
     # BFD profiles
     profiles = []
     for o in by_kind["BFDProfile"]:
-        prof: JsonObj = {"name": o.name}
+        prof: Obj = {"name": o.name}
         prof.update({BFD_KEYS[k]: o.spec[k] for k in BFD_KEYS if k in o.spec})
         profiles.append(prof)
     if profiles:

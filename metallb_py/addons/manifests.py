@@ -35,6 +35,7 @@ from typing import Any
 from metallb_py import __version__
 from metallb_py.addons import alerts
 from metallb_py.addons.yamlout import dump_documents
+from metallb_py.k8s.objects import Obj
 
 DEFAULT_IMAGE = f"quay.io/metallb-py/metallb-py:v{__version__}"
 DEFAULT_NAMESPACE = "metallb-system"
@@ -45,8 +46,6 @@ INSTALL_FILE = "metallb.yaml"
 PROMETHEUS_DIR = "prometheus"
 """Subdirectory of `manifests/` with the objects that need the Prometheus operator's CRDs."""
 ACCEPTED_SUFFIX = "-accepted"
-
-JsonObj = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -128,14 +127,14 @@ def accepted_config_name(config_name: str) -> str:
     return config_name + ACCEPTED_SUFFIX
 
 
-def _labels(component: str | None = None) -> JsonObj:
-    labels: JsonObj = {"app": APP}
+def _labels(component: str | None = None) -> Obj:
+    labels: Obj = {"app": APP}
     if component:
         labels["component"] = component
     return labels
 
 
-def _pod_labels(component: str) -> JsonObj:
+def _pod_labels(component: str) -> Obj:
     return {
         **_labels(component),
         "app.kubernetes.io/name": APP,
@@ -143,15 +142,15 @@ def _pod_labels(component: str) -> JsonObj:
     }
 
 
-def _meta(name: str, namespace: str | None, component: str | None = None) -> JsonObj:
-    meta: JsonObj = {"name": name}
+def _meta(name: str, namespace: str | None, component: str | None = None) -> Obj:
+    meta: Obj = {"name": name}
     if namespace:
         meta["namespace"] = namespace
     meta["labels"] = _labels(component)
     return meta
 
 
-def namespace_objects(opts: InstallOptions) -> list[JsonObj]:
+def namespace_objects(opts: InstallOptions) -> list[Obj]:
     """The namespace, with Pod Security Admission at `privileged` (see `PSA_LEVEL`)."""
     labels = _labels()
     for mode in ("enforce", "audit", "warn"):
@@ -167,21 +166,21 @@ def namespace_objects(opts: InstallOptions) -> list[JsonObj]:
 
 def _rule(
     groups: list[str], resources: list[str], verbs: list[str], names: list[str] | None = None
-) -> JsonObj:
-    rule: JsonObj = {"apiGroups": groups, "resources": resources}
+) -> Obj:
+    rule: Obj = {"apiGroups": groups, "resources": resources}
     if names:
         rule["resourceNames"] = names
     rule["verbs"] = verbs
     return rule
 
 
-def rbac_objects(opts: InstallOptions) -> list[JsonObj]:
+def rbac_objects(opts: InstallOptions) -> list[Obj]:
     """Upstream's RBAC minus the PodSecurityPolicy `use` rules, plus the controller's writes of
     the accepted-config ConfigMap. RBAC cannot limit `create` by name (the name is in the body),
     so `create` on configmaps is namespace-wide; `update`/`patch` are limited to that name."""
     ns = opts.namespace
     ctl, spk = opts.controller, opts.speaker
-    objs: list[JsonObj] = []
+    objs: list[Obj] = []
     cluster_roles = {
         "controller": [
             _rule([""], ["services"], ["get", "list", "watch"]),
@@ -206,7 +205,7 @@ def rbac_objects(opts: InstallOptions) -> list[JsonObj]:
                 "rules": rules,
             }
         )
-    roles: list[tuple[str, list[JsonObj], list[Component]]] = [
+    roles: list[tuple[str, list[Obj], list[Component]]] = [
         ("config-watcher", [_rule([""], ["configmaps"], ["get", "list", "watch"])], [ctl, spk]),
         ("pod-lister", [_rule([""], ["pods"], ["list"])], [spk]),
         (
@@ -274,7 +273,7 @@ def rbac_objects(opts: InstallOptions) -> list[JsonObj]:
     return objs
 
 
-def _probe(probe: Probe, path: str) -> JsonObj:
+def _probe(probe: Probe, path: str) -> Obj:
     return {
         "httpGet": {"path": path, "port": "monitoring"},
         "initialDelaySeconds": probe.initial_delay_seconds,
@@ -285,14 +284,12 @@ def _probe(probe: Probe, path: str) -> JsonObj:
     }
 
 
-def _field_env(name: str, path: str) -> JsonObj:
+def _field_env(name: str, path: str) -> Obj:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def _container(
-    c: Component, opts: InstallOptions, env: list[JsonObj], ports: list[JsonObj]
-) -> JsonObj:
-    container: JsonObj = {"name": c.name, "image": c.image}
+def _container(c: Component, opts: InstallOptions, env: list[Obj], ports: list[Obj]) -> Obj:
+    container: Obj = {"name": c.name, "image": c.image}
     if c.image_pull_policy:
         container["imagePullPolicy"] = c.image_pull_policy
     container["args"] = [
@@ -312,9 +309,9 @@ def _container(
     return container
 
 
-def _pod_template(c: Component, opts: InstallOptions, spec: JsonObj) -> JsonObj:
-    meta: JsonObj = {}
-    annotations: JsonObj = {}
+def _pod_template(c: Component, opts: InstallOptions, spec: Obj) -> Obj:
+    meta: Obj = {}
+    annotations: Obj = {}
     if opts.scrape_annotations:
         annotations["prometheus.io/port"] = str(opts.metrics_port)
         annotations["prometheus.io/scrape"] = "true"
@@ -322,7 +319,7 @@ def _pod_template(c: Component, opts: InstallOptions, spec: JsonObj) -> JsonObj:
     if annotations:
         meta["annotations"] = annotations
     meta["labels"] = _pod_labels(c.name)
-    pod: JsonObj = {}
+    pod: Obj = {}
     if opts.image_pull_secrets:
         pod["imagePullSecrets"] = [dict(s) for s in opts.image_pull_secrets]
     pod.update(spec)
@@ -337,7 +334,7 @@ def _pod_template(c: Component, opts: InstallOptions, spec: JsonObj) -> JsonObj:
     return {"metadata": meta, "spec": pod}
 
 
-def speaker_daemonset(opts: InstallOptions) -> JsonObj:
+def speaker_daemonset(opts: InstallOptions) -> Obj:
     c = opts.speaker
     ns_env = _field_env("METALLB_NAMESPACE", "metadata.namespace")
     env = [
@@ -345,7 +342,7 @@ def speaker_daemonset(opts: InstallOptions) -> JsonObj:
         _field_env("METALLB_HOST", "status.hostIP"),
         ns_env,
     ]
-    ports: list[JsonObj] = [{"containerPort": opts.metrics_port, "name": "monitoring"}]
+    ports: list[Obj] = [{"containerPort": opts.metrics_port, "name": "monitoring"}]
     if opts.memberlist:
         env += [
             _field_env("METALLB_ML_BIND_ADDR", "status.podIP"),
@@ -369,12 +366,12 @@ def speaker_daemonset(opts: InstallOptions) -> JsonObj:
         "runAsNonRoot": False,
         "runAsUser": 0,
     }
-    tolerations: list[JsonObj] = []
+    tolerations: list[Obj] = []
     if opts.tolerate_master:
         for key in ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane"):
             tolerations.append({"effect": "NoSchedule", "key": key, "operator": "Exists"})
     tolerations += [dict(t) for t in c.tolerations]
-    spec: JsonObj = {
+    spec: Obj = {
         "containers": [container],
         "hostNetwork": True,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
@@ -393,7 +390,7 @@ def speaker_daemonset(opts: InstallOptions) -> JsonObj:
     }
 
 
-def controller_deployment(opts: InstallOptions) -> JsonObj:
+def controller_deployment(opts: InstallOptions) -> Obj:
     c = opts.controller
     env = [_field_env("METALLB_NAMESPACE", "metadata.namespace")]
     if opts.memberlist and opts.speaker.enabled:
@@ -409,7 +406,7 @@ def controller_deployment(opts: InstallOptions) -> JsonObj:
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": True,
     }
-    pod_sc: JsonObj = (
+    pod_sc: Obj = (
         dict(c.pod_security_context)
         if c.pod_security_context is not None
         else {
@@ -420,7 +417,7 @@ def controller_deployment(opts: InstallOptions) -> JsonObj:
             "seccompProfile": {"type": "RuntimeDefault"},
         }
     )
-    spec: JsonObj = {
+    spec: Obj = {
         "containers": [container],
         "securityContext": pod_sc,
         "terminationGracePeriodSeconds": 0,
@@ -439,10 +436,10 @@ def controller_deployment(opts: InstallOptions) -> JsonObj:
     }
 
 
-def metallb_objects(opts: InstallOptions) -> list[JsonObj]:
+def metallb_objects(opts: InstallOptions) -> list[Obj]:
     """What `metallb.yaml` holds after the Namespace: service accounts, RBAC, the speaker and the
     controller."""
-    objs: list[JsonObj] = []
+    objs: list[Obj] = []
     for c in (opts.controller, opts.speaker):
         if c.enabled and c.create_service_account:
             meta = _meta(c.account, opts.namespace)
@@ -458,7 +455,7 @@ def metallb_objects(opts: InstallOptions) -> list[JsonObj]:
     return objs
 
 
-def config_map(name: str, namespace: str, text: str) -> JsonObj:
+def config_map(name: str, namespace: str, text: str) -> Obj:
     """The ConfigMap both components read (data key `config`)."""
     return {
         "apiVersion": "v1",
@@ -468,14 +465,14 @@ def config_map(name: str, namespace: str, text: str) -> JsonObj:
     }
 
 
-def prometheus_operator_objects(opts: InstallOptions) -> list[JsonObj]:
+def prometheus_operator_objects(opts: InstallOptions) -> list[Obj]:
     """PodMonitors for both components and the Role letting Prometheus find the pods."""
     pm = opts.pod_monitor
     if pm is None:
         return []
-    objs: list[JsonObj] = []
+    objs: list[Obj] = []
     for comp in ("controller", "speaker"):
-        endpoint: JsonObj = {"port": "monitoring", "path": "/metrics"}
+        endpoint: Obj = {"port": "monitoring", "path": "/metrics"}
         if pm.interval:
             endpoint["interval"] = pm.interval
         if pm.metric_relabelings:
@@ -520,7 +517,7 @@ def prometheus_operator_objects(opts: InstallOptions) -> list[JsonObj]:
     return objs
 
 
-def prometheus_rule_objects(opts: InstallOptions) -> list[JsonObj]:
+def prometheus_rule_objects(opts: InstallOptions) -> list[Obj]:
     if opts.prometheus_rule is None:
         return []
     return [alerts.prometheus_rule(opts.prometheus_rule, opts.namespace)]
@@ -530,7 +527,7 @@ def prometheus_rule_objects(opts: InstallOptions) -> list[JsonObj]:
 class ManifestFile:
     name: str
     header: str
-    objects: tuple[JsonObj, ...]
+    objects: tuple[Obj, ...]
 
     def text(self) -> str:
         return dump_documents(self.objects, self.header)

@@ -25,11 +25,11 @@ from metallb_py.addons.crds import (
     PEER_KEYS,
     VERSIONS,
     CrdObject,
-    JsonObj,
 )
 from metallb_py.addons.from_crds import Conversion, crds_to_config
 from metallb_py.config.errors import ConfigError, Problem
 from metallb_py.config.yamlnodes import format_path
+from metallb_py.k8s.objects import Obj
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
@@ -38,9 +38,9 @@ def valid_name(name: str) -> bool:
     return len(name) <= 253 and bool(_DNS_SUBDOMAIN.fullmatch(name))
 
 
-def _selector_from_config(sel: Mapping[str, Any] | None) -> JsonObj:
+def _selector_from_config(sel: Mapping[str, Any] | None) -> Obj:
     sel = sel or {}
-    out: JsonObj = {}
+    out: Obj = {}
     if sel.get("match-labels"):
         out["matchLabels"] = dict(sel["match-labels"])
     if sel.get("match-expressions"):
@@ -52,9 +52,9 @@ def _selector_from_config(sel: Mapping[str, Any] | None) -> JsonObj:
 
 
 def _obj(
-    kind: str, name: str, namespace: str, spec: JsonObj, meta: Mapping[str, Any] | None = None
-) -> JsonObj:
-    metadata: JsonObj = {"name": name, "namespace": namespace}
+    kind: str, name: str, namespace: str, spec: Obj, meta: Mapping[str, Any] | None = None
+) -> Obj:
+    metadata: Obj = {"name": name, "namespace": namespace}
     if meta:
         for key in ("labels", "annotations"):
             if meta.get(key):
@@ -104,7 +104,7 @@ def _peer_name(address: str) -> str:
 
 @dataclass
 class CrdsResult:
-    objects: list[JsonObj]
+    objects: list[Obj]
     losses: list[Problem]
     reused_originals: bool = False
 
@@ -127,8 +127,8 @@ def config_to_crds(
             again = None
         if again is not None and not again.losses and again.config == dict(config):
             return CrdsResult([o.manifest() for o in originals], [], True)
-    old_meta: dict[tuple[str, str], JsonObj] = {}
-    old_peers: dict[str, JsonObj] = {}
+    old_meta: dict[tuple[str, str], Obj] = {}
+    old_peers: dict[str, Obj] = {}
     for o in originals or []:
         old_meta[(o.kind, o.name)] = o.meta
         if o.kind == "BGPPeer":
@@ -136,7 +136,7 @@ def config_to_crds(
             old_peers.setdefault(_peer_key(converted.config["peers"][0]), o.meta)
 
     losses: list[Problem] = []
-    objects: list[JsonObj] = []
+    objects: list[Obj] = []
     names = {k: _Names() for k in VERSIONS}
 
     for prof in config.get("bfd-profiles") or []:
@@ -185,7 +185,7 @@ def config_to_crds(
                 )
             )
             continue
-        pool_spec: JsonObj = {"addresses": [str(a) for a in pool.get("addresses") or []]}
+        pool_spec: Obj = {"addresses": [str(a) for a in pool.get("addresses") or []]}
         if "auto-assign" in pool:
             pool_spec["autoAssign"] = pool["auto-assign"]
         if "avoid-buggy-ips" in pool:
