@@ -224,6 +224,17 @@ def test_originals_annotation_is_read_not_trusted(annotation: str) -> None:
     assert kinds == ["IPAddressPool", "L2Advertisement"]
 
 
+def test_pool_with_null_addresses_beside_an_advertisement_is_reported() -> None:
+    """Found by the fuzz campaign (docs/limits.md): a KeyError in `convert --from crds`."""
+    text = (
+        POOL_HEAD + "metadata: {name: a}\nspec: {addresses: }\n---\n"
+        "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l}\n"
+    )
+    result = invoke("config", "convert", "--from", "crds", "--to", "configmap", "-", stdin=text)
+    assert result.exit_code == 1
+    assert "[0].spec.addresses: IPAddressPool spec needs 'addresses' (line 4)" in result.stderr
+
+
 def test_five_thousand_crds_convert_and_a_repeated_one_is_named() -> None:
     docs = [
         POOL_HEAD + f"metadata: {{name: p{i}}}\nspec: {{addresses: [10.{i // 250}.{i % 250}.0/28]}}"
@@ -256,6 +267,38 @@ def test_int_tag_on_a_kind_is_refused(tmp_path: Path) -> None:
     result = plan(tmp_path, SERVICE.format(kind="!!int Service", metadata="{name: a}"))
     assert result.exit_code == 2
     assert "cannot read Services: kind: cannot read 'Service' as int (line 2)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("{type: !!float fast}", "spec.type: cannot read 'fast' as float (line 4)"),
+        ("{type: !!null LoadBalancer}", "spec.type: cannot read 'LoadBalancer' as null (line 4)"),
+    ],
+)
+def test_values_contradicting_their_tags_are_refused(
+    tmp_path: Path, spec: str, reason: str
+) -> None:
+    text = SERVICE.format(kind="Service", metadata="{name: a}").replace(
+        "{type: LoadBalancer}", spec
+    )
+    result = plan(tmp_path, text)
+    assert result.exit_code == 2
+    assert f"cannot read Services: {reason}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["!!set {type: LoadBalancer}", "!!omap [{type: LoadBalancer}]", "!!binary aGk=", "!foo x"],
+)
+def test_other_tags_are_read_as_plain_data(tmp_path: Path, spec: str) -> None:
+    """PyYAML's constructors raised KeyError, AttributeError, IndexError on some of these."""
+    text = SERVICE.format(kind="Service", metadata="{name: a}").replace(
+        "{type: LoadBalancer}", spec
+    )
+    result = plan(tmp_path, text)
+    assert result.exit_code == 0, result.output
+    assert "apps/a" in result.stdout or "default/a" in result.stdout
 
 
 @pytest.mark.parametrize("metadata", ["{name: !!bool true}", "!!timestamp 2001-12-14"])
