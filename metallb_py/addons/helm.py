@@ -153,7 +153,7 @@ JOB_LABELS = ("app", "app.kubernetes.io/name")
 """Pod labels whose value is `metallb` on every metallb-py pod (the alerts' job)."""
 
 
-class _Values:
+class _ValueChecks:
     """Semantic checks of read values; problems are reported at paths relative to the root."""
 
     def __init__(self, root: Node, path: Path, problems: ProblemLog) -> None:
@@ -178,7 +178,7 @@ def _probe(v: Mapping[str, Any] | None) -> Probe:
     )
 
 
-def _image(v: Mapping[str, Any], rel: Path, checks: _Values) -> str:
+def _image(v: Mapping[str, Any], rel: Path, checks: _ValueChecks) -> str:
     repo = v.get("repository", "")
     tag = v.get("tag", "")
     default_repo, _, default_tag = DEFAULT_IMAGE.rpartition(":")
@@ -192,7 +192,7 @@ def _image(v: Mapping[str, Any], rel: Path, checks: _Values) -> str:
     return f"{repo or default_repo}:{tag or default_tag}"
 
 
-def _component(name: str, v: Mapping[str, Any], checks: _Values) -> Component:
+def _component(name: str, v: Mapping[str, Any], checks: _ValueChecks) -> Component:
     level = v.get("logLevel", "info")
     if level not in LOG_LEVELS:
         checks.error(
@@ -260,7 +260,9 @@ def _rule_options(v: Mapping[str, Any]) -> alerts.RuleOptions:
     )
 
 
-def _pod_monitor(prom: Mapping[str, Any], checks: _Values, notes: list[str]) -> PodMonitor | None:
+def _pod_monitor(
+    prom: Mapping[str, Any], checks: _ValueChecks, notes: list[str]
+) -> PodMonitor | None:
     pm = prom.get("podMonitor", {})
     if not pm.get("enabled", False):
         return None
@@ -318,7 +320,7 @@ def read_helm(
         )
         problems.check()
     v: dict[str, Any] = read(root, HELM_VALUES, path, problems) or {}
-    checks = _Values(root, path, problems)
+    checks = _ValueChecks(root, path, problems)
     notes: list[str] = []
     for key in ("nameOverride", "fullnameOverride"):
         if v.get(key):

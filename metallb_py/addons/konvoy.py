@@ -67,6 +67,7 @@ def _addon_lists(spec: Node | None) -> list[tuple[Path, Node]]:
 
 
 def _cluster_configuration(docs: list[Node | None]) -> Node:
+    """The one ClusterConfiguration document (a cluster.yaml also holds a ClusterProvisioner)."""
     candidates = [
         d for d in docs if d is not None and scalar_text(child(d, "kind")) == "ClusterConfiguration"
     ]
