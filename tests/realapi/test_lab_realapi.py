@@ -243,3 +243,27 @@ def test_lab_down_after_the_api_server_wrapper_was_sigkilled(real_lab: LabEnv) -
     gone = real_lab.cli("down")
     assert gone.returncode == 0, gone.stdout + gone.stderr
     _nothing_left(real_lab)
+
+
+@pytest.mark.netns
+@pytest.mark.slow
+def test_lab_up_on_kube_apiserver_stopped_by_sigterm_leaves_nothing(real_lab: LabEnv) -> None:
+    log = real_lab.directory.parent / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "metallb_py", "lab", "up", "--apiserver", "kube-apiserver"],
+            env=real_lab.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        # Stopped once kube-apiserver answers (the lab is applying the manifests).
+        wait_for(lambda: "manifests" in log.read_text(), READY_TIMEOUT, 0.1, "kube-apiserver up")
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait(timeout=10)
+    assert "stopped by SIGTERM; cleaned up" in log.read_text()
+    _nothing_left(real_lab)
