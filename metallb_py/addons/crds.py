@@ -9,7 +9,9 @@ v0.13 split the config into IPAddressPool, L2Advertisement, BGPAdvertisement, Co
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from yaml.nodes import MappingNode, Node, SequenceNode
 
@@ -329,3 +331,23 @@ def parse_originals(text: str | None) -> tuple[list[CrdObject] | None, str | Non
         return read_objects(list(docs[0].value)), None
     except ConfigError as exc:
         return None, str(exc.problems[0])
+
+
+_SELECTOR_KEYS = (("matchLabels", "match-labels"), ("matchExpressions", "match-expressions"))
+"""A label selector's keys in a CRD and in the v0.12 config (a peer's node-selectors)."""
+
+
+def selector(sel: Mapping[str, Any], to_config: bool) -> Obj:
+    """A label selector in the other spelling: CRD -> config (`to_config`) or config -> CRD;
+    empty parts are left out, expressions keep `key`, `operator` and `values`."""
+    out: Obj = {}
+    for crd_key, config_key in _SELECTOR_KEYS:
+        given, written = (crd_key, config_key) if to_config else (config_key, crd_key)
+        value = sel.get(given)
+        if value and given.endswith("abels"):
+            out[written] = dict(value)
+        elif value:
+            out[written] = [
+                {k: v for k, v in e.items() if k in ("key", "operator", "values")} for e in value
+            ]
+    return out

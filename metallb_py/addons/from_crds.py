@@ -18,6 +18,7 @@ from metallb_py.addons.crds import (
     PEER_KEYS,
     VERSIONS,
     CrdObject,
+    selector,
 )
 from metallb_py.config.errors import ConfigError, Problem
 from metallb_py.config.yamlnodes import format_path
@@ -36,18 +37,6 @@ class Conversion:
 
 def _where(obj: CrdObject, *rest: str | int) -> str:
     return f"{obj.kind}/{obj.name}" + ("." + format_path(tuple(rest)) if rest else "")
-
-
-def _selector_to_config(sel: Mapping[str, Any]) -> Obj:
-    out: Obj = {}
-    if sel.get("matchLabels"):
-        out["match-labels"] = dict(sel["matchLabels"])
-    if sel.get("matchExpressions"):
-        out["match-expressions"] = [
-            {k: v for k, v in e.items() if k in ("key", "operator", "values")}
-            for e in sel["matchExpressions"]
-        ]
-    return out
 
 
 def _selected_pools(obj: CrdObject, pools: list[CrdObject], losses: list[Problem]) -> list[str]:
@@ -140,7 +129,7 @@ def crds_to_config(objects: list[CrdObject]) -> Conversion:
         if peer.get("ebgp-multihop") is False:
             del peer["ebgp-multihop"]
         if s.get("nodeSelectors"):
-            peer["node-selectors"] = [_selector_to_config(x) for x in s["nodeSelectors"]]
+            peer["node-selectors"] = [selector(x, to_config=True) for x in s["nodeSelectors"]]
         for key, why in (
             ("passwordSecret", "a password Secret (write the password itself in the config)"),
             ("vrf", "VRFs"),

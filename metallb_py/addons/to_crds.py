@@ -25,6 +25,7 @@ from metallb_py.addons.crds import (
     PEER_KEYS,
     VERSIONS,
     CrdObject,
+    selector,
 )
 from metallb_py.addons.from_crds import Conversion, crds_to_config
 from metallb_py.config.errors import ConfigError, Problem
@@ -36,19 +37,6 @@ _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 
 def valid_name(name: str) -> bool:
     return len(name) <= 253 and bool(_DNS_SUBDOMAIN.fullmatch(name))
-
-
-def _selector_from_config(sel: Mapping[str, Any] | None) -> Obj:
-    sel = sel or {}
-    out: Obj = {}
-    if sel.get("match-labels"):
-        out["matchLabels"] = dict(sel["match-labels"])
-    if sel.get("match-expressions"):
-        out["matchExpressions"] = [
-            {k: v for k, v in e.items() if k in ("key", "operator", "values")}
-            for e in sel["match-expressions"]
-        ]
-    return out
 
 
 def _obj(
@@ -151,7 +139,9 @@ def config_to_crds(
         peer = given or {}
         spec = {k: _peer_value(k, peer[v]) for k, v in PEER_KEYS.items() if v in peer}
         if peer.get("node-selectors"):
-            spec["nodeSelectors"] = [_selector_from_config(s) for s in peer["node-selectors"]]
+            spec["nodeSelectors"] = [
+                selector(s or {}, to_config=False) for s in peer["node-selectors"]
+            ]
         meta = old_peers.get(_peer_key(peer))
         name = names["BGPPeer"].unique(
             meta["name"] if meta else _peer_name(str(peer.get("peer-address", i)))
