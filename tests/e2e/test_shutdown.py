@@ -28,14 +28,14 @@ import pytest
 from metallb_lab import netns
 from metallb_lab.apiserver import ApiServer
 from metallb_lab.lab import objects
-from metallb_lab.lab.lab import node_kubeconfig, portal_command, speaker_args, speaker_env
+from metallb_lab.lab.commands import node_kubeconfig, portal_command, speaker_args, speaker_env
 from metallb_lab.lab.layout import CLIENT_IPV4, NODE_API_PORT, plan_lab
 from metallb_lab.lab.topology import build_lan
 from metallb_lab.netns import wait_for
-from metallb_py.bgp import messages as m
 from metallb_py.bgp.host import LocalHost
 from metallb_py.metrics import parse_exposition
 from metallb_py.speaker import heartbeat
+from tests.bgp import peer_wire as wire
 
 from .conftest import NS, Component, put_endpoints
 from .test_controller import ips, service, set_config
@@ -141,7 +141,7 @@ class StubPeer:
         self.sock.bind((address, 179))
         self.sock.listen(4)
         self.sock.settimeout(30)
-        self.messages: list[m.Message] = []
+        self.messages: list[wire.Seen] = []
         self.error: BaseException | None = None
         self.closed = threading.Event()
         self._lock = threading.Lock()
@@ -156,26 +156,26 @@ class StubPeer:
                 while data := conn.recv(65536):
                     buf += data
                     while len(buf) >= 19 and len(buf) >= (size := int.from_bytes(buf[16:18])):
-                        msg, buf = m.decode_message(buf[:size]), buf[size:]
+                        # Read with scapy, answered with scapy-built bytes: not our codec.
+                        msg, buf = wire.read_message(buf[:size]), buf[size:]
                         with self._lock:
                             self.messages.append(msg)
-                        if isinstance(msg, m.Open):
-                            router_id = ipaddress.IPv4Address(self.address)
-                            conn.sendall(m.encode_open(self.asn, 90, router_id))
-                            conn.sendall(m.encode_keepalive())
+                        if isinstance(msg, wire.SeenOpen):
+                            conn.sendall(wire.open_message(self.asn, 90, self.address))
+                            conn.sendall(wire.KEEPALIVE)
         except BaseException as exc:
             self.error = exc
         finally:
             self.sock.close()
             self.closed.set()
 
-    def received(self) -> list[m.Message]:
+    def received(self) -> list[wire.Seen]:
         with self._lock:
             return list(self.messages)
 
     def announced(self, prefix: str) -> bool:
-        net = ipaddress.ip_network(prefix)
-        return any(isinstance(x, m.Update) and net in x.nlri for x in self.received())
+        net = str(ipaddress.ip_network(prefix))
+        return any(isinstance(x, wire.SeenUpdate) and net in x.announced for x in self.received())
 
 
 class StubSpeaker:
@@ -297,8 +297,8 @@ def test_speaker_exits_within_a_second_of_sigterm_after_saying_goodbye(one_node,
         )
         if peer is not None:
             assert peer.closed.wait(5), "the BGP connection is still open"
-            notifications = [x for x in peer.received() if isinstance(x, m.Notification)]
-            cease = (m.ErrorCode.CEASE, m.CeaseSubcode.ADMINISTRATIVE_SHUTDOWN)
+            notifications = [x for x in peer.received() if isinstance(x, wire.SeenNotification)]
+            cease = (6, 2)  # Cease / Administrative Shutdown (RFC 4486)
             assert [(n.code, n.subcode) for n in notifications] == [cease], (
                 f"peer got {notifications}, error {peer.error!r}"
             )
