@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeAlias
 
+from metallb_py.k8s.selectors import LABEL_SELECTOR_OPERATORS, Requirement
+
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -43,15 +45,13 @@ class SelectorRequirement:
     operator: SelectorOperator
     values: tuple[str, ...] = ()
 
+    @property
+    def requirement(self) -> Requirement:
+        """As a label-selector requirement: one matcher serves node-selectors and selectors."""
+        return Requirement(self.key, LABEL_SELECTOR_OPERATORS[self.operator.value], self.values)
+
     def matches(self, labels: Mapping[str, str]) -> bool:
-        present = self.key in labels
-        if self.operator is SelectorOperator.IN:
-            return present and labels[self.key] in self.values
-        if self.operator is SelectorOperator.NOT_IN:
-            return not present or labels[self.key] not in self.values
-        if self.operator is SelectorOperator.EXISTS:
-            return present
-        return not present
+        return self.requirement.matches(labels)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class NodeSelector:
     match_expressions: tuple[SelectorRequirement, ...] = ()
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(labels.get(k) == v for k, v in self.match_labels) and all(
+        return all(Requirement(k, "=", (v,)).matches(labels) for k, v in self.match_labels) and all(
             r.matches(labels) for r in self.match_expressions
         )
 
