@@ -176,7 +176,7 @@ class _Connection:
     router_id: ipaddress.IPv4Address = _NO_ROUTER_ID
     hold_time: int = 0
     four_octet_as: bool = True
-    families: frozenset[m.Family] = frozenset()
+    families: frozenset[m.AfiSafi] = frozenset()
     context: m.UpdateContext | None = None
     sent_notification: bool = False
     held_back: int = 0

@@ -15,7 +15,7 @@ from metallb_py.bgp.messages.wire import (
     BGP_VERSION,
     IPV4_UNICAST,
     IPV6_UNICAST,
-    Family,
+    AfiSafi,
     MessageType,
     frame,
 )
@@ -58,7 +58,7 @@ class Open:
         return self.my_as if four is None else four
 
     @property
-    def families(self) -> frozenset[Family]:
+    def families(self) -> frozenset[AfiSafi]:
         """Multiprotocol families offered; RFC 4760: no MP capability at all means IPv4 unicast."""
         found = set()
         any_mp = False
@@ -82,7 +82,7 @@ def encode_open(
     hold_time: int,
     router_id: ipaddress.IPv4Address,
     *,
-    families: Sequence[Family] = (IPV4_UNICAST, IPV6_UNICAST),
+    families: Sequence[AfiSafi] = (IPV4_UNICAST, IPV6_UNICAST),
     route_refresh: bool = True,
 ) -> bytes:
     """OPEN with one capabilities parameter: MP families, route refresh, 4-octet AS."""

@@ -26,8 +26,8 @@ from metallb_py.bgp.messages.wire import (
     IPV4_UNICAST,
     MAX_MESSAGE_LEN,
     SAFI_UNICAST,
+    AfiSafi,
     AttrType,
-    Family,
     IPNetwork,
     MessageType,
     Origin,
@@ -251,7 +251,7 @@ def pack_withdrawals(prefixes: Iterable[IPNetwork]) -> list[bytes]:
     return messages
 
 
-def encode_end_of_rib(family: Family) -> bytes:
+def encode_end_of_rib(family: AfiSafi) -> bytes:
     """RFC 4724 End-of-RIB marker for a family."""
     if family == IPV4_UNICAST:
         return encode_update()

@@ -20,13 +20,13 @@ BGP_VERSION = 4
 AS_TRANS = 23456
 """RFC 6793: the 2-octet stand-in for a 4-octet AS number."""
 
-Family: TypeAlias = tuple[int, int]
+AfiSafi: TypeAlias = tuple[int, int]
 """(AFI, SAFI)."""
 AFI_IPV4 = 1
 AFI_IPV6 = 2
 SAFI_UNICAST = 1
-IPV4_UNICAST: Family = (AFI_IPV4, SAFI_UNICAST)
-IPV6_UNICAST: Family = (AFI_IPV6, SAFI_UNICAST)
+IPV4_UNICAST: AfiSafi = (AFI_IPV4, SAFI_UNICAST)
+IPV6_UNICAST: AfiSafi = (AFI_IPV6, SAFI_UNICAST)
 
 
 class MessageType(enum.IntEnum):
