@@ -9,10 +9,9 @@ program here shares: stopping cleanly on SIGTERM/SIGINT (`signals`) and progress
 `pip install 'metallb-py[lab]'` installs it.
 """
 
-from typing import Any
+# A Kubernetes object as decoded JSON: the product's one alias serves the lab too.
+from metallb_py.k8s.objects import Obj
 
 __version__ = "0.1.0"
 
-Obj = dict[str, Any]
-"""A Kubernetes object as decoded JSON: what the API server stores, the lab builds and the
-tests compare. One alias for the whole package."""
+__all__ = ["Obj"]
