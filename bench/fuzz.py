@@ -229,7 +229,11 @@ def _run_configmap(data: bytes) -> object:
     from metallb_py.config import BgpType
     from metallb_py.k8s.configmap import load_configmap
 
-    obj = json.loads(data)  # what the API server hands the informer: JSON
+    try:
+        obj = json.loads(data)  # what the API server hands the informer: JSON
+    except (ValueError, RecursionError) as exc:
+        # An API server never stores (or sends) what does not decode: not the product's input.
+        raise RefusedInputError(f"not JSON an API server would send: {exc}") from None
     loaded = load_configmap(obj, BgpType.NATIVE)
     if loaded.config is None:
         raise RefusedInputError(loaded.summary())

@@ -69,11 +69,6 @@ def test_wire_surfaces_survive_a_short_campaign(surface: str, tmp_path: Path) ->
     assert summary["memory"] == 0
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the readers are being rewritten into one YAML layer (issue 12); known crashes in "
-    "docs/limits.md; make this a plain test once the rewrite lands",
-)
 @pytest.mark.parametrize("surface", READERS)
 def test_reader_surfaces_survive_a_short_campaign(surface: str, tmp_path: Path) -> None:
     summary = run_command(surface, tmp_path)
