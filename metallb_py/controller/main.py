@@ -37,54 +37,36 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from metallb_py.config import BgpType
 from metallb_py.controller.reconcile import COMPONENT, ConfigDecision, Controller, Decision
 from metallb_py.k8s import accepted
-from metallb_py.k8s.component import call_in_loop, finish_item, run_until_signal
+from metallb_py.k8s.component import CONFIG_ITEM, ComponentSettings, ConfigProcess, Item
 from metallb_py.k8s.configmap import ConfigLoad, load_configmap
-from metallb_py.k8s.informer import Informer
 from metallb_py.k8s.objects import Obj
 from metallb_py.k8s.outcome import Outcome
-from metallb_py.k8s.workqueue import WorkQueue
-from metallb_py.k8s.writes import EventRecorder, StatusConflictError, write_service_status
+from metallb_py.k8s.writes import StatusConflictError, write_service_status
 from metallb_py.logs import kv
-from metallb_py.metrics import Registry
-from metallb_py.metrics.metallb import K8sClientMetrics, PoolUsage, register_allocator_metrics
-from metallb_py.metrics.server import MetricsServer
+from metallb_py.metrics.metallb import PoolUsage, register_allocator_metrics
 
 log = logging.getLogger("metallb.controller")
 
-CONFIG_ITEM = ("config", "")
-STORE_ITEM = ("store", "")
+STORE_ITEM: Item = ("store", "")
+"""The controller's own queue item: keep the store equal to the accepted config."""
 MAX_WRITES_IN_FLIGHT = 8
-BLOCKERS_LOGGED = 5
-"""A refused config logs one line per attempt naming this many blockers (the event names all)."""
 EVENT_LIMIT = 512 * 1024
 """Longest event message: a refusal names every blocker, well below etcd's object limit."""
-BLOCKER_RECHECK_DELAY = 0.5
-"""A refused config is judged again this long after one of its blockers changed: at once in
-human terms, yet a mass deletion of blockers costs a couple of attempts a second, not one each."""
 REFUSAL_EVENT_INTERVAL = 30.0
 """A refusal of the same config text is re-announced by event at most this often."""
-Item = tuple[str, str]
-"""Queue items: ("service", "ns/name"), CONFIG_ITEM or STORE_ITEM."""
 
 
 class StartupError(RuntimeError):
     """The controller cannot start (bad flags, memberlist Secret not creatable)."""
 
 
-@dataclass(frozen=True)
-class ControllerSettings:
-    namespace: str
-    config_name: str = "config"
+@dataclass(frozen=True, kw_only=True)
+class ControllerSettings(ComponentSettings):
     kubeconfig: str | None = None
-    port: int = 7472
-    host: str = ""
     ml_secret_name: str = ""
     deployment: str = ""
-    bgp_type: BgpType = BgpType.NATIVE
-    enable_pprof: bool = False
 
 
 def ensure_memberlist_secret(
@@ -121,58 +103,18 @@ def ensure_memberlist_secret(
     return True
 
 
-class ControllerProcess:
+class ControllerProcess(ConfigProcess[ControllerSettings]):
     def __init__(self, settings: ControllerSettings, api_client: Any) -> None:
-        self.settings = settings
-        self.api_client = api_client
-        self.core = client.CoreV1Api(api_client)
+        super().__init__(settings, api_client, COMPONENT, log)
         self.logic = Controller()
-        self.registry = Registry()
-        self.k8s_metrics = K8sClientMetrics(self.registry)
         register_allocator_metrics(self.registry, self._pool_usage)
-        self.queue: WorkQueue[Item] = WorkQueue()
-        self.events = EventRecorder(self.core, COMPONENT)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready_reason = "informer caches not synced"
-        self._blockers: set[str] = set()
-        """Services named by the last refused config: their changes retry the config at once."""
-        self._last_config_problem = ""
         self._refusal_event_text: str | None = None
         self._refusal_event_at = 0.0
         self._accepted_text: str | None = None
         self._stored_text_written: str | None = None
         """The text of the config in force if it was accepted (what the store must hold)."""
-        self._configmap_seen = False
-        """A ConfigMap (or a stored config) was ever seen: its absence is then stale."""
-        self._stop = asyncio.Event()
-        ns, name = settings.namespace, settings.config_name
-        self.services = Informer(
-            "services", self.core.list_service_for_all_namespaces, self._on_service
-        )
-        self.configmaps = Informer(
-            "configmap",
-            self.core.list_namespaced_config_map,
-            self._on_configmap,
-            kwargs={"namespace": ns, "field_selector": f"metadata.name={name}"},
-        )
-        self.store = Informer(
-            "accepted-config",
-            self.core.list_namespaced_config_map,
-            self._on_store,
-            kwargs={
-                "namespace": ns,
-                "field_selector": f"metadata.name={accepted.store_name(name)}",
-            },
-        )
-        self.metrics_server = MetricsServer(
-            self.registry,
-            settings.host,
-            settings.port,
-            readiness=self._readiness,
-            enable_pprof=settings.enable_pprof,
-        )
 
-    # -- metrics and readiness ---------------------------------------------------------------
+    # -- metrics ------------------------------------------------------------------------------
 
     def _pool_usage(self) -> list[PoolUsage]:
         return [
@@ -180,35 +122,13 @@ class ControllerProcess:
             for pool, s in self.logic.allocator.stats().items()
         ]
 
-    def _readiness(self) -> tuple[bool, str]:
-        """Ready once the caches synced and the status IPs are registered; "no config yet" is
-        not a readiness problem (it shows in logs, events and `config_loaded_bool`)."""
-        if self._ready_reason:
-            return False, self._ready_reason
-        return True, "ok"
-
-    # -- informer callbacks (informer threads) -----------------------------------------------
-
-    def _enqueue(self, item: Item) -> None:
-        call_in_loop(self._loop, self._add, item)
-
-    def _add(self, item: Item) -> None:
-        self.queue.add(item)
-
-    def _on_service(self, key: str, old: Obj | None, new: Obj | None) -> None:
-        self._enqueue(("service", key))
-
-    def _on_configmap(self, key: str, old: Obj | None, new: Obj | None) -> None:
-        self._enqueue(CONFIG_ITEM)
-
     def _on_store(self, key: str, old: Obj | None, new: Obj | None) -> None:
         self._enqueue(STORE_ITEM)
 
     # -- life cycle ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.metrics_server.start()
+        self._start_serving()
         log.info("controller starting", extra=kv(op="startup", version=_version(), port=self.port))
         if self.settings.ml_secret_name:
             try:
@@ -226,13 +146,8 @@ class ControllerProcess:
                 raise StartupError(f"cannot create the memberlist secret: {e}") from e
             if created:
                 log.info("created memberlist secret", extra=kv(op="startup"))
-        informers = (self.services, self.configmaps, self.store)
-        for informer in informers:
-            informer.start()
-        while not all(informer.synced for informer in informers):
-            if self._stop.is_set():
-                return
-            await asyncio.sleep(0.05)
+        if not await self._start_informers():
+            return
         self._bootstrap()
         worker = asyncio.create_task(self._worker())
         await self._stop.wait()
@@ -247,21 +162,10 @@ class ControllerProcess:
     def port(self) -> int:
         return self.metrics_server.port
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def close(self) -> None:
-        self.services.stop()
-        self.configmaps.stop()
-        self.store.stop()
-        self.events.stop()
-        self.metrics_server.stop()
-
     def _bootstrap(self) -> None:
-        cm = self.configmaps.get(self._cm_name())
+        cm = self.configmaps.get(self.configmap_key)
         load = load_configmap(cm, self.settings.bgp_type)
         stored = self._read_store()
-        self._configmap_seen = cm is not None or stored.text is not None
         report = self.logic.bootstrap(
             load.config, self.services.items(), stored.load.config if stored.load else None
         )
@@ -269,7 +173,7 @@ class ControllerProcess:
             self._accepted_text = stored.text
             log.warning(
                 "the last accepted config is in force, not the ConfigMap's",
-                extra=kv(op="startup", configmap=self._cm_name(), store=self._store_key()),
+                extra=kv(op="startup", configmap=self.configmap_key, store=self.store_key),
             )
         elif report.live is not None and report.live.accepted:
             self._accepted_text = load.text
@@ -296,19 +200,10 @@ class ControllerProcess:
         # The cached objects live as long as the process: keep the collector from re-scanning
         # them on every collection (a large share of reconcile time with 50,000 Services).
         gc.freeze()
-        self._ready_reason = ""
+        self._ready_reason = ""  # ready: caches synced, status IPs registered
         self._reprocess_all()
         self.queue.add(CONFIG_ITEM)
         self.queue.add(STORE_ITEM)
-
-    def _read_store(self) -> accepted.StoredConfig:
-        stored = accepted.read_stored(self.store.get(self._store_key()), self.settings.bgp_type)
-        if stored.problem:
-            log.warning(
-                "ignoring the stored accepted config",
-                extra=kv(op="startup", store=self._store_key(), error=stored.problem),
-            )
-        return stored
 
     # -- the worker ---------------------------------------------------------------------------
 
@@ -383,18 +278,8 @@ class ControllerProcess:
             for ev in decision.events:
                 self.events.event(svc, ev.type, ev.reason, ev.message)
 
-    def _finish(self, item: Item, outcome: Outcome) -> None:
-        finish_item(self.queue, self.k8s_metrics, item, outcome, self._reprocess_all)
-        if item[0] == "service" and item[1] in self._blockers:
-            # Judged after the blocker's own change was processed (a deleted one released).
-            self.queue.add_after(CONFIG_ITEM, BLOCKER_RECHECK_DELAY)
-
-    def _reprocess_all(self) -> None:
-        for key in self.services.list_keys():
-            self.queue.add(("service", key))
-
     def _handle_config(self) -> Outcome:
-        cm = self.configmaps.get(self._cm_name())
+        cm = self.configmaps.get(self.configmap_key)
         load = load_configmap(cm, self.settings.bgp_type)
         self._configmap_seen = self._configmap_seen or cm is not None
         if load.config is None:
@@ -425,15 +310,15 @@ class ControllerProcess:
         text = self._accepted_text
         if text is None:
             return Outcome.SUCCESS
-        current = self.store.get(self._store_key())
+        current = self.store.get(self.store_key)
         if accepted.holds(current, text):
             return Outcome.SUCCESS
         if current is not None and self._stored_text_written == text:
             log.warning(
                 "the stored accepted config was changed by someone else; rewriting it",
-                extra=kv(op="storeConfig", store=self._store_key()),
+                extra=kv(op="storeConfig", store=self.store_key),
             )
-        cm = self.configmaps.get(self._cm_name()) or {}
+        cm = self.configmaps.get(self.configmap_key) or {}
         source = str((cm.get("metadata") or {}).get("resourceVersion") or "")
         body = accepted.stored_configmap(
             accepted.store_name(self.settings.config_name), self.settings.namespace, text, source
@@ -443,11 +328,11 @@ class ControllerProcess:
         except Exception as e:
             log.warning(
                 "cannot store the accepted config; retrying",
-                extra=kv(op="storeConfig", store=self._store_key(), error=_api_error(e)),
+                extra=kv(op="storeConfig", store=self.store_key, error=_api_error(e)),
             )
             return Outcome.ERROR
         self._stored_text_written = text
-        log.info("accepted config stored", extra=kv(op="storeConfig", store=self._store_key()))
+        log.info("accepted config stored", extra=kv(op="storeConfig", store=self.store_key))
         return Outcome.SUCCESS
 
     def _publish_load(
@@ -460,12 +345,12 @@ class ControllerProcess:
                 self.k8s_metrics.config_stale.set(0)
                 log.info(
                     "no config yet: MetalLB allocates nothing until the ConfigMap exists",
-                    extra=kv(op="setConfig", configmap=self._cm_name()),
+                    extra=kv(op="setConfig", configmap=self.configmap_key),
                 )
                 self._config_event(
                     _configmap_ref(self.settings.namespace, self.settings.config_name),
                     "NoConfig",
-                    f"waiting for ConfigMap {self._cm_name()} (data key config); "
+                    f"waiting for ConfigMap {self.configmap_key} (data key config); "
                     "no address is allocated until it exists",
                     "Normal",
                 )
@@ -473,7 +358,7 @@ class ControllerProcess:
             self.k8s_metrics.config_stale.set(1)
             log.error(
                 "configmap missing: keeping the config in force",
-                extra=kv(op="setConfig", configmap=self._cm_name()),
+                extra=kv(op="setConfig", configmap=self.configmap_key),
             )
             return
         if load.config is None:
@@ -481,7 +366,7 @@ class ControllerProcess:
             summary = load.summary()
             log.error(
                 "config invalid, keeping the previous one",
-                extra=kv(op="setConfig", configmap=self._cm_name(), error=summary),
+                extra=kv(op="setConfig", configmap=self.configmap_key, error=summary),
             )
             self._config_event(
                 cm, "InvalidConfig", f"config rejected, previous config kept: {summary}"
@@ -501,7 +386,6 @@ class ControllerProcess:
             return
         self.k8s_metrics.config_stale.set(1)
         self._blockers = {b.service for b in decision.blockers}
-        shown = decision.blockers[:BLOCKERS_LOGGED]
         log.error(
             "config refused: Services would lose their IPs; the previous config stays in force"
             if not decision.in_force
@@ -509,8 +393,9 @@ class ControllerProcess:
             extra=kv(
                 op="setConfig",
                 blockers=len(decision.blockers),
-                first_blockers="; ".join(
-                    f"{b.service} [{','.join(str(ip) for ip in b.ips)}]: {b.reason}" for b in shown
+                first_blockers=self._first_blockers(
+                    f"{b.service} [{','.join(str(ip) for ip in b.ips)}]: {b.reason}"
+                    for b in decision.blockers
                 )
                 or decision.message,
                 retry=self.queue.retries(CONFIG_ITEM),
@@ -544,12 +429,6 @@ class ControllerProcess:
     ) -> None:
         if cm is not None:
             self.events.event(cm, type_, reason, _truncate(message, EVENT_LIMIT))
-
-    def _cm_name(self) -> str:
-        return f"{self.settings.namespace}/{self.settings.config_name}"
-
-    def _store_key(self) -> str:
-        return f"{self.settings.namespace}/{accepted.store_name(self.settings.config_name)}"
 
 
 def _configmap_ref(namespace: str, name: str) -> Obj:
@@ -585,11 +464,9 @@ def run_controller(settings: ControllerSettings, api_client: Any) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
     process = ControllerProcess(settings, api_client)
     try:
-        run_until_signal(process.run, process.stop)
+        process.serve()
     except StartupError as e:
         log.error("cannot start", extra=kv(op="startup", error=str(e)))
         return 1
-    finally:
-        process.close()
     log.info("controller stopped", extra=kv(op="shutdown", pid=os.getpid()))
     return 0

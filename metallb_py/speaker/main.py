@@ -30,20 +30,21 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from metallb_py.config import BgpType, Config, Protocol
-from metallb_py.k8s import accepted
-from metallb_py.k8s.component import call_in_loop, finish_item, run_until_signal
+from metallb_py.config import Config, Protocol
+from metallb_py.k8s.component import (
+    CONFIG_ITEM,
+    ComponentSettings,
+    ConfigProcess,
+    Item,
+    call_in_loop,
+)
 from metallb_py.k8s.configmap import ConfigLoad, load_configmap
 from metallb_py.k8s.informer import Informer
 from metallb_py.k8s.objects import Obj, labels_of, string, value_at
 from metallb_py.k8s.outcome import Outcome
-from metallb_py.k8s.workqueue import WorkQueue
-from metallb_py.k8s.writes import EventRecorder
 from metallb_py.layer2.announcer import Announcer
 from metallb_py.logs import kv
-from metallb_py.metrics import Registry
-from metallb_py.metrics.metallb import K8sClientMetrics, SpeakerMetrics
-from metallb_py.metrics.server import MetricsServer
+from metallb_py.metrics.metallb import SpeakerMetrics
 from metallb_py.speaker import decision as d
 from metallb_py.speaker.bgp_sessions import PeerSessions
 from metallb_py.speaker.endpoints import (
@@ -56,29 +57,18 @@ from metallb_py.speaker.live_nodes import LiveNodes
 
 log = logging.getLogger("metallb.speaker")
 
-Item = tuple[str, str]
-CONFIG_ITEM = ("config", "")
-NODE_ITEM = ("node", "")
-BLOCKERS_LOGGED = 5
-"""A refused config logs one line per attempt naming this many blockers."""
-BLOCKER_RECHECK_DELAY = 0.5
-"""A refused config is judged again this long after one of its blockers changed."""
+NODE_ITEM: Item = ("node", "")
+"""The speaker's own queue item: this Node's labels changed (which BGP peers it selects)."""
 
 
-@dataclass(frozen=True)
-class SpeakerSettings:
+@dataclass(frozen=True, kw_only=True)
+class SpeakerSettings(ComponentSettings):
     node_name: str
-    namespace: str
-    config_name: str = "config"
-    host: str = ""
-    port: int = 7472
     ml_bind_addr: str = ""
     ml_bind_port: int = 7946
     ml_labels: str = ""
     ml_secret_key: str = ""
     disable_epslices: bool = False
-    bgp_type: BgpType = BgpType.NATIVE
-    enable_pprof: bool = False
     layer2_interfaces: tuple[str, ...] | None = None
     """Limit layer2 to these interfaces (None: every qualifying interface)."""
 
@@ -124,58 +114,26 @@ def _slice_service_key(obj: Obj) -> str:
     return f"{ns}/{name}" if name and ns else ""
 
 
-class SpeakerProcess:
+class SpeakerProcess(ConfigProcess[SpeakerSettings]):
     def __init__(self, settings: SpeakerSettings, api_client: Any) -> None:
-        self.settings = settings
-        self.api_client = api_client
-        self.core = client.CoreV1Api(api_client)
-        self.registry = Registry()
-        self.k8s_metrics = K8sClientMetrics(self.registry)
+        super().__init__(settings, api_client, d.COMPONENT, log, event_host=settings.node_name)
         self.announcer = Announcer(only_interfaces=settings.layer2_interfaces)
         self.bgp = PeerSessions(settings.node_name, self._bgp_routes)
         self.metrics = SpeakerMetrics(self.registry, self.announcer.stats.snapshot, self.bgp.stats)
-        self.queue: WorkQueue[Item] = WorkQueue()
-        self.events = EventRecorder(self.core, d.COMPONENT, host=settings.node_name)
         self.config: Config | None = None
         self._config_applied = False
         """Sessions and routes follow `config` (set by `_apply_config`)."""
         self._stored: Config | None = None
         """The last accepted config read from the store at start-up, until the first decision."""
-        self._configmap_seen = False
-        self._blockers: set[str] = set()
-        """Services named by the last refused config: their changes retry the config at once."""
         self.announced: dict[str, d.Announcement] = {}
         self._slice_index = _Index()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop = asyncio.Event()
-        self._ready_reason = "informer caches not synced"
-        self._last_config_problem = ""
-        ns = settings.namespace
-        self.services = Informer(
-            "services", self.core.list_service_for_all_namespaces, self._on_service
-        )
-        self.configmaps = Informer(
-            "configmap",
-            self.core.list_namespaced_config_map,
-            self._on_configmap,
-            kwargs={"namespace": ns, "field_selector": f"metadata.name={settings.config_name}"},
-        )
-        self.store = Informer(
-            "accepted-config",
-            self.core.list_namespaced_config_map,
-            lambda key, old, new: None,
-            kwargs={
-                "namespace": ns,
-                "field_selector": f"metadata.name={accepted.store_name(settings.config_name)}",
-            },
-        )
         self.nodes = Informer("nodes", self.core.list_node, self._on_node)
         self.live = LiveNodes(
             settings.node_name,
             self.core,
             self.nodes,
             self._reprocess_all,
-            namespace=ns,
+            namespace=settings.namespace,
             ml_labels=settings.ml_labels,
             membership_enabled=settings.membership_enabled,
             ml_secret_key=settings.ml_secret_key,
@@ -184,34 +142,13 @@ class SpeakerProcess:
         )
         self.endpoints: Informer | None = None
         self.use_slices = False
-        self.metrics_server = MetricsServer(
-            self.registry,
-            settings.host,
-            settings.port,
-            readiness=self._readiness,
-            enable_pprof=settings.enable_pprof,
-        )
 
-    # -- metrics / readiness ------------------------------------------------------------------
-
-    def _readiness(self) -> tuple[bool, str]:
-        """Ready once caches synced and the layer2 sockets and membership are up; "no config
-        yet" is not a readiness problem (logs, events and `config_loaded_bool` show it)."""
-        if self._ready_reason:
-            return False, self._ready_reason
-        return True, "ok"
+    def informers(self) -> list[Informer]:
+        """The config's informers, Nodes, and Endpoints or EndpointSlices once chosen."""
+        extra = [self.nodes] if self.endpoints is None else [self.nodes, self.endpoints]
+        return super().informers() + extra
 
     # -- informer callbacks (threads) -----------------------------------------------------------
-
-    def _enqueue(self, *items: Item) -> None:
-        call_in_loop(self._loop, self._add_all, items)
-
-    def _add_all(self, items: tuple[Item, ...]) -> None:
-        for item in items:
-            self.queue.add(item)
-
-    def _on_service(self, key: str, old: Obj | None, new: Obj | None) -> None:
-        self._enqueue(("service", key))
 
     def _on_slice(self, key: str, old: Obj | None, new: Obj | None) -> None:
         touched = self._slice_index.update(key, old, new)
@@ -219,9 +156,6 @@ class SpeakerProcess:
 
     def _on_endpoints(self, key: str, old: Obj | None, new: Obj | None) -> None:
         self._enqueue(("service", key))
-
-    def _on_configmap(self, key: str, old: Obj | None, new: Obj | None) -> None:
-        self._enqueue(CONFIG_ITEM)
 
     def _on_node(self, key: str, old: Obj | None, new: Obj | None) -> None:
         call_in_loop(self._loop, self._node_changed, key, old, new)
@@ -234,8 +168,7 @@ class SpeakerProcess:
     # -- life cycle -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.metrics_server.start()
+        self._start_serving()
         log.info(
             "speaker starting",
             extra=kv(op="startup", node=self.settings.node_name, port=self.metrics_server.port),
@@ -244,19 +177,12 @@ class SpeakerProcess:
         await self._choose_endpoint_source()
         if self._stop.is_set():
             return
-        informers = [self.services, self.configmaps, self.store, self.nodes]
-        if self.endpoints is not None:
-            informers.append(self.endpoints)
-        for inf in informers:
-            inf.start()
-        while not all(inf.synced for inf in informers):
-            if self._stop.is_set():
-                return
-            await asyncio.sleep(0.05)
-        self._read_store()
+        if not await self._start_informers():
+            return
+        self._take_stored()
         await self.live.start()
         pods_task = asyncio.create_task(self.live.poll())
-        self._ready_reason = ""
+        self._ready_reason = ""  # ready: caches synced, layer2 sockets and membership up
         self.queue.add(CONFIG_ITEM)
         self.queue.add(NODE_ITEM)
         worker = asyncio.create_task(self._worker())
@@ -270,16 +196,6 @@ class SpeakerProcess:
             worker.cancel()
             await asyncio.gather(pods_task, worker, return_exceptions=True)
             await self._shutdown_protocols()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def close(self) -> None:
-        for inf in (self.services, self.configmaps, self.store, self.nodes, self.endpoints):
-            if inf is not None:
-                inf.stop()
-        self.events.stop()
-        self.metrics_server.stop()
 
     async def _shutdown_protocols(self) -> None:
         await self.bgp.close_all()
@@ -329,8 +245,7 @@ class SpeakerProcess:
     # -- re-evaluation ----------------------------------------------------------------------------
 
     def _reprocess_all(self) -> None:
-        for key in self.services.list_keys():
-            self.queue.add(("service", key))
+        super()._reprocess_all()
         for key in list(self.announced):
             self.queue.add(("service", key))
 
@@ -352,10 +267,7 @@ class SpeakerProcess:
             except Exception:
                 log.exception("unexpected error", extra=kv(op="process", item=":".join(item)))
                 outcome = Outcome.ERROR
-            finish_item(self.queue, self.k8s_metrics, item, outcome, self._reprocess_all)
-            if item[0] == "service" and item[1] in self._blockers:
-                # Judged after the blocker's own change was processed.
-                self.queue.add_after(CONFIG_ITEM, BLOCKER_RECHECK_DELAY)
+            self._finish(item, outcome)
             # Let responders, sessions and heartbeats run between items.
             await asyncio.sleep(0)
 
@@ -367,23 +279,15 @@ class SpeakerProcess:
             return await self._handle_node()
         return self._handle_service(key)
 
-    def _read_store(self) -> None:
-        key = f"{self.settings.namespace}/{accepted.store_name(self.settings.config_name)}"
-        stored = accepted.read_stored(self.store.get(key), self.settings.bgp_type)
-        cm_key = f"{self.settings.namespace}/{self.settings.config_name}"
-        self._configmap_seen = stored.text is not None or self.configmaps.get(cm_key) is not None
-        if stored.problem:
-            log.warning(
-                "ignoring the stored accepted config",
-                extra=kv(op="startup", store=key, error=stored.problem),
-            )
+    def _take_stored(self) -> None:
+        """Start from the stored config until the first decision (`_take_config`)."""
+        stored = self._read_store()
         if stored.load is not None and stored.load.config is not None:
             self._stored = stored.load.config
 
     async def _handle_config(self) -> Outcome:
-        cm_key = f"{self.settings.namespace}/{self.settings.config_name}"
         outcome = self._take_config(
-            load_configmap(self.configmaps.get(cm_key), self.settings.bgp_type)
+            load_configmap(self.configmaps.get(self.configmap_key), self.settings.bgp_type)
         )
         self._stored = None
         if self.config is not None and not self._config_applied:
@@ -443,9 +347,8 @@ class SpeakerProcess:
                 extra=kv(
                     op="setConfig",
                     blockers=len(blockers),
-                    first_blockers="; ".join(
-                        f"{b.service} [{','.join(map(str, b.ips))}]"
-                        for b in blockers[:BLOCKERS_LOGGED]
+                    first_blockers=self._first_blockers(
+                        f"{b.service} [{','.join(map(str, b.ips))}]" for b in blockers
                     ),
                     retry=self.queue.retries(CONFIG_ITEM),
                 ),
@@ -570,15 +473,13 @@ def run_speaker(settings: SpeakerSettings, api_client: Any) -> int:
 
     started = time.monotonic()
     try:
-        run_until_signal(process.run, process.stop)
+        process.serve()
     except Layer2Error as e:
         log.error("cannot start layer2", extra=kv(op="startup", error=str(e)))
         return 1
     except OSError as e:
         log.error("cannot start", extra=kv(op="startup", error=str(e)))
         return 1
-    finally:
-        process.close()
     log.info(
         "speaker stopped", extra=kv(op="shutdown", uptime=round(time.monotonic() - started, 1))
     )
