@@ -14,34 +14,49 @@ from metallb_py.logs import LEVELS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def common_options(fn: F) -> F:
+def env_option(
+    *decls: str, env: str, help: str, default: str = "", type: Callable[[str], Any] = str
+) -> Callable[[F], F]:
+    """A flag that defaults to the environment variable `env`, as MetalLB's flags do: read when
+    the command runs, an empty value counting as unset; `type` (`str` or `int`) converts it."""
+    return click.option(
+        *decls, type=type, default=lambda: type(os.environ.get(env) or default), help=help
+    )
+
+
+def common_options(namespace_holds: str) -> Callable[[F], F]:
     """The flags both components take with the same meaning (--port, --config, --kubeconfig,
-    --log-level, --enable-pprof)."""
-    for option in reversed(
-        (
-            click.option(
-                "--port", default=7472, show_default=True, help="Metrics/health HTTP port."
-            ),
-            click.option(
-                "--config",
-                "config_name",
-                default="config",
-                show_default=True,
-                help="ConfigMap name.",
-            ),
-            click.option(
-                "--kubeconfig", default=None, help="Kubeconfig path (default: in-cluster)."
-            ),
-            click.option(
-                "--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True
-            ),
-            click.option(
-                "--enable-pprof", is_flag=True, help="Serve thread stacks under /debug/pprof/."
-            ),
-        )
-    ):
-        fn = option(fn)
-    return fn
+    --log-level, --enable-pprof, --namespace: `resolve` reads it); `namespace_holds` says what
+    the component finds in its namespace."""
+    options = (
+        click.option("--port", default=7472, show_default=True, help="Metrics/health HTTP port."),
+        click.option(
+            "--config",
+            "config_name",
+            default="config",
+            show_default=True,
+            help="ConfigMap name.",
+        ),
+        click.option("--kubeconfig", default=None, help="Kubeconfig path (default: in-cluster)."),
+        click.option(
+            "--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True
+        ),
+        click.option(
+            "--enable-pprof", is_flag=True, help="Serve thread stacks under /debug/pprof/."
+        ),
+        click.option(
+            "--namespace",
+            default=None,
+            help=f"Namespace of {namespace_holds} [env METALLB_NAMESPACE, else the pod's].",
+        ),
+    )
+
+    def decorate(fn: F) -> F:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
 
 
 def resolve(

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from metallb_py.cli.component import common_options
+from metallb_py.cli.component import common_options, env_option
 
 
 @click.command()
-@common_options
-@click.option(
-    "--namespace",
-    default=None,
-    help="Namespace of the ConfigMap and Secret [env METALLB_NAMESPACE, else the pod's].",
-)
-@click.option(
+@common_options(namespace_holds="the ConfigMap and Secret")
+@env_option(
     "--ml-secret-name",
-    default=lambda: os.environ.get("METALLB_ML_SECRET_NAME", ""),
+    env="METALLB_ML_SECRET_NAME",
     help="Create this memberlist Secret at start-up [env METALLB_ML_SECRET_NAME].",
 )
-@click.option(
+@env_option(
     "--deployment",
-    default=lambda: os.environ.get("METALLB_DEPLOYMENT", ""),
+    env="METALLB_DEPLOYMENT",
     help="Controller Deployment owning that Secret [env METALLB_DEPLOYMENT].",
 )
 @click.option("--disable-epslices", is_flag=True, help="Accepted for compatibility; unused.")

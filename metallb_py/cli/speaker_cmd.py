@@ -2,53 +2,43 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from metallb_py.cli.component import common_options
-
-
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+from metallb_py.cli.component import common_options, env_option
 
 
 @click.command()
-@click.option(
+@env_option(
     "--node-name",
-    default=lambda: _env("METALLB_NODE_NAME"),
+    env="METALLB_NODE_NAME",
     help="This node's name, as the Node object [env METALLB_NODE_NAME]. Required.",
 )
-@click.option(
+@env_option(
     "--host",
-    default=lambda: _env("METALLB_HOST"),
+    env="METALLB_HOST",
     help="Address the metrics server binds to [env METALLB_HOST; default all].",
 )
-@common_options
-@click.option(
-    "--namespace",
-    default=None,
-    help="Namespace of the ConfigMap and speaker Pods [env METALLB_NAMESPACE, else the pod's].",
-)
-@click.option(
+@common_options(namespace_holds="the ConfigMap and speaker Pods")
+@env_option(
     "--ml-bindaddr",
-    default=lambda: _env("METALLB_ML_BIND_ADDR"),
+    env="METALLB_ML_BIND_ADDR",
     help="Membership bind address [env METALLB_ML_BIND_ADDR]; empty disables membership.",
 )
-@click.option(
+@env_option(
     "--ml-bindport",
+    env="METALLB_ML_BIND_PORT",
+    default="7946",
     type=int,
-    default=lambda: int(_env("METALLB_ML_BIND_PORT", "7946") or 7946),
     help="Membership UDP port [env METALLB_ML_BIND_PORT; default 7946].",
 )
-@click.option(
+@env_option(
     "--ml-labels",
-    default=lambda: _env("METALLB_ML_LABELS"),
+    env="METALLB_ML_LABELS",
     help="Label selector of the speaker Pods [env METALLB_ML_LABELS].",
 )
-@click.option(
+@env_option(
     "--ml-secret-key",
-    default=lambda: _env("METALLB_ML_SECRET_KEY"),
+    env="METALLB_ML_SECRET_KEY",
     help="Membership authentication secret [env METALLB_ML_SECRET_KEY].",
 )
 @click.option("--disable-epslices", is_flag=True, help="Use Endpoints instead of EndpointSlices.")
