@@ -10,6 +10,9 @@ RFC 7606 (treat-as-withdraw, attribute discard): counted, logged at most once pe
 only the difference goes on the wire. Nothing a peer sends can stop the session task: it logs,
 drops, and reconnects.
 
+The connection up to Established (socket options, the OPEN exchange, what it settles) is
+`connection.py`; this module owns the retries, the established loop and the routes.
+
 Integration: create one `BgpSession` per selected peer inside the running event loop, call
 `set_routes()` whenever the advertisement set changes, `close()` when the peer goes away.
 """
@@ -17,23 +20,20 @@ Integration: create one `BgpSession` per selected peer inside the running event 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import socket
-import zlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 from metallb_py.bgp import messages as m
-from metallb_py.bgp.host import (
-    TCP_MD5SIG,
-    InterfaceAddress,
-    LocalHost,
-    first_address,
-    owner_interface,
-    tcp_md5sig,
+from metallb_py.bgp.connection import (
+    Connection,
+    PeerNotificationError,
+    SessionDownError,
+    dial,
+    open_exchange,
 )
-from metallb_py.config.model import IPAddress, IPNetwork, Peer
+from metallb_py.bgp.host import LocalHost
+from metallb_py.config.model import IPNetwork, Peer
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,6 @@ UPDATE_PROBLEM_LOG_INTERVAL = 60.0
 """At most one log line per kind of malformed UPDATE (action and error) per peer in this many
 seconds; the next line says how many were counted meanwhile. A peer that repeats a bad UPDATE
 cannot flood the log, and `stats.malformed_updates` keeps the exact count."""
-NOTIFICATION_FLUSH_TIMEOUT = 0.3
-"""How long a NOTIFICATION may wait for a peer that stopped reading: a closing speaker must
-say goodbye within its termination grace (the whole shutdown has a second)."""
-OUR_FAMILIES = (m.IPV4_UNICAST, m.IPV6_UNICAST)
-
-Route = m.Route
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -70,52 +64,6 @@ def backoff_delay(failures: int) -> float:
     if failures <= 0:
         return 0.0
     return float(min(2 ** (failures - 1), MAX_BACKOFF))
-
-
-def derive_router_id(
-    configured: IPAddress | None,
-    local: IPAddress,
-    addresses: Sequence[InterfaceAddress],
-    node_name: str,
-) -> ipaddress.IPv4Address:
-    """As upstream (docs/bgp.md): configured IPv4 router-id; else the local IPv4 connection
-    address; else the first IPv4 on the interface owning the local IPv6 address; else CRC-32
-    (IEEE) of the node name written little-endian."""
-    if isinstance(configured, ipaddress.IPv4Address):
-        return configured
-    if isinstance(local, ipaddress.IPv4Address):
-        return local
-    found = first_address(addresses, owner_interface(local, addresses), 4, link_local=False)
-    if isinstance(found, ipaddress.IPv4Address):
-        return found
-    crc = zlib.crc32(node_name.encode())
-    return ipaddress.IPv4Address(crc.to_bytes(4, "little"))
-
-
-@dataclass(frozen=True)
-class NextHops:
-    v4: ipaddress.IPv4Address | None
-    v6: ipaddress.IPv6Address | None
-    link_local: ipaddress.IPv6Address | None
-
-
-def choose_next_hops(
-    local: IPAddress, addresses: Sequence[InterfaceAddress], *, with_link_local: bool
-) -> NextHops:
-    """The connection's local address is the next hop of its own family; for the other family
-    use the first (global) address of that family on the same interface. With
-    `with_link_local` (single-hop eBGP), IPv6 routes also carry that interface's link-local."""
-    ifindex = owner_interface(local, addresses)
-    v4 = local if local.version == 4 else first_address(addresses, ifindex, 4, link_local=False)
-    v6 = local if local.version == 6 else first_address(addresses, ifindex, 6, link_local=False)
-    ll = None
-    if with_link_local and v6 is not None:
-        ll = first_address(addresses, owner_interface(v6, addresses), 6, link_local=True)
-    return NextHops(
-        v4 if isinstance(v4, ipaddress.IPv4Address) else None,
-        v6 if isinstance(v6, ipaddress.IPv6Address) and not v6.is_link_local else None,
-        ll if isinstance(ll, ipaddress.IPv6Address) else None,
-    )
 
 
 @dataclass
@@ -155,58 +103,6 @@ class ThrottledLog:
         return self._unlogged.pop(kind, 0)
 
 
-class SessionDownError(Exception):
-    """Why a connection ended; the session logs it and reconnects."""
-
-
-class _PeerNotificationError(SessionDownError):
-    def __init__(self, notification: m.Notification) -> None:
-        self.notification = notification
-        super().__init__(f"peer sent NOTIFICATION {notification}")
-
-
-_NO_ROUTER_ID = ipaddress.IPv4Address(0)
-
-
-@dataclass
-class _Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    local: IPAddress
-    router_id: ipaddress.IPv4Address = _NO_ROUTER_ID
-    hold_time: int = 0
-    four_octet_as: bool = True
-    families: frozenset[m.AfiSafi] = frozenset()
-    context: m.UpdateContext | None = None
-    sent_notification: bool = False
-    held_back: int = 0
-    refresh: set[int] = field(default_factory=set)
-    """AFIs whose routes the peer asked to receive again (ROUTE-REFRESH)."""
-
-    def send(self, data: bytes) -> None:
-        self.writer.write(data)
-
-    async def notify(self, code: int, subcode: int, data: bytes = b"") -> None:
-        """Send a NOTIFICATION (best effort, bounded) and close the connection."""
-        if self.sent_notification or self.writer.is_closing():
-            return
-        self.sent_notification = True
-        try:
-            self.writer.write(m.encode_notification(code, subcode, data))
-            await asyncio.wait_for(self.writer.drain(), NOTIFICATION_FLUSH_TIMEOUT)
-        except (OSError, TimeoutError, RuntimeError):
-            pass
-        self.abort()
-
-    def abort(self) -> None:
-        transport = self.writer.transport
-        if not transport.is_closing():
-            if self.sent_notification:
-                transport.close()  # let the NOTIFICATION leave before FIN
-            else:
-                transport.abort()
-
-
 class BgpSession:
     """An active BGP speaker session to `peer` (must be created inside the running loop).
 
@@ -244,7 +140,7 @@ class BgpSession:
         self._desired: dict[IPNetwork, m.Route] = {}
         self._advertised: dict[IPNetwork, m.Route] = {}
         self._wake = asyncio.Event()
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._closing = False
         self._task = loop.create_task(self._run(), name=f"bgp-session-{self.peer_label}")
 
@@ -337,7 +233,7 @@ class BgpSession:
     def _record_failure(self, exc: BaseException, phase: str) -> None:
         if isinstance(exc, m.BgpError):
             text = f"sent NOTIFICATION {exc}"
-        elif isinstance(exc, _PeerNotificationError):
+        elif isinstance(exc, PeerNotificationError):
             text = str(exc)
         elif isinstance(exc, TimeoutError):
             text = f"{phase} timed out"
@@ -368,134 +264,29 @@ class BgpSession:
 
     # --- connecting --------------------------------------------------------------------------
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> Connection:
+        """TCP and the OPEN exchange, within the connect deadline; a `close()` meanwhile
+        sends its Cease on the half-open connection."""
         async with asyncio.timeout(self._connect_timeout):
             addresses = await asyncio.to_thread(self.host.addresses)
-            sock = await asyncio.to_thread(self._make_socket, addresses)
-            try:
-                await asyncio.get_running_loop().sock_connect(
-                    sock, (str(self.peer.address), self.peer.port)
-                )
-                reader, writer = await asyncio.open_connection(sock=sock)
-            except BaseException:
-                sock.close()
-                raise
-            local = ipaddress.ip_address(writer.get_extra_info("sockname")[0].split("%")[0])
-            conn = _Connection(reader, writer, local)
+            conn = await dial(self.peer, self.host, addresses)
             self._conn = conn
             try:
-                await self._open_exchange(conn, addresses)
+                await open_exchange(
+                    conn,
+                    self.peer,
+                    addresses,
+                    self.node_name,
+                    link_local_next_hop=self._link_local_next_hop,
+                )
             except m.BgpError as exc:
                 await conn.notify(exc.code, exc.subcode, exc.data)
                 raise
             return conn
 
-    def _make_socket(self, addresses: Sequence[InterfaceAddress]) -> socket.socket:
-        peer = self.peer
-        family = socket.AF_INET if peer.address.version == 4 else socket.AF_INET6
-        sock = self.host.socket(family)
-        try:
-            if not peer.is_ibgp:
-                ttl = 255 if peer.ebgp_multihop else 1
-                if family == socket.AF_INET:
-                    sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
-                else:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
-            if peer.password:
-                try:
-                    md5 = tcp_md5sig(peer.address, peer.password.encode())
-                except ValueError as exc:  # longer than the kernel's 80 bytes
-                    raise SessionDownError(f"password unusable: {exc}") from None
-                sock.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG, md5)
-            source = peer.source_address
-            if source is not None:
-                if source.version != peer.address.version:
-                    log.warning(
-                        "BGP peer %s: source-address %s is not of the peer's family; "
-                        "letting the kernel choose",
-                        self.peer_label,
-                        source,
-                    )
-                elif all(a.address != source for a in addresses):
-                    log.warning(
-                        "BGP peer %s: source-address %s is not a local address; "
-                        "letting the kernel choose",
-                        self.peer_label,
-                        source,
-                    )
-                else:
-                    sock.bind((str(source), 0))
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-    async def _open_exchange(
-        self, conn: _Connection, addresses: Sequence[InterfaceAddress]
-    ) -> None:
-        peer = self.peer
-        conn.router_id = derive_router_id(peer.router_id, conn.local, addresses, self.node_name)
-        hold = min(peer.hold_time, 0xFFFF)  # the OPEN field is 16 bits
-        conn.send(m.encode_open(peer.my_asn, hold, conn.router_id))
-        # OpenSent
-        msg = await self._read(conn)
-        if isinstance(msg, m.Notification):
-            raise _PeerNotificationError(msg)
-        if not isinstance(msg, m.Open):
-            raise m.BgpError(
-                m.ErrorCode.FSM,
-                m.FsmSubcode.UNEXPECTED_IN_OPENSENT,
-                b"",
-                f"{type(msg).__name__} before OPEN",
-            )
-        m.validate_peer_open(
-            msg, peer_asn=peer.peer_asn, local_id=conn.router_id, ibgp=peer.is_ibgp
-        )
-        conn.four_octet_as = msg.four_octet_as is not None
-        conn.hold_time = min(hold, msg.hold_time)
-        conn.families = msg.families & frozenset(OUR_FAMILIES)
-        hops = choose_next_hops(
-            conn.local,
-            addresses,
-            with_link_local=self._link_local_next_hop
-            and not peer.is_ibgp
-            and not peer.ebgp_multihop,
-        )
-        conn.context = m.UpdateContext(
-            my_asn=peer.my_asn,
-            ibgp=peer.is_ibgp,
-            four_octet_as=conn.four_octet_as,
-            next_hop_v4=hops.v4,
-            next_hop_v6=hops.v6,
-            link_local_v6=hops.link_local,
-        )
-        conn.send(m.encode_keepalive())
-        # OpenConfirm: established only once the peer's KEEPALIVE arrives.
-        msg = await self._read(conn)
-        if isinstance(msg, m.Notification):
-            raise _PeerNotificationError(msg)
-        if not isinstance(msg, m.Keepalive):
-            raise m.BgpError(
-                m.ErrorCode.FSM,
-                m.FsmSubcode.UNEXPECTED_IN_OPENCONFIRM,
-                b"",
-                f"{type(msg).__name__} instead of KEEPALIVE",
-            )
-
-    async def _read(self, conn: _Connection) -> m.Message:
-        try:
-            header = await conn.reader.readexactly(m.HEADER_LEN)
-            _, length = m.decode_header(header)
-            body = await conn.reader.readexactly(length - m.HEADER_LEN)
-        except asyncio.IncompleteReadError:
-            raise SessionDownError("connection closed by peer") from None
-        return m.decode_message(
-            header + body, four_octet_as=conn.four_octet_as, external=not self.peer.is_ibgp
-        )
-
     # --- established -------------------------------------------------------------------------
 
-    async def _established_loop(self, conn: _Connection) -> None:
+    async def _established_loop(self, conn: Connection) -> None:
         self.stats.up = True
         self.stats.established_count += 1
         self.stats.last_error = ""
@@ -527,18 +318,18 @@ class BgpSession:
             await conn.notify(error.code, error.subcode, error.data)
         raise error
 
-    async def _reader_loop(self, conn: _Connection) -> None:
+    async def _reader_loop(self, conn: Connection) -> None:
         hold = conn.hold_time or None
         while True:
             try:
                 async with asyncio.timeout(hold):
-                    msg = await self._read(conn)
+                    msg = await conn.read()
             except TimeoutError:
                 raise m.BgpError(
                     m.ErrorCode.HOLD_TIMER_EXPIRED, 0, b"", f"nothing received for {hold}s"
                 ) from None
             if isinstance(msg, m.Notification):
-                raise _PeerNotificationError(msg)
+                raise PeerNotificationError(msg)
             if isinstance(msg, m.Open):
                 raise m.BgpError(
                     m.ErrorCode.FSM, m.FsmSubcode.UNEXPECTED_IN_ESTABLISHED, b"", "OPEN received"
@@ -585,14 +376,14 @@ class BgpSession:
                 self._problem_log.interval,
             )
 
-    async def _keepalive_loop(self, conn: _Connection) -> None:
+    async def _keepalive_loop(self, conn: Connection) -> None:
         interval = conn.hold_time / 3
         while True:
             await asyncio.sleep(interval)
             conn.send(m.encode_keepalive())
             await conn.writer.drain()
 
-    async def _sender_loop(self, conn: _Connection) -> None:
+    async def _sender_loop(self, conn: Connection) -> None:
         first = True
         while True:
             await self._wake.wait()
@@ -607,13 +398,13 @@ class BgpSession:
             if not self._wake.is_set():
                 self.flushed.set()
 
-    def _sendable(self, conn: _Connection, route: m.Route) -> bool:
+    def _sendable(self, conn: Connection, route: m.Route) -> bool:
         assert conn.context is not None
         version = route.prefix.version
         family = m.IPV4_UNICAST if version == 4 else m.IPV6_UNICAST
         return family in conn.families and conn.context.can_send(version)
 
-    async def _flush(self, conn: _Connection) -> None:
+    async def _flush(self, conn: Connection) -> None:
         """Send what the peer lacks: packed UPDATEs for new or changed routes, then packed
         withdrawals for routes no longer desired."""
         ctx = conn.context

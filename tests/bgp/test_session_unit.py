@@ -14,13 +14,9 @@ import zlib
 import pytest
 
 from metallb_py.bgp import messages as m
+from metallb_py.bgp.connection import choose_next_hops, derive_router_id
 from metallb_py.bgp.host import InterfaceAddress, LocalHost, tcp_md5sig
-from metallb_py.bgp.session import (
-    BgpSession,
-    backoff_delay,
-    choose_next_hops,
-    derive_router_id,
-)
+from metallb_py.bgp.session import BgpSession, backoff_delay
 from metallb_py.config.model import Peer
 from tests.bgp.peer_wire import Seen, SeenNotification, SeenOpen, notification, open_message
 from tests.bgp.scripted_peer import PeerConn, ScriptedPeer
