@@ -342,8 +342,7 @@ class Decoder:
         pairs: list[Pair] = []
         seen: dict[str, Node] = {}
         ok = True
-        for key_node, value_node in merged_pairs(node, self.problems, path):
-            key = self._key(key_node, path)
+        for key, key_node, value_node in self._entries(node, path):
             if key is None:
                 ok = False
                 continue
@@ -375,8 +374,7 @@ class Decoder:
         seen: dict[str, Node] = {}
         unknown: list[tuple[str, Node, Node]] = []
         ok = True
-        for key_node, value_node in merged_pairs(node, self.problems, path):
-            key = self._key(key_node, path)
+        for key, key_node, value_node in self._entries(node, path):
             if key is None:
                 ok = False
                 continue
@@ -413,11 +411,15 @@ class Decoder:
                 ok = False
         return ok, obj
 
-    def _key(self, key_node: Node, path: Path) -> str | None:
-        if not isinstance(key_node, ScalarNode):
-            self.error(path, f"keys must be strings, got {describe(key_node)}", node=key_node)
-            return None
-        return str(key_node.value)
+    def _entries(self, node: MappingNode, path: Path) -> Iterator[tuple[str | None, Node, Node]]:
+        """The mapping's entries, merge keys applied, each key as its text; None for a key
+        that is not a scalar (reported)."""
+        for key_node, value_node in merged_pairs(node, self.problems, path):
+            if isinstance(key_node, ScalarNode):
+                yield str(key_node.value), key_node, value_node
+            else:
+                self.error(path, f"keys must be strings, got {describe(key_node)}", node=key_node)
+                yield None, key_node, value_node
 
 
 def read(node: Node | None, spec: Spec, path: Path, problems: ProblemLog) -> Any:

@@ -31,36 +31,49 @@ def label_key_errors(key: str) -> list[str]:
         if not prefix:
             errors.append("the prefix before '/' must not be empty")
         else:
-            if len(prefix) > _PREFIX_MAX:
-                errors.append(f"the prefix must be at most {_PREFIX_MAX} characters")
-            if not _DNS1123_SUBDOMAIN_RE.fullmatch(prefix):
-                errors.append(
-                    "the prefix must be a lower-case DNS subdomain: letters, digits, '-' and"
-                    " '.', starting and ending with a letter or digit"
-                )
+            errors += _part_errors(
+                "the prefix",
+                prefix,
+                _PREFIX_MAX,
+                _DNS1123_SUBDOMAIN_RE,
+                "be a lower-case DNS subdomain: letters, digits, '-' and '.', starting and"
+                " ending with a letter or digit",
+            )
     else:
         name = parts[0]
     if not name:
         errors.append("the name part must not be empty")
         return errors
-    if len(name) > _NAME_MAX:
-        errors.append(f"the name part must be at most {_NAME_MAX} characters")
-    if not _NAME_RE.fullmatch(name):
-        errors.append(
-            "the name part must consist of letters, digits, '-', '_' or '.', and start and"
-            " end with a letter or digit"
-        )
-    return errors
+    return errors + _part_errors(
+        "the name part",
+        name,
+        _NAME_MAX,
+        _NAME_RE,
+        "consist of letters, digits, '-', '_' or '.', and start and end with a letter or digit",
+    )
 
 
 def label_value_errors(value: str) -> list[str]:
     """A label value: empty, or ≤63 characters matching the label-value pattern."""
+    if not value:
+        return []
+    return _part_errors(
+        "a label value",
+        value,
+        _NAME_MAX,
+        _VALUE_RE,
+        "be empty or consist of letters, digits, '-', '_' or '.', and start and end with a"
+        " letter or digit",
+    )
+
+
+def _part_errors(
+    what: str, text: str, limit: int, pattern: re.Pattern[str], must: str
+) -> list[str]:
+    """`what` must be at most `limit` characters and match `pattern` (`must` says how)."""
     errors: list[str] = []
-    if len(value) > _NAME_MAX:
-        errors.append(f"a label value must be at most {_NAME_MAX} characters")
-    if value and not _VALUE_RE.fullmatch(value):
-        errors.append(
-            "a label value must be empty or consist of letters, digits, '-', '_' or '.', and"
-            " start and end with a letter or digit"
-        )
+    if len(text) > limit:
+        errors.append(f"{what} must be at most {limit} characters")
+    if not pattern.fullmatch(text):
+        errors.append(f"{what} must {must}")
     return errors
