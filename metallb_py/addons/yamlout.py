@@ -8,6 +8,7 @@ rules and by yaml.v2's (`"y"`, `"n"`), which Kubernetes and MetalLB read with.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -47,9 +48,18 @@ def dump(obj: Any) -> str:
     return text
 
 
+# What YAML allows in a stream (YAML 1.1, 5.1); anything else makes the output unreadable.
+_NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _printable(line: str) -> str:
+    """`line` for a comment: characters a YAML reader refuses (a name's ESC) are written escaped."""
+    return _NOT_PRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), line)
+
+
 def dump_documents(docs: Iterable[Mapping[str, Any]], header: str = "") -> str:
     """Several documents separated by `---`, preceded by `header` as `#` comment lines."""
     parts = [dump(dict(d)) for d in docs]
-    lines = [f"# {line}".rstrip() for line in header.splitlines()] if header else []
+    lines = [f"# {_printable(line)}".rstrip() for line in header.splitlines()] if header else []
     prefix = "\n".join(lines) + "\n" if lines else ""
     return prefix + "---\n".join(parts)

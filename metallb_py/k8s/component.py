@@ -329,9 +329,16 @@ async def _run_and_watch_signals(
         stop()
         loop.call_later(grace, give_up)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # The loop would leave SIG_DFL behind; whoever ran us in-process (a test run) gets its own back.
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
         loop.add_signal_handler(sig, on_signal, sig)
-    await asyncio.wait({task})
+    try:
+        await asyncio.wait({task})
+    finally:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)
     if task.cancelled() and signals:
         return
     task.result()  # re-raise what ended `run` (a start-up error)

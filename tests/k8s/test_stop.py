@@ -208,6 +208,26 @@ def test_clean_run_leaves_no_task_behind():
     assert leftovers[0].cancelled()
 
 
+def test_the_callers_signal_handlers_are_back_afterwards():
+    """Found in CI: the loop left SIGTERM at SIG_DFL, so a later SIGTERM to the test run killed
+    it without clean-up (and a signal test further on saw the wrong handler)."""
+
+    def mine(signum: int, frame: object) -> None:
+        raise AssertionError("not expected to run")
+
+    async def run() -> None:
+        asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(0.2)
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        run_until_signal(run, lambda: None)
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 # --- the executor ----------------------------------------------------------------------------
 
 

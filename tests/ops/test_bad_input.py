@@ -235,6 +235,21 @@ def test_pool_with_null_addresses_beside_an_advertisement_is_reported() -> None:
     assert "[0].spec.addresses: IPAddressPool spec needs 'addresses' (line 4)" in result.stderr
 
 
+@pytest.mark.parametrize("name", ["\\e", "\\x7f", "a\\x85b", "a\\u2028b"])
+def test_a_name_yaml_cannot_carry_raw_stays_readable_in_the_comments(name: str) -> None:
+    """Found by the property tests in CI: a dropped pool named ESC went raw into a `#` comment,
+    and the converted manifest could no longer be read."""
+    text = POOL_HEAD + f'metadata: {{name: "{name}"}}\nspec: {{addresses: []}}\n'
+    result = invoke(
+        "config", "convert", "--from", "crds", "--to", "configmap", "--allow-loss", "-", stdin=text
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "NOT CONVERTED: IPAddressPool/" in result.stdout
+    checked = invoke("config", "check", "-", stdin=result.stdout)
+    assert checked.exit_code == 0, checked.stderr
+    assert yaml.safe_load(result.stdout)["kind"] == "ConfigMap"
+
+
 def test_five_thousand_crds_convert_and_a_repeated_one_is_named() -> None:
     docs = [
         POOL_HEAD + f"metadata: {{name: p{i}}}\nspec: {{addresses: [10.{i // 250}.{i % 250}.0/28]}}"
