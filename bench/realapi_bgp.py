@@ -47,16 +47,20 @@ from kubernetes import client
 
 from metallb_lab import netns
 from metallb_lab.control_plane import ControlPlane
+from metallb_lab.lab import objects
 from metallb_lab.routers import FRR_BGPD, FrrRouter, Neighbor, PeeringLink
 from metallb_lab.signals import run_stoppable
 
 from .realapi_common import (
     NS,
+    KubeWriter,
     Quiet,
     core_api,
     ensure_namespace,
     load1,
+    node_kubeconfig,
     say,
+    start_portal,
     upstream_binaries,
     wait_counting,
     wait_step,
@@ -66,7 +70,6 @@ MY_ASN = 64512
 ROUTER_ASN = 64500
 APPS = "apps"
 NODE = "n1"
-NODE_API_PORT = 6443
 ENDPOINT_IP = "192.0.2.50"
 SYSTEMS = ("metallb-py", "upstream")
 SOURCE = {"metallb-py": "192.0.2.11", "upstream": "192.0.2.21"}
@@ -207,8 +210,8 @@ class Bench:
         self.discovery: Any = client.DiscoveryV1Api(self.core.api_client)
         self.speakers: dict[str, Speaker] = {}
         self._objects()
-        self.node_kubeconfig = self._node_kubeconfig()
-        self._portal()
+        self.node_kubeconfig = node_kubeconfig(cp, workdir / "node-kubeconfig")
+        start_portal(topo, cp, [self.link.node.name], workdir / "portal.log", dict(os.environ))
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -216,48 +219,12 @@ class Bench:
         core = self.core
         ensure_namespace(core, NS)
         ensure_namespace(core, APPS)
-        created = core.create_node(
-            {"metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE}}},
-            _preload_content=False,
-        )
-        node = json.loads(created.data)
-        node["status"] = {
-            "conditions": [{"type": "Ready", "status": "True"}],
-            "addresses": [{"type": "InternalIP", "address": SOURCE["metallb-py"]}],
-        }
-        core.replace_node_status(NODE, node)
+        objects.register(KubeWriter(core), objects.node(NODE, SOURCE["metallb-py"]))
         for system in SYSTEMS:
             core.create_namespaced_config_map(
                 NS,
                 {"metadata": {"name": f"config-{system}"}, "data": {"config": config_text(system)}},
             )
-
-    def _node_kubeconfig(self) -> Path:
-        """The admin kubeconfig, pointed at the portal inside the node namespace."""
-        kc = yaml.safe_load(self.cp.kubeconfig_path.read_text())
-        kc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{NODE_API_PORT}"
-        path = self.workdir / "node-kubeconfig"
-        path.write_text(yaml.safe_dump(kc))
-        path.chmod(0o600)
-        return path
-
-    def _portal(self) -> None:
-        out = self.workdir / "portal.log"
-        with open(out, "wb") as f:
-            self.topo.spawn(
-                None,
-                [
-                    sys.executable,
-                    "-m",
-                    "metallb_lab.portal",
-                    "--target",
-                    f"127.0.0.1:{self.cp.port}",
-                    f"--listen={self.link.node.name}=127.0.0.1:{NODE_API_PORT}",
-                ],
-                stdout=f.fileno(),
-                stderr=subprocess.STDOUT,
-            )
-        wait_step(lambda: "ready" in out.read_text(), 30, "the portal")
 
     def add_service(self, name: str, ip: str | None = None) -> None:
         core = self.core

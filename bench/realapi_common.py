@@ -28,10 +28,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import yaml
 from kubernetes import client, config
 
+from metallb_lab import Obj
 from metallb_lab.control_plane import ControlPlane, free_port
-from metallb_lab.netns import wait_for
+from metallb_lab.lab.commands import portal_command
+from metallb_lab.lab.layout import NODE_API_PORT
+from metallb_lab.netns import Topology, wait_for
 from metallb_lab.progress import Progress
 from metallb_lab.signals import raise_if_stopping
 
@@ -149,6 +153,38 @@ def prepare(cp: ControlPlane) -> None:
     core.create_namespaced_config_map(
         NS, {"metadata": {"name": "config"}, "data": {"config": CONFIG}}
     )
+
+
+class KubeWriter:
+    """`objects.register`'s writer on the real server, through the `kubernetes` client."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+
+    def create(self, obj: Obj) -> Obj:
+        kind, ns = obj["kind"], obj["metadata"].get("namespace")
+        body = {k: v for k, v in obj.items() if k != "status"}
+        if kind == "Node":
+            resp = self.core.create_node(body, _preload_content=False)
+        elif kind == "Pod":
+            resp = self.core.create_namespaced_pod(ns, body, _preload_content=False)
+        else:
+            raise ValueError(kind)
+        created: Obj = json.loads(resp.data)
+        return created
+
+    def update_status(self, obj: Obj) -> Obj:
+        kind, meta = obj["kind"], obj["metadata"]
+        if kind == "Node":
+            resp = self.core.replace_node_status(meta["name"], obj, _preload_content=False)
+        elif kind == "Pod":
+            resp = self.core.replace_namespaced_pod_status(
+                meta["name"], meta["namespace"], obj, _preload_content=False
+            )
+        else:
+            raise ValueError(kind)
+        updated: Obj = json.loads(resp.data)
+        return updated
 
 
 def ensure_namespace(core: Any, name: str) -> None:
@@ -275,6 +311,34 @@ def status_ips(cp: ControlPlane, namespace: str) -> dict[str, tuple[str, ...]]:
 def ingress_ips(svc: dict[str, Any]) -> tuple[str, ...]:
     ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     return tuple(i["ip"] for i in ingress if i.get("ip"))
+
+
+# -- node namespaces --------------------------------------------------------------------------
+
+
+def node_kubeconfig(cp: ControlPlane, path: Path) -> Path:
+    """The admin kubeconfig pointed at the portal's 127.0.0.1:NODE_API_PORT, for processes in
+    node namespaces (TLS passes through the portal; the serving certificate names 127.0.0.1)."""
+    kc = yaml.safe_load(cp.kubeconfig_path.read_text())
+    kc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{NODE_API_PORT}"
+    path.write_text(yaml.safe_dump(kc))
+    path.chmod(0o600)
+    return path
+
+
+def start_portal(
+    topo: Topology, cp: ControlPlane, namespaces: Iterable[str], log: Path, env: dict[str, str]
+) -> None:
+    """The lab's portal: kube-apiserver reachable inside each node namespace."""
+    with open(log, "wb") as f:
+        topo.spawn(
+            None,
+            portal_command(cp.port, namespaces),
+            stdout=f.fileno(),
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    wait_for(lambda: "ready" in log.read_text(), 30, 0.1, "the portal")
 
 
 # -- watching Services get their IPs -----------------------------------------------------------

@@ -37,19 +37,28 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client
 
-from metallb_lab import Obj, netns
+from metallb_lab import netns
 from metallb_lab.control_plane import ControlPlane
 from metallb_lab.lab import objects
 from metallb_lab.lab.commands import backend_command, speaker_env
-from metallb_lab.lab.layout import APPS_NAMESPACE, NODE_API_PORT, config_text, plan_lab
+from metallb_lab.lab.layout import APPS_NAMESPACE, config_text, plan_lab
 from metallb_lab.lab.probe import ProbeProcess, analyse
 from metallb_lab.lab.topology import add_service_ip, build_lan, link_up
 from metallb_lab.signals import run_stoppable
 
-from .realapi_common import NS, Quiet, core_api, ensure_namespace, say, upstream_binaries
+from .realapi_common import (
+    NS,
+    KubeWriter,
+    Quiet,
+    core_api,
+    ensure_namespace,
+    node_kubeconfig,
+    say,
+    start_portal,
+    upstream_binaries,
+)
 
 SYSTEMS = ("metallb-py", "upstream")
 SERVICE = "web"
@@ -68,38 +77,6 @@ class Repetition:
     since_crash: float | None
     unanswered: int
     load_before: float
-
-
-class KubeWriter:
-    """`objects.register`'s writer on the real server, through the `kubernetes` client."""
-
-    def __init__(self, core: Any) -> None:
-        self.core = core
-
-    def create(self, obj: Obj) -> Obj:
-        kind, ns = obj["kind"], obj["metadata"].get("namespace")
-        body = {k: v for k, v in obj.items() if k != "status"}
-        if kind == "Node":
-            resp = self.core.create_node(body, _preload_content=False)
-        elif kind == "Pod":
-            resp = self.core.create_namespaced_pod(ns, body, _preload_content=False)
-        else:
-            raise ValueError(kind)
-        created: Obj = json.loads(resp.data)
-        return created
-
-    def update_status(self, obj: Obj) -> Obj:
-        kind, meta = obj["kind"], obj["metadata"]
-        if kind == "Node":
-            resp = self.core.replace_node_status(meta["name"], obj, _preload_content=False)
-        elif kind == "Pod":
-            resp = self.core.replace_namespaced_pod_status(
-                meta["name"], meta["namespace"], obj, _preload_content=False
-            )
-        else:
-            raise ValueError(kind)
-        updated: Obj = json.loads(resp.data)
-        return updated
 
 
 def endpoints(nodes: dict[str, str]) -> dict[str, Any]:
@@ -127,8 +104,9 @@ class Layer2Bench:
         self.speakers: dict[str, subprocess.Popen[bytes]] = {}
         self.system = ""
         self._objects()
-        self.node_kubeconfig = self._node_kubeconfig()
-        self._portal()
+        self.node_kubeconfig = node_kubeconfig(cp, workdir / "node-kubeconfig")
+        namespaces = [ns.name for ns in self.lan.nodes.values()]
+        start_portal(topo, cp, namespaces, workdir / "portal.log", self.env)
         for plan in self.layout.nodes:
             ns = self.lan.nodes[plan.name]
             add_service_ip(ns, SERVICE_IP)
@@ -159,36 +137,6 @@ class Layer2Bench:
         core.create_namespaced_endpoints(APPS_NAMESPACE, endpoints(addresses))
         svc["status"] = {"loadBalancer": {"ingress": [{"ip": SERVICE_IP}]}}
         core.replace_namespaced_service_status(SERVICE, APPS_NAMESPACE, svc, _preload_content=False)
-
-    def _node_kubeconfig(self) -> Path:
-        kc = yaml.safe_load(self.cp.kubeconfig_path.read_text())
-        kc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{NODE_API_PORT}"
-        path = self.workdir / "node-kubeconfig"
-        path.write_text(yaml.safe_dump(kc))
-        path.chmod(0o600)
-        return path
-
-    def _portal(self) -> None:
-        out = self.workdir / "portal.log"
-        listen = [f"--listen={ns.name}=127.0.0.1:{NODE_API_PORT}" for ns in self.lan.nodes.values()]
-        with open(out, "wb") as f:
-            self.topo.spawn(
-                None,
-                [
-                    sys.executable,
-                    "-m",
-                    "metallb_lab.portal",
-                    "--target",
-                    f"127.0.0.1:{self.cp.port}",
-                    *listen,
-                ],
-                stdout=f.fileno(),
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
-        netns.wait_for(lambda: "ready" in out.read_text(), 30, 0.1, "the portal")
-
-    # -- speakers -----------------------------------------------------------------------------
 
     def start_speaker(self, node: str) -> None:
         plan = next(p for p in self.layout.nodes if p.name == node)
