@@ -29,6 +29,7 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "config": ("metallb_py.config",),
     "allocator": ("metallb_py.allocator",),
     "bgp codec": ("metallb_py.bgp.messages",),
+    "bfd logic": ("metallb_py.bfd.packet", "metallb_py.bfd.session"),
     "layer2 frames": (
         "metallb_py.layer2.frames",
         "metallb_py.layer2.state",
@@ -52,6 +53,7 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "metrics": ("metallb_py.metrics",),
     "k8s adapters": ("metallb_py.k8s",),
     "bgp session": ("metallb_py.bgp",),
+    "bfd transport": ("metallb_py.bfd",),
     "layer2 responders": ("metallb_py.layer2",),
     "speaker process": ("metallb_py.speaker",),
     "controller process": ("metallb_py.controller",),
@@ -68,6 +70,7 @@ PURE = frozenset(
         "config",
         "allocator",
         "bgp codec",
+        "bfd logic",
         "layer2 frames",
         "configmap reader",
         "addons",
@@ -82,6 +85,7 @@ ARROWS: dict[str, frozenset[str]] = {
     "config": frozenset({"k8s objects"}),
     "allocator": frozenset({"config"}),
     "bgp codec": frozenset(),
+    "bfd logic": frozenset(),
     "layer2 frames": frozenset(),
     "configmap reader": frozenset({"config"}),
     "addons": frozenset({"config", "version"}),
@@ -91,9 +95,10 @@ ARROWS: dict[str, frozenset[str]] = {
     "metrics": frozenset(),
     "k8s adapters": frozenset({"configmap reader", "logs", "metrics"}),
     "bgp session": frozenset({"bgp codec", "config"}),
+    "bfd transport": frozenset({"bfd logic"}),
     "layer2 responders": frozenset({"layer2 frames"}),
     "speaker process": frozenset(
-        {"speaker decisions", "k8s adapters", "bgp session", "layer2 responders"}
+        {"speaker decisions", "k8s adapters", "bgp session", "bfd transport", "layer2 responders"}
     ),
     "controller process": frozenset({"controller decisions", "k8s adapters", "version"}),
     "doctor": frozenset({"allocator", "k8s adapters", "version"}),
