@@ -113,6 +113,12 @@ class Connection:
     held_back: int = 0
     refresh: set[int] = field(default_factory=set)
     """AFIs whose routes the peer asked to receive again (ROUTE-REFRESH)."""
+    peer_graceful_restart: m.GracefulRestart | None = None
+    """The peer's Graceful Restart capability, as received (recorded, not acted on: the
+    speaker keeps no routes from its peers, so it has none to keep as stale)."""
+    graceful_restart: bool = False
+    """Both sides sent the Graceful Restart capability: a restart of this speaker may close
+    the connection without a NOTIFICATION and the peer keeps our routes (docs/bgp.md)."""
 
     def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -149,6 +155,13 @@ class Connection:
         except (OSError, TimeoutError, RuntimeError):
             pass
         self.abort()
+
+    def close_quietly(self) -> None:
+        """Close without a NOTIFICATION (FIN after what is queued): the graceful restart
+        goodbye, after which the peer keeps our routes as stale."""
+        transport = self.writer.transport
+        if not transport.is_closing():
+            transport.close()
 
     def abort(self) -> None:
         transport = self.writer.transport
@@ -223,18 +236,22 @@ async def open_exchange(
     node_name: str,
     *,
     link_local_next_hop: bool,
+    graceful_restart: m.GracefulRestart | None = None,
 ) -> None:
     """OPEN and KEEPALIVE both ways; on return `conn` is Established and holds what was
-    settled. A `BgpError` names the NOTIFICATION to send."""
+    settled. `graceful_restart`: our capability, None to send none. A `BgpError` names the
+    NOTIFICATION to send."""
     conn.router_id = derive_router_id(peer.router_id, conn.local, addresses, node_name)
     hold = min(peer.hold_time, 0xFFFF)  # the OPEN field is 16 bits
-    conn.send(m.encode_open(peer.my_asn, hold, conn.router_id))
+    conn.send(m.encode_open(peer.my_asn, hold, conn.router_id, graceful_restart=graceful_restart))
     # OpenSent
     msg = await conn.expect(m.Open, m.FsmSubcode.UNEXPECTED_IN_OPENSENT, "before OPEN")
     m.validate_peer_open(msg, peer_asn=peer.peer_asn, local_id=conn.router_id, ibgp=peer.is_ibgp)
     conn.four_octet_as = msg.four_octet_as is not None
     conn.hold_time = min(hold, msg.hold_time)
     conn.families = msg.families & frozenset(OUR_FAMILIES)
+    conn.peer_graceful_restart = msg.graceful_restart
+    conn.graceful_restart = graceful_restart is not None and msg.graceful_restart is not None
     hops = choose_next_hops(
         conn.local,
         addresses,

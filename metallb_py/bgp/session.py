@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from metallb_py.bgp import messages as m
 from metallb_py.bgp.connection import (
+    OUR_FAMILIES,
     Connection,
     PeerNotificationError,
     SessionDownError,
@@ -52,6 +53,9 @@ at once, is caught; yet a session that really worked and then broke is retried i
 A fixed time, not a multiple of the hold time: a hold-timer expiry on a silent peer with a long
 hold time must not count as a stable session any more than a quick NOTIFICATION does.
 """
+FIRST_TABLE_MAX_WAIT = 30.0
+"""Seconds a session created with `wait_for_routes` holds its first table and End-of-RIB for
+`routes_complete()`; then it sends what it has (and logs a warning)."""
 UPDATE_PROBLEM_LOG_INTERVAL = 60.0
 """At most one log line per kind of malformed UPDATE (action and error) per peer in this many
 seconds; the next line says how many were counted meanwhile. A peer that repeats a bad UPDATE
@@ -109,6 +113,10 @@ class BgpSession:
     `link_local_next_hop` adds the interface's link-local address as second IPv6 next hop on
     single-hop eBGP sessions. It is off by default: a router that cannot map the link-local to
     an interface (FRR without zebra, for one) rejects the whole MP_REACH_NLRI.
+
+    `wait_for_routes` holds the first table and its End-of-RIB until `routes_complete()` (at
+    most `FIRST_TABLE_MAX_WAIT`): a speaker that restarted gracefully must not send End-of-RIB
+    before it knows all its routes, or the peer drops the stale ones not re-sent yet.
     """
 
     def __init__(
@@ -121,6 +129,7 @@ class BgpSession:
         connect_timeout: float = CONNECT_TIMEOUT,
         link_local_next_hop: bool = False,
         stable_time: float = STABLE_SESSION_TIME,
+        wait_for_routes: bool = False,
     ) -> None:
         self.peer = peer
         self.node_name = node_name
@@ -142,6 +151,10 @@ class BgpSession:
         self._wake = asyncio.Event()
         self._conn: Connection | None = None
         self._closing = False
+        self._ever_established = False
+        self._routes_complete = asyncio.Event()
+        if not wait_for_routes:
+            self._routes_complete.set()
         self._task = loop.create_task(self._run(), name=f"bgp-session-{self.peer_label}")
 
     @property
@@ -171,14 +184,34 @@ class BgpSession:
     async def wait_flushed(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self.flushed.wait(), timeout)
 
-    async def close(self, subcode: int = m.CeaseSubcode.PEER_DECONFIGURED) -> None:
-        """Send Cease/`subcode` if connected (6/3 peer removed, 6/2 process stopping), stop."""
+    def routes_complete(self) -> None:
+        """The desired set is whole (the speaker's start-up reconcile is over): the first table
+        and End-of-RIB may go out (see `wait_for_routes`)."""
+        self._routes_complete.set()
+
+    async def close(
+        self, subcode: int = m.CeaseSubcode.PEER_DECONFIGURED, *, graceful: bool = False
+    ) -> None:
+        """Send Cease/`subcode` if connected (6/3 peer removed, 6/2 process stopping), stop.
+
+        `graceful`: the process stops to come back (SIGTERM). When graceful restart was
+        negotiated on the connection, it is closed without a NOTIFICATION, so the peer keeps
+        our routes as stale for the restart time instead of withdrawing them (RFC 4724 4.2;
+        a Cease would end that, RFC 8538 aside)."""
         if self._closing:
             await asyncio.gather(self._task, return_exceptions=True)
             return
         self._closing = True
         conn = self._conn
-        if conn is not None:
+        if conn is not None and graceful and conn.graceful_restart:
+            log.info(
+                "BGP peer %s: closing without NOTIFICATION (graceful restart: the peer keeps "
+                "our routes for %ds)",
+                self.peer_label,
+                self.peer.graceful_restart_time or 0,
+            )
+            conn.close_quietly()
+        elif conn is not None:
             log.info(
                 "BGP peer %s: closing, sending NOTIFICATION %s",
                 self.peer_label,
@@ -278,11 +311,26 @@ class BgpSession:
                     addresses,
                     self.node_name,
                     link_local_next_hop=self._link_local_next_hop,
+                    graceful_restart=self._graceful_restart(),
                 )
             except m.BgpError as exc:
                 await conn.notify(exc.code, exc.subcode, exc.data)
                 raise
             return conn
+
+    def _graceful_restart(self) -> m.GracefulRestart | None:
+        """Our Graceful Restart capability (None when not configured): Restart State set
+        until this session object was first Established (a new process cannot tell a restart
+        from a first start; docs/bgp.md, "Graceful restart"), Forwarding State set for every
+        family (the kernel forwards to the Services, not this process)."""
+        restart_time = self.peer.graceful_restart_time
+        if restart_time is None:
+            return None
+        return m.GracefulRestart(
+            restart_time,
+            restarted=not self._ever_established,
+            families=tuple((family, True) for family in OUR_FAMILIES),
+        )
 
     # --- established -------------------------------------------------------------------------
 
@@ -290,14 +338,16 @@ class BgpSession:
         self.stats.up = True
         self.stats.established_count += 1
         self.stats.last_error = ""
+        self._ever_established = True
         assert conn.context is not None
         log.info(
-            "BGP peer %s: session established (router-id %s, hold %ds, families %s, %s)",
+            "BGP peer %s: session established (router-id %s, hold %ds, families %s, %s, %s)",
             self.peer_label,
             conn.router_id,
             conn.hold_time,
             sorted(conn.families),
             "4-octet AS" if conn.four_octet_as else "2-octet AS",
+            _describe_graceful_restart(self.peer.graceful_restart_time, conn),
         )
         self.established.set()
         self._wake.set()  # the full desired set goes out on every (re)connect
@@ -384,6 +434,7 @@ class BgpSession:
             await conn.writer.drain()
 
     async def _sender_loop(self, conn: Connection) -> None:
+        await self._wait_routes_complete()
         first = True
         while True:
             await self._wake.wait()
@@ -397,6 +448,19 @@ class BgpSession:
                 first = False
             if not self._wake.is_set():
                 self.flushed.set()
+
+    async def _wait_routes_complete(self) -> None:
+        if self._routes_complete.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._routes_complete.wait(), FIRST_TABLE_MAX_WAIT)
+        except TimeoutError:
+            log.warning(
+                "BGP peer %s: routes still not complete after %.0fs; sending what is known",
+                self.peer_label,
+                FIRST_TABLE_MAX_WAIT,
+            )
+            self._routes_complete.set()
 
     def _sendable(self, conn: Connection, route: m.Route) -> bool:
         assert conn.context is not None
@@ -435,3 +499,13 @@ class BgpSession:
             await conn.writer.drain()
         self._advertised = sendable
         self.stats.announced_prefixes = len(sendable)
+
+
+def _describe_graceful_restart(configured: int | None, conn: Connection) -> str:
+    """For the "session established" log line."""
+    if configured is None:
+        return "graceful restart off"
+    peer = conn.peer_graceful_restart
+    if peer is None:
+        return "graceful restart not negotiated (the peer did not offer it)"
+    return f"graceful restart negotiated (ours {configured}s, peer's {peer.restart_time}s)"

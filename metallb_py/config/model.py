@@ -120,6 +120,10 @@ class Peer:
     bfd_profile: str = ""
     ebgp_multihop: bool = False
     node_selectors: tuple[NodeSelector, ...] = ()
+    graceful_restart_time: int | None = None
+    """Restart time in whole seconds (1-4095) advertised in the BGP Graceful Restart capability
+    (`graceful-restart: true`, `graceful-restart-time`); None: no capability, as v0.12
+    (docs/bgp.md, "Graceful restart")."""
 
     @property
     def effective_keepalive(self) -> float:

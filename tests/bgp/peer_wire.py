@@ -56,6 +56,7 @@ def open_message(
     families: Sequence[tuple[int, int]] = ((1, 1), (2, 1)),
     route_refresh: bool = True,
     four_octet_as: bool = True,
+    graceful_restart: GracefulRestartCap | None = None,
 ) -> bytes:
     """An OPEN as many routers send it: one capability per optional parameter (RFC 5492 allows
     both forms; our encoder puts all capabilities in one)."""
@@ -63,6 +64,8 @@ def open_message(
     caps: list[Any] = [bgp.BGPCapMultiprotocol(afi=afi, safi=safi) for afi, safi in families]
     if route_refresh:
         caps.append(bgp.BGPCapGeneric(code=2, length=0))
+    if graceful_restart is not None:
+        caps.append(graceful_restart_capability(*graceful_restart))
     if four_octet_as:
         caps.append(bgp.BGPCapFourBytesASN(asn=asn))
     my_as = asn if asn <= 0xFFFF else 23456  # AS_TRANS (RFC 6793)
@@ -71,6 +74,33 @@ def open_message(
         version=version, my_as=my_as, hold_time=hold_time, bgp_id=bgp_id, opt_params=params
     )
     return bytes(bgp.BGPHeader(type=1) / body)
+
+
+GracefulRestartCap: TypeAlias = tuple[int, int, Sequence[tuple[int, int, int]]]
+"""(restart flags (4 bits: R = 8, N = 4), restart time, ((afi, safi, flags), ...))."""
+
+
+def graceful_restart_capability(
+    flags: int, restart_time: int, entries: Sequence[tuple[int, int, int]]
+) -> Any:
+    """RFC 4724 capability 64 as scapy writes it (F bit of a family: flags 0x80)."""
+    bgp = scapy_bgp()
+    tuples = [
+        bgp.BGPCapGracefulRestart.GRTuple(afi=afi, safi=safi, flags=f) for afi, safi, f in entries
+    ]
+    return bgp.BGPCapGracefulRestart(restart_flags=flags, restart_time=restart_time, entries=tuples)
+
+
+def read_graceful_restart(value: bytes) -> GracefulRestartCap:
+    """A capability-64 value as scapy reads it. scapy's entry list stops after the first tuple
+    (the rest becomes its payload), so each 4-byte tuple is read with scapy on its own."""
+    bgp = scapy_bgp()
+    cap = bgp.BGPCapGracefulRestart(bytes([64, len(value)]) + value)
+    entries = []
+    for i in range(2, len(value) - 3, 4):
+        entry = bgp.BGPCapGracefulRestart.GRTuple(value[i : i + 4])
+        entries.append((entry.afi, entry.safi, entry.flags))
+    return cap.restart_flags, cap.restart_time, tuple(entries)
 
 
 def notification(code: int, subcode: int, data: bytes = b"") -> bytes:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from tests.bgp.peer_wire import (
     KEEPALIVE,
+    GracefulRestartCap,
     Seen,
     SeenKeepalive,
     SeenNotification,
@@ -49,11 +50,15 @@ class PeerConn:
         return msg
 
     async def establish(
-        self, asn: int = 64500, hold: int = 90, bgp_id: str = "192.0.2.1"
+        self,
+        asn: int = 64500,
+        hold: int = 90,
+        bgp_id: str = "192.0.2.1",
+        graceful_restart: GracefulRestartCap | None = None,
     ) -> SeenOpen:
         """Play a well-behaved peer up to Established."""
         their_open = await self.expect_open()
-        self.send(open_message(asn, hold, bgp_id))
+        self.send(open_message(asn, hold, bgp_id, graceful_restart=graceful_restart))
         self.send(KEEPALIVE)
         msg = await self.read()
         assert isinstance(msg, SeenKeepalive), msg

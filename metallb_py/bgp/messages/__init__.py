@@ -1,12 +1,13 @@
 """BGP-4 wire codec: bytes in, values out, no I/O.
 
 Covers what an active, announce-only speaker needs (RFC 4271 BGP-4, RFC 4760 multiprotocol
-IPv6, RFC 6793 4-octet AS, RFC 2918/7313 route refresh, RFC 1997 communities, RFC 4486/8203
-Cease subcodes). Decoding validates per RFC 4271 section 6 and raises exactly one exception
-type, :class:`BgpError`, which carries the NOTIFICATION the session must send back: a peer
-that sends garbage gets told what was wrong instead of seeing the connection vanish. Malformed
-path attributes in an UPDATE that can be skipped follow RFC 7606 instead: the UPDATE is returned
-with its `problems` ("treat-as-withdraw" or "attribute discard") and the session stays up.
+IPv6, RFC 6793 4-octet AS, RFC 2918/7313 route refresh, RFC 4724 graceful restart, RFC 1997
+communities, RFC 4486/8203 Cease subcodes). Decoding validates per RFC 4271 section 6 and
+raises exactly one exception type, :class:`BgpError`, which carries the NOTIFICATION the session
+must send back: a peer that sends garbage gets told what was wrong instead of seeing the
+connection vanish. Malformed path attributes in an UPDATE that can be skipped follow RFC 7606
+instead: the UPDATE is returned with its `problems` ("treat-as-withdraw" or "attribute
+discard") and the session stays up.
 
 One module per concern, this package re-exports them all (`from metallb_py.bgp import messages
 as m` is the import surface of the session and the tests):
@@ -54,8 +55,12 @@ from metallb_py.bgp.messages.notification import (
     error_name,
 )
 from metallb_py.bgp.messages.open_message import (
+    GR_FORWARDING_STATE,
+    GR_RESTART_STATE,
+    MAX_RESTART_TIME,
     Capability,
     CapabilityCode,
+    GracefulRestart,
     Open,
     decode_open,
     encode_open,
@@ -123,12 +128,15 @@ __all__ = [
     "FLAG_OPTIONAL",
     "FLAG_PARTIAL",
     "FLAG_TRANSITIVE",
+    "GR_FORWARDING_STATE",
+    "GR_RESTART_STATE",
     "HEADER_LEN",
     "IPV4_UNICAST",
     "IPV6_UNICAST",
     "MARKER",
     "MAX_COMMUNITIES",
     "MAX_MESSAGE_LEN",
+    "MAX_RESTART_TIME",
     "SAFI_UNICAST",
     "SUBCODE_NAMES",
     "AfiSafi",
@@ -142,6 +150,7 @@ __all__ = [
     "ErrorAction",
     "ErrorCode",
     "FsmSubcode",
+    "GracefulRestart",
     "HeaderSubcode",
     "IPAddress",
     "IPNetwork",

@@ -1,5 +1,6 @@
 """OPEN and its capabilities (RFC 4271 4.2, 6.2; RFC 5492 capabilities; RFC 4760 multiprotocol;
-RFC 6793 4-octet AS; RFC 2918/7313 route refresh; RFC 9072 extended optional parameters)."""
+RFC 6793 4-octet AS; RFC 2918/7313 route refresh; RFC 4724 graceful restart; RFC 9072 extended
+optional parameters)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from metallb_py.bgp.messages.wire import (
 class CapabilityCode(enum.IntEnum):
     MULTIPROTOCOL = 1
     ROUTE_REFRESH = 2
+    GRACEFUL_RESTART = 64
     FOUR_OCTET_AS = 65
     ROUTE_REFRESH_OLD = 128
     """Pre-standard Cisco route refresh, still sent by some routers."""
@@ -33,6 +35,54 @@ class CapabilityCode(enum.IntEnum):
 class Capability:
     code: int
     value: bytes = b""
+
+
+MAX_RESTART_TIME = 0xFFF
+"""The Restart Time field is 12 bits (RFC 4724 3)."""
+GR_RESTART_STATE = 0x8
+"""The Restart State (R) bit of the 4-bit Restart Flags."""
+GR_FORWARDING_STATE = 0x80
+"""The Forwarding State (F) bit of a family's flags."""
+
+
+@dataclass(frozen=True)
+class GracefulRestart:
+    """The Graceful Restart capability (RFC 4724 3; docs/bgp.md, "Graceful restart").
+
+    `restarted` is the Restart State bit (the sender restarted: its peer must not wait for its
+    End-of-RIB before sending routes); `families` pairs each (AFI, SAFI) the sender restarts
+    gracefully with its Forwarding State bit (forwarding for that family survived the restart).
+    """
+
+    restart_time: int
+    """Seconds the peer keeps our routes after the session drops (0-4095)."""
+    restarted: bool = False
+    families: tuple[tuple[AfiSafi, bool], ...] = ()
+
+    def encode(self) -> bytes:
+        """The capability's value (flags and restart time, then one 4-byte tuple per family)."""
+        if not 0 <= self.restart_time <= MAX_RESTART_TIME:
+            raise ValueError(f"restart time {self.restart_time} does not fit 12 bits")
+        flags = GR_RESTART_STATE if self.restarted else 0
+        value = struct.pack("!H", flags << 12 | self.restart_time)
+        for (afi, safi), forwarding in self.families:
+            value += struct.pack("!HBB", afi, safi, GR_FORWARDING_STATE if forwarding else 0)
+        return value
+
+    @classmethod
+    def decode(cls, value: bytes) -> GracefulRestart | None:
+        """Read a received capability leniently, as RFC 4724 sets no error for it: fewer than
+        2 bytes is no capability (None), an incomplete trailing tuple is ignored."""
+        if len(value) < 2:
+            return None
+        head = int.from_bytes(value[:2], "big")
+        families = tuple(
+            ((afi, safi), bool(flags & GR_FORWARDING_STATE))
+            for afi, safi, flags in struct.iter_unpack(
+                "!HBB", value[2 : 2 + (len(value) - 2) // 4 * 4]
+            )
+        )
+        return cls(head & MAX_RESTART_TIME, bool(head >> 12 & GR_RESTART_STATE), families)
 
 
 @dataclass(frozen=True)
@@ -70,6 +120,15 @@ class Open:
         return frozenset(found) if any_mp else frozenset({IPV4_UNICAST})
 
     @property
+    def graceful_restart(self) -> GracefulRestart | None:
+        """The peer's Graceful Restart capability; of several, the last counts (RFC 4724 3)."""
+        found = None
+        for cap in self.capabilities:
+            if cap.code == CapabilityCode.GRACEFUL_RESTART:
+                found = GracefulRestart.decode(cap.value)
+        return found
+
+    @property
     def route_refresh(self) -> bool:
         return any(
             c.code in (CapabilityCode.ROUTE_REFRESH, CapabilityCode.ROUTE_REFRESH_OLD)
@@ -84,14 +143,19 @@ def encode_open(
     *,
     families: Sequence[AfiSafi] = (IPV4_UNICAST, IPV6_UNICAST),
     route_refresh: bool = True,
+    graceful_restart: GracefulRestart | None = None,
 ) -> bytes:
-    """OPEN with one capabilities parameter: MP families, route refresh, 4-octet AS."""
+    """OPEN with one capabilities parameter: MP families, route refresh, graceful restart (when
+    given), 4-octet AS."""
     caps = b"".join(
         bytes([CapabilityCode.MULTIPROTOCOL, 4]) + struct.pack("!HBB", afi, 0, safi)
         for afi, safi in families
     )
     if route_refresh:
         caps += bytes([CapabilityCode.ROUTE_REFRESH, 0])
+    if graceful_restart is not None:
+        value = graceful_restart.encode()
+        caps += bytes([CapabilityCode.GRACEFUL_RESTART, len(value)]) + value
     caps += bytes([CapabilityCode.FOUR_OCTET_AS, 4]) + my_asn.to_bytes(4, "big")
     params = bytes([2, len(caps)]) + caps
     two_octet_as = my_asn if my_asn <= 0xFFFF else AS_TRANS
