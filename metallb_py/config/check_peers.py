@@ -20,6 +20,10 @@ NATIVE_BGP_SUPPORTS_IPV6 = True
 IPv6 (docs/behaviour-differences.md, "BGP"). False restores v0.12's refusal."""
 
 DEFAULT_HOLD_TIME = 90
+DEFAULT_GRACEFUL_RESTART_TIME = 120
+"""Seconds, when `graceful-restart: true` gives no `graceful-restart-time` (FRR's default)."""
+MAX_GRACEFUL_RESTART_TIME = 4095
+"""The Graceful Restart capability carries the restart time in 12 bits."""
 MAX_BGP_HOLD_TIME = 65535
 """The OPEN message carries the hold time in 16 bits."""
 
@@ -44,13 +48,20 @@ class PeerChecks(SelectorChecks):
             "the FRR BGP implementation (bgp type frr); the native speaker rejects the whole config"
         )
         for p in peers:
-            for key in ("bfd-profile", "keepalive-time"):
-                if p.get(key):
-                    path, node = p.where(key)
-                    self.error(path, node, f"{key} needs {frr_only}", p.get(key))
-        profiles = top.get("bfd-profiles")
-        if isinstance(profiles, Seq) and profiles.items:
-            self.error(("bfd-profiles",), profiles.node, f"bfd-profiles need {frr_only}")
+            if p.get("keepalive-time"):
+                path, node = p.where("keepalive-time")
+                self.error(path, node, f"keepalive-time needs {frr_only}", p.get("keepalive-time"))
+        for profile in objs(top, "bfd-profiles"):
+            if profile.get("echo-mode"):
+                path, node = profile.where("echo-mode")
+                self.error(
+                    path,
+                    node,
+                    "echo-mode is not supported by the native speaker's BFD (control packets"
+                    ' only; docs/bgp.md, "BFD"): remove it, or use the FRR BGP implementation'
+                    " (bgp type frr); the native speaker rejects the whole config",
+                    True,
+                )
         if NATIVE_BGP_SUPPORTS_IPV6:
             return
         for pool in objs(top, "address-pools"):
@@ -212,6 +223,9 @@ class PeerChecks(SelectorChecks):
         keepalive = self._keepalive_time(p, hold)
         if hold is None or keepalive is False:
             good = False
+        restart_time = self._graceful_restart_time(p)
+        if restart_time is False:
+            good = False
         selectors = self._node_selectors(p)
         if selectors is None:
             good = False
@@ -228,7 +242,7 @@ class PeerChecks(SelectorChecks):
             good = False
         if not good or address is None or hold is None or selectors is None:
             return None
-        assert keepalive is not False
+        assert keepalive is not False and restart_time is not False
         return Peer(
             my_asn=my_asn,
             peer_asn=peer_asn,
@@ -242,6 +256,7 @@ class PeerChecks(SelectorChecks):
             bfd_profile=bfd_profile,
             ebgp_multihop=multihop,
             node_selectors=selectors,
+            graceful_restart_time=restart_time,
         )
 
     def _ip(self, p: Obj, key: str, what: str, required: bool = False) -> IPAddress | None:
@@ -325,6 +340,36 @@ class PeerChecks(SelectorChecks):
             return False
         return seconds
 
+    def _graceful_restart_time(self, p: Obj) -> int | bool | None:
+        """Restart time in seconds with `graceful-restart: true`, None when off, False when
+        invalid (reported). An extension to v0.12's format (docs/config.md)."""
+        enabled = bool(p.get("graceful-restart"))
+        text = p.get("graceful-restart-time")
+        if not text:
+            return DEFAULT_GRACEFUL_RESTART_TIME if enabled else None
+        path, node = p.where("graceful-restart-time")
+        if not enabled:
+            self.error(
+                path,
+                node,
+                f"graceful-restart-time {shorten(text)} needs graceful-restart: true",
+                text,
+            )
+            return False
+        seconds = self._duration(p, "graceful-restart-time")
+        if seconds is None:
+            return False
+        if not 1 <= seconds <= MAX_GRACEFUL_RESTART_TIME:
+            self.error(
+                path,
+                node,
+                f"invalid graceful-restart-time {shorten(text)} ({seconds}s): must be in the"
+                f" 1-{MAX_GRACEFUL_RESTART_TIME}s range (12 bits in the BGP capability)",
+                text,
+            )
+            return False
+        return seconds
+
 
 def _peer_identity(peer: Peer) -> tuple[Any, ...]:
     """What upstream's DeepEqual compares: parsed values, with defaults filled in."""
@@ -342,4 +387,5 @@ def _peer_identity(peer: Peer) -> tuple[Any, ...]:
         peer.bfd_profile,
         peer.ebgp_multihop,
         selectors,
+        peer.graceful_restart_time,
     )

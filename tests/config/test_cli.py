@@ -139,7 +139,7 @@ def test_bgp_type_option(write) -> None:
         "valid: 2 pools (539 addresses), 1 peer\n",
     )
     code, _, err = run(["config", "check", path])
-    assert code == 1 and "bfd-profile needs the FRR BGP implementation" in err
+    assert code == 1 and "keepalive-time needs the FRR BGP implementation" in err
     code, _, err = run(["config", "check", "--bgp-type", "gobgp", path])
     assert code == 2 and "Invalid value for '--bgp-type'" in err
 

@@ -28,14 +28,26 @@ def test_spec_example_is_valid_in_frr_mode() -> None:
     assert config.bfd_profiles[0].name == "fast"
 
 
-def test_spec_example_is_rejected_in_native_mode_with_the_1_9_reasons() -> None:
+def test_spec_example_is_rejected_in_native_mode_for_keepalive_time_only() -> None:
+    """v0.12's native mode also refused `bfd-profile` and `bfd-profiles`; the native speaker
+    runs BFD now (docs/bgp.md, "BFD"), so only keepalive-time remains."""
     found = problems(EXAMPLE, "native")
-    assert [(p.path, p.line) for p in found] == [
-        ("peers[0].bfd-profile", 11),
-        ("peers[0].keepalive-time", 7),
-        ("bfd-profiles", 32),
-    ]
+    assert [(p.path, p.line) for p in found] == [("peers[0].keepalive-time", 7)]
     assert all("FRR BGP implementation" in p.reason for p in found)
+    without = EXAMPLE.replace("  keepalive-time: 30s        # FRR only\n", "")
+    assert without != EXAMPLE
+    config = parse(without, "native")
+    assert config.peers[0].bfd_profile == "fast"
+    assert config.bfd_profiles[0].receive_interval == 100
+
+
+def test_native_refuses_echo_mode_naming_the_field() -> None:
+    text = "bfd-profiles:\n- {name: a}\n- {name: e, echo-mode: true}\n"
+    problem = one(text, "native")
+    assert (problem.path, problem.line) == ("bfd-profiles[1].echo-mode", 3)
+    assert "echo-mode is not supported by the native speaker's BFD" in problem.reason
+    assert parse(text, "frr").bfd_profiles[1].echo_mode is True
+    assert parse(text.replace("true", "false"), "native").bfd_profiles[1].echo_mode is False
 
 
 IPV6_POOLS = ["[2001:db8::/64]", "['2001:db8::1-2001:db8::9']", "[198.51.100.0/24, 2001:db8::/64]"]
@@ -63,8 +75,8 @@ def test_native_ipv6_rule_is_one_switch(monkeypatch: pytest.MonkeyPatch, address
     assert parse(pool(addresses, "layer2"), "native").pools
 
 
-def test_native_rejects_frr_only_fields_even_when_empty_profile_list_item() -> None:
-    assert one("bfd-profiles:\n- name: x\n", "native").path == "bfd-profiles"
+def test_native_accepts_profiles_and_rejects_keepalive_time() -> None:
+    assert parse("bfd-profiles:\n- name: x\n", "native").bfd_profiles[0].name == "x"
     assert parse("bfd-profiles: []\n", "native").bfd_profiles == ()
     assert parse(peer("keepalive-time: ''"), "native").peers[0].keepalive_time is None
 
