@@ -226,6 +226,15 @@ class BgpSession:
     def closed(self) -> bool:
         return self._closing and self._task.done()
 
+    def drop(self, reason: str) -> None:
+        """Tear the connection down now, without a NOTIFICATION (BFD saw the path fail, so
+        the peer is presumed unreachable); the retry loop reconnects as after any failure."""
+        conn = self._conn
+        if conn is None or self._closing:
+            return
+        log.warning("BGP peer %s: dropping the session: %s", self.peer_label, reason)
+        conn.abort()
+
     # --- the connection loop -----------------------------------------------------------------
 
     async def _run(self) -> None:
