@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client, config
 
 from metallb_lab.control_plane import ControlPlane, binaries
+from tests.e2e.conftest import Component
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "metallb-system"
@@ -31,6 +32,14 @@ def _bin_dir() -> Path:
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
     """One kube-apiserver for the tier; tests use their own namespaces and object names."""
+    with ControlPlane(_bin_dir()) as cp:
+        yield cp
+
+
+@pytest.fixture(scope="module")
+def module_control_plane() -> Iterator[ControlPlane]:
+    """One kube-apiserver for a test module whose tests share the cluster's state (the
+    manifests installed, one MetalLB config, the controller's view of every Service)."""
     with ControlPlane(_bin_dir()) as cp:
         yield cp
 
@@ -79,3 +88,56 @@ def ensure_namespace(cp: ControlPlane, name: str) -> None:
     except client.ApiException as e:
         if e.status != 409:
             raise
+
+
+def set_config(core: Any, text: str) -> None:
+    """Create or replace the MetalLB ConfigMap `metallb-system/config`."""
+    body = {"metadata": {"name": "config", "namespace": NS}, "data": {"config": text}}
+    try:
+        core.replace_namespaced_config_map("config", NS, body)
+    except client.ApiException as e:
+        if e.status != 404:
+            raise
+        core.create_namespaced_config_map(NS, body)
+
+
+def service(name: str, **spec: Any) -> dict[str, Any]:
+    """A LoadBalancer Service without node ports; `spec` adds or overrides fields."""
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "type": "LoadBalancer",
+            "allocateLoadBalancerNodePorts": False,
+            "selector": {"app": name},
+            "ports": [{"port": 80, "protocol": "TCP"}],
+            **spec,
+        },
+    }
+
+
+def statuses(core: Any, namespace: str) -> dict[str, list[str]]:
+    """Service name -> the IPs in its status."""
+    out = {}
+    for svc in core.list_namespaced_service(namespace).items:
+        ingress = (svc.status.load_balancer and svc.status.load_balancer.ingress) or []
+        out[svc.metadata.name] = [i.ip for i in ingress if i.ip]
+    return out
+
+
+@pytest.fixture
+def controller_of(tmp_path: Path) -> Iterator[Callable[[ControlPlane], Component]]:
+    """Start `metallb-py controller` with the token of the manifests' `controller`
+    ServiceAccount (install the manifests first); killed when the test ends."""
+    started: list[Component] = []
+
+    def start(cp: ControlPlane) -> Component:
+        kubeconfig = cp.token_kubeconfig(tmp_path / f"controller-{len(started)}", NS, "controller")
+        c = Component(
+            ["controller", "--kubeconfig", str(kubeconfig), "--namespace", NS, "--port", "0"]
+        ).start()
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        c.kill()

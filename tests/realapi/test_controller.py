@@ -6,8 +6,7 @@ before and after; nothing here computes an expectation with the controller's cod
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from metallb_lab.control_plane import ControlPlane
 from metallb_lab.netns import wait_for
 from tests.e2e.conftest import Component
 
-from .conftest import NS, admin, ensure_namespace, install
+from .conftest import NS, admin, ensure_namespace, install, service, set_config, statuses
 
 pytestmark = pytest.mark.slow
 
@@ -36,53 +35,6 @@ address-pools:
   protocol: layer2
   addresses: ["203.0.113.0/26"]
 """
-
-
-def set_config(core: Any, text: str) -> None:
-    body = {"metadata": {"name": "config", "namespace": NS}, "data": {"config": text}}
-    try:
-        core.replace_namespaced_config_map("config", NS, body)
-    except client.ApiException as e:
-        if e.status != 404:
-            raise
-        core.create_namespaced_config_map(NS, body)
-
-
-def service(name: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name},
-        "spec": {
-            "type": "LoadBalancer",
-            "allocateLoadBalancerNodePorts": False,
-            "selector": {"app": name},
-            "ports": [{"port": 80, "protocol": "TCP"}],
-        },
-    }
-
-
-def statuses(core: Any, namespace: str) -> dict[str, list[str]]:
-    out = {}
-    for svc in core.list_namespaced_service(namespace).items:
-        ingress = (svc.status.load_balancer and svc.status.load_balancer.ingress) or []
-        out[svc.metadata.name] = [i.ip for i in ingress if i.ip]
-    return out
-
-
-@pytest.fixture
-def controller_of(tmp_path: Path) -> Iterator[Callable[[ControlPlane], Component]]:
-    started: list[Component] = []
-
-    def start(cp: ControlPlane) -> Component:
-        kubeconfig = cp.token_kubeconfig(tmp_path / f"controller-{len(started)}", NS, "controller")
-        c = Component(
-            ["controller", "--kubeconfig", str(kubeconfig), "--namespace", NS, "--port", "0"]
-        ).start()
-        started.append(c)
-        return c
-
-    yield start
-    for c in started:
-        c.kill()
 
 
 def refused(core: Any) -> list[Any]:
