@@ -40,6 +40,8 @@ PEER = Struct(
         "password": STR,
         "bfd-profile": STR,
         "ebgp-multihop": BOOL,
+        "graceful-restart": BOOL,
+        "graceful-restart-time": STR,
     },
 )
 BGP_ADVERTISEMENT = Struct(
