@@ -24,6 +24,9 @@ from typing import Any
 from metallb_lab.netns import Netns, NetnsError, Topology, wait_for
 
 FRR_BGPD = "/usr/lib/frr/bgpd"
+FRR_ZEBRA = "/usr/lib/frr/zebra"
+FRR_BFDD = "/usr/lib/frr/bfdd"
+FRR_USER = "frr"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Neighbor:
     multihop: bool = False
     local_address: str | None = None
     """The router's own source address for this session (GoBGP `local-address`)."""
+    bfd: bool = False
+    """FRR: `neighbor X bfd` (needs `FrrBfdRouter`, which runs bfdd): BFD Down drops BGP."""
 
 
 def daemons_available() -> str | None:
@@ -189,6 +194,9 @@ class FrrRouter(Router):
                 lines.append(f" neighbor {n.address} dont-capability-negotiate")
             if n.multihop:
                 lines.append(f" neighbor {n.address} ebgp-multihop 255")
+            if n.bfd:
+                lines.append(f" neighbor {n.address} bfd")
+                lines += self.neighbor_bfd_lines(n)
         for afi, enabled in (("ipv4", "ipv4"), ("ipv6", "ipv6")):
             lines.append(f" address-family {afi} unicast")
             for n in self.neighbors:
@@ -198,6 +206,10 @@ class FrrRouter(Router):
         if self.extra_config:
             lines.append(self.extra_config)
         return "\n".join(lines) + "\n"
+
+    def neighbor_bfd_lines(self, n: Neighbor) -> list[str]:
+        """Extra `neighbor X bfd ...` lines (a subclass names its BFD profile)."""
+        return []
 
     def write_config(self) -> None:
         self.config_path.write_text(self.config_text())
@@ -244,6 +256,110 @@ class FrrRouter(Router):
         data = self.json(f"show bgp {afi} unicast summary json")
         peer = data.get("peers", {}).get(address, {})
         return int(peer.get("pfxRcd", 0) or 0)
+
+
+@dataclass
+class FrrBfdRouter(FrrRouter):
+    """FRR with zebra and bfdd beside bgpd (bgpd reaches bfdd through zebra), one BFD profile
+    `p` for every neighbour with `bfd`. zebra and bfdd drop privileges to user frr, so the
+    work directory and all its parents must be searchable by that user (not pytest's
+    tmp_path)."""
+
+    bfd_receive_ms: int = 300
+    bfd_transmit_ms: int = 300
+    bfd_detect_mult: int = 3
+    bfd_passive: bool = False
+    bfd_minimum_ttl: int | None = None
+    """Multihop sessions only."""
+    helpers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def zserv(self) -> Path:
+        return self.workdir / "zserv.api"
+
+    def zebra_args(self) -> list[str]:
+        return ["-z", str(self.zserv)]
+
+    def neighbor_bfd_lines(self, n: Neighbor) -> list[str]:
+        return [f" neighbor {n.address} bfd profile p"]
+
+    def helper_argv(self, name: str) -> list[str]:
+        binary = {"zebra": FRR_ZEBRA, "bfdd": FRR_BFDD}[name]
+        argv = [binary, "-u", FRR_USER, "-g", FRR_USER, "-P", "0"]
+        argv += ["-f", str(self.workdir / f"{name}.conf"), "-i", str(self.workdir / f"{name}.pid")]
+        argv += ["-z", str(self.zserv), "--vty_socket", str(self.workdir), "--log", "stdout"]
+        if name == "bfdd":
+            argv += ["--bfdctl", str(self.workdir / "bfdd.sock")]
+        return argv
+
+    def bfdd_config_text(self) -> str:
+        lines = ["hostname r", "log stdout", "log timestamp precision 6", "bfd", " profile p"]
+        lines += [
+            f"  receive-interval {self.bfd_receive_ms}",
+            f"  transmit-interval {self.bfd_transmit_ms}",
+            f"  detect-multiplier {self.bfd_detect_mult}",
+        ]
+        if self.bfd_passive:
+            lines.append("  passive-mode")
+        if self.bfd_minimum_ttl is not None:
+            lines.append(f"  minimum-ttl {self.bfd_minimum_ttl}")
+        lines += [" !", "!"]
+        return "\n".join(lines) + "\n"
+
+    def write_config(self) -> None:
+        super().write_config()
+        for name, text in (
+            ("zebra", "hostname r\nlog stdout\nlog timestamp precision 6\n"),
+            ("bfdd", self.bfdd_config_text()),
+        ):
+            path = self.workdir / f"{name}.conf"
+            path.write_text(text)
+            os.chmod(path, 0o644)
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.workdir, 0o777)
+        self.write_config()
+        for name, ready in (("zebra", "zserv.api"), ("bfdd", "bfdd.vty")):
+            self.start_helper(name)
+            wait_for(
+                lambda ready=ready: (self.workdir / ready).exists(),  # type: ignore[misc]
+                timeout=timeout,
+                what=f"FRR {name} ready",
+            )
+        super().start(timeout)
+
+    def start_helper(self, name: str) -> None:
+        """Start zebra or bfdd (again, after `stop_helper`)."""
+        if name == "bfdd":
+            (self.workdir / "bfdd.vty").unlink(missing_ok=True)
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.helpers[name] = self.topo.spawn(
+                self.ns, self.helper_argv(name), stdout=log.fileno(), stderr=log.fileno()
+            )
+        finally:
+            log.close()
+
+    def stop_helper(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.helpers.pop(name, None)
+        if proc is not None:
+            self.topo.kill(proc, sig)
+            if proc.poll() is None:
+                self.topo.kill(proc)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        super().stop(sig)
+        for name in ("bfdd", "zebra"):
+            self.stop_helper(name, sig)
+
+    def bfd_peers(self) -> list[dict[str, Any]]:
+        """`show bfd peers json`: bfdd's own view (status, timers, remote timers)."""
+        data = self.json("show bfd peers json")
+        return list(data) if isinstance(data, list) else []
+
+    def bfd_peer(self, address: str) -> dict[str, Any]:
+        return next((p for p in self.bfd_peers() if p.get("peer") == address), {})
 
 
 # --- BIRD ----------------------------------------------------------------------------------

@@ -1,19 +1,26 @@
 """The speaker's BGP sessions and the routes it gives them: which peers have a session on this
-node, and one coalesced push of the node's route set after a burst of changes.
+node, one coalesced push of the node's route set after a burst of changes, and a BFD session
+beside each BGP session whose peer names a `bfd-profile` (BFD going Down drops the BGP session
+at once; docs/bgp.md, "BFD").
 
-Glue between the pure decisions (`decision.plan_sessions`, `decision.speaker_routes`) and
-`bgp.session.BgpSession`; runs on the speaker's event loop.
+Glue between the pure decisions (`decision.plan_sessions`, `decision.speaker_routes`),
+`bgp.session.BgpSession` and `bfd.transport`; runs on the speaker's event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
+from metallb_py.bfd.packet import State
+from metallb_py.bfd.session import Settings, Transition
+from metallb_py.bfd.transport import DEFAULT_MINIMUM_TTL, BfdPeer, BfdService
 from metallb_py.bgp import messages as bgp_messages
+from metallb_py.bgp.host import LocalHost
 from metallb_py.bgp.session import BgpSession
-from metallb_py.config import Config, Peer
+from metallb_py.config import BfdProfile, Config, Peer
 from metallb_py.logs import kv
 from metallb_py.metrics.metallb import BgpPeerStats
 from metallb_py.speaker import decision as d
@@ -22,6 +29,20 @@ log = logging.getLogger("metallb.speaker")
 
 ROUTE_PUSH_DELAY = 0.005
 """Route changes within this many seconds go out in one push."""
+BFD_DEFAULT_INTERVAL_MS = 300
+BFD_DEFAULT_DETECT_MULTIPLIER = 3
+"""A profile's omitted fields mean FRR's defaults (docs/config.md), in native mode too."""
+
+
+def bfd_settings(profile: BfdProfile) -> tuple[Settings, int]:
+    """The session timers (microseconds) and minimum TTL a profile asks for."""
+    settings = Settings(
+        desired_min_tx=(profile.transmit_interval or BFD_DEFAULT_INTERVAL_MS) * 1000,
+        required_min_rx=(profile.receive_interval or BFD_DEFAULT_INTERVAL_MS) * 1000,
+        detect_mult=profile.detect_multiplier or BFD_DEFAULT_DETECT_MULTIPLIER,
+        passive=profile.passive_mode,
+    )
+    return settings, profile.minimum_ttl or DEFAULT_MINIMUM_TTL
 
 
 class PeerSessions:
@@ -32,10 +53,19 @@ class PeerSessions:
     """
 
     def __init__(
-        self, node_name: str, wanted_routes: Callable[[], Iterable[d.AdvertisedRoute]]
+        self,
+        node_name: str,
+        wanted_routes: Callable[[], Iterable[d.AdvertisedRoute]],
+        *,
+        host: LocalHost | None = None,
     ) -> None:
         self.node_name = node_name
+        self.host = host or LocalHost()
+        """Where the sessions' sockets live (tests: a node's network namespace)."""
         self.sessions: dict[Peer, BgpSession] = {}
+        self.bfd: dict[Peer, tuple[BfdProfile, BfdPeer]] = {}
+        """The BFD session beside a BGP session, with the profile it runs."""
+        self._bfd_service: BfdService | None = None
         self._wanted_routes = wanted_routes
         self._route_push: asyncio.TimerHandle | None = None
 
@@ -65,7 +95,7 @@ class PeerSessions:
         if closing:
             await asyncio.gather(*closing, return_exceptions=True)
         for peer in plan.open:
-            session = BgpSession(peer, self.node_name)
+            session = BgpSession(peer, self.node_name, host=self.host)
             self.sessions[peer] = session
             log.info(
                 "BGP session added",
@@ -76,8 +106,60 @@ class PeerSessions:
                     peer_asn=peer.peer_asn,
                 ),
             )
+        self._sync_bfd(config)
         if plan.changed:
             self.push_routes()
+
+    def _sync_bfd(self, config: Config | None) -> None:
+        """BFD sessions for exactly the open BGP sessions whose peer names a profile; a
+        profile whose values changed is applied to the running session (a Poll Sequence).
+        A session that cannot open its sockets is logged and tried again at the next sync."""
+        profiles = {p.name: p for p in config.bfd_profiles} if config is not None else {}
+        for peer in list(self.bfd):
+            if peer not in self.sessions or peer.bfd_profile not in profiles:
+                _, bfd = self.bfd.pop(peer)
+                log.info("BFD session removed", extra=kv(op="bfdRemoved", peer=bfd.label))
+                assert self._bfd_service is not None
+                self._bfd_service.remove(bfd)
+        for peer, session in self.sessions.items():
+            profile = profiles.get(peer.bfd_profile)
+            if profile is None:
+                continue
+            settings, minimum_ttl = bfd_settings(profile)
+            held = self.bfd.get(peer)
+            if held is not None:
+                if held[0] != profile:
+                    held[1].update_settings(settings, minimum_ttl)
+                    self.bfd[peer] = (profile, held[1])
+                continue
+            if self._bfd_service is None:
+                self._bfd_service = BfdService(self.host.run)
+            try:
+                bfd = self._bfd_service.add(
+                    peer.address,
+                    peer.source_address,
+                    multihop=peer.ebgp_multihop,
+                    settings=settings,
+                    minimum_ttl=minimum_ttl,
+                    on_transition=functools.partial(self._bfd_changed, session),
+                )
+            except OSError as exc:
+                log.error(
+                    "cannot start BFD session",
+                    extra=kv(op="bfdAdded", peer=session.peer_label, error=str(exc)),
+                )
+                continue
+            self.bfd[peer] = (profile, bfd)
+            log.info(
+                "BFD session added",
+                extra=kv(op="bfdAdded", peer=bfd.label, profile=profile.name),
+            )
+
+    def _bfd_changed(self, session: BgpSession, _: BfdPeer, t: Transition) -> None:
+        """Up -> Down drops the BGP session now, unless the peer went AdminDown on purpose
+        (RFC 5882: its clients stay up)."""
+        if t.old is State.UP and t.new is not State.UP and t.peer_state is not State.ADMIN_DOWN:
+            session.drop(f"BFD session down ({t.diag.name.lower().replace('_', ' ')})")
 
     def schedule_push(self) -> None:
         """Coalesce route changes: one push for a burst of reconciles (a no-op outside the
@@ -110,6 +192,10 @@ class PeerSessions:
             *(s.close(bgp_messages.CeaseSubcode.ADMINISTRATIVE_SHUTDOWN) for s in sessions),
             return_exceptions=True,
         )
+        self.bfd.clear()
+        if self._bfd_service is not None:
+            self._bfd_service.close()  # AdminDown to every BFD peer
+            self._bfd_service = None
 
     def stats(self) -> list[BgpPeerStats]:
         """One sample set per `peer` label; a closed session is gone from `sessions`, so its

@@ -1,0 +1,237 @@
+"""Native BFD against FRR's bfdd in namespaces: the session comes Up with the timers both sides
+negotiate (FRR's own view, `show bfd peers json`), our BGP session drops within the detection
+time when FRR's BFD packets stop, and FRR drops its BGP session within its detection time when
+ours stop (`neighbor X bfd`). Timings here carry wide margins for a loaded machine; the
+measured figures are bench/bgp_crash.py's."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metallb_lab.netns import Netns
+from metallb_lab.routers import FrrBfdRouter, Neighbor, PeeringLink
+from metallb_py.bfd.packet import State
+from metallb_py.bgp.host import LocalHost
+from metallb_py.config import BgpType, parse_config
+from metallb_py.speaker.bgp_sessions import PeerSessions
+from metallb_py.speaker.decision import AdvertisedRoute
+from tests.bgp.conftest import nft, run, until
+
+pytestmark = pytest.mark.netns
+
+NODE_ASN, ROUTER_ASN = 64512, 64500
+DETECTION_MARGIN = 1.0
+"""Seconds allowed beyond the detection time (scheduling on a busy 2-core machine)."""
+
+
+def config_text(peer_address: str, profile: str, *, multihop: bool = False) -> str:
+    return f"""\
+peers:
+- peer-address: {peer_address}
+  peer-asn: {ROUTER_ASN}
+  my-asn: {NODE_ASN}
+  hold-time: 30s
+  bfd-profile: fast
+  ebgp-multihop: {str(multihop).lower()}
+bfd-profiles:
+- name: fast
+{profile}
+address-pools:
+- name: p
+  protocol: bgp
+  addresses: [198.51.100.0/24]
+"""
+
+
+def routes() -> list[AdvertisedRoute]:
+    return [AdvertisedRoute(ipaddress.ip_network("198.51.100.10/32"), 0, ())]
+
+
+def start_frr(link: PeeringLink, frr_dir: Path, address: str, **bfd: Any) -> FrrBfdRouter:
+    router = FrrBfdRouter(
+        link.topo,
+        link.router,
+        frr_dir / "frr",
+        ROUTER_ASN,
+        link.router_v4,
+        [Neighbor(address, NODE_ASN, hold_time=30, bfd=True)],
+        **bfd,
+    )
+    router.start()
+    return router
+
+
+class LogTimes(logging.Handler):
+    """When each message containing a watched text was logged (monotonic seconds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[float, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append((time.monotonic(), record.getMessage()))
+
+    def first(self, text: str, since: float) -> float | None:
+        return next((t for t, msg in self.seen if t >= since and text in msg), None)
+
+
+@pytest.fixture
+def log_times() -> Any:
+    handler = LogTimes()
+    loggers = [logging.getLogger(n) for n in ("metallb.bfd", "metallb_py.bgp.session")]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+    yield handler
+    for lg in loggers:
+        lg.removeHandler(handler)
+
+
+async def up_with_frr(
+    link: PeeringLink, frr: FrrBfdRouter, peer: str, node: str, profile: str
+) -> PeerSessions:
+    config = parse_config(config_text(peer, profile), BgpType.NATIVE)
+    sessions = PeerSessions("node-1", routes, host=LocalHost(link.node.name))
+    await sessions.sync(config, {})
+    (session,) = sessions.sessions.values()
+    await session.wait_established(30)
+    await until(lambda: frr.bfd_peer(node).get("status") == "up", 20, "FRR's BFD session up")
+    return sessions
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_up_with_the_negotiated_timers(link: PeeringLink, frr_dir: Path, family: int) -> None:
+    """We ask 200 ms tx / 100 ms rx, detect 3; FRR 300 ms / 150 ms, detect 4. Each side sends
+    at max(its tx, the other's rx) and detects at the other's multiplier times
+    max(its rx, the other's tx)."""
+    node, peer = (link.node_v4, link.router_v4) if family == 4 else (link.node_v6, link.router_v6)
+    frr = start_frr(
+        link,
+        frr_dir,
+        node,
+        bfd_transmit_ms=300,
+        bfd_receive_ms=150,
+        bfd_detect_mult=4,
+    )
+    profile = "  transmit-interval: 200\n  receive-interval: 100\n  detect-multiplier: 3\n"
+
+    async def scenario() -> None:
+        sessions = await up_with_frr(link, frr, peer, node, profile)
+        try:
+            (bfd,) = [b for _, b in sessions.bfd.values()]
+
+            def settled() -> dict[str, Any]:
+                view = frr.bfd_peer(node)
+                # FRR shows the peer's timers once our poll sequence brought them in
+                return view if view.get("remote-transmit-interval") == 200 else {}
+
+            view = await until(settled, 20, "FRR sees our fast timers")
+            assert view["status"] == "up"
+            assert view["remote-receive-interval"] == 100
+            assert view["remote-detect-multiplier"] == 3
+            assert (view["transmit-interval"], view["receive-interval"]) == (300, 150)
+            s = bfd.session
+            assert s.state is State.UP
+            assert s.remote_discriminator == view["id"]
+            assert view["remote-id"] == s.my_discriminator
+            assert s.transmit_interval == 200_000  # max(our 200 ms, FRR's rx 150 ms)
+            assert s.detection_time == pytest.approx(4 * 0.3)  # FRR's 4 x max(100, 300) ms
+            state = await asyncio.to_thread(frr.neighbor_state, node)
+            assert state == "Established"
+        finally:
+            await sessions.close_all()
+        # AdminDown on close: FRR's view says the peer went down on purpose
+        down = await until(
+            lambda: frr.bfd_peer(node).get("status") in ("down", "shutdown"), 10, "FRR down"
+        )
+        assert down
+
+    run(scenario())
+
+
+def test_our_bgp_drops_within_the_detection_time(
+    link: PeeringLink, frr_dir: Path, log_times: LogTimes
+) -> None:
+    node, peer = link.node_v4, link.router_v4
+    frr = start_frr(link, frr_dir, node, bfd_transmit_ms=100, bfd_receive_ms=100)
+    profile = "  transmit-interval: 100\n  receive-interval: 100\n  detect-multiplier: 3\n"
+
+    async def scenario() -> None:
+        sessions = await up_with_frr(link, frr, peer, node, profile)
+        try:
+            (bfd,) = [b for _, b in sessions.bfd.values()]
+            await until(lambda: bfd.session.detection_time < 0.5, 20, "fast timers in force")
+            detection = bfd.session.detection_time
+            assert detection == pytest.approx(0.3)
+            started = time.monotonic()
+            await asyncio.to_thread(drop_bfd_from, link.router, 3784)
+            dropped: float = await until(
+                lambda: log_times.first("dropping the session", started) or 0.0, 10, "BGP dropped"
+            )
+            assert dropped - started < detection + DETECTION_MARGIN
+            went_down = log_times.first("UP -> DOWN", started)
+            assert went_down is not None and went_down <= dropped
+            assert bfd.session.local_diag == 1  # control detection time expired
+        finally:
+            await sessions.close_all()
+
+    run(scenario())
+
+
+def test_frr_drops_bgp_within_its_detection_time(link: PeeringLink, frr_dir: Path) -> None:
+    """The node goes silent (everything dropped in its namespace: no FIN, no carrier change,
+    like a hung node); FRR's bfdd notices within 3 x 100 ms and bgpd drops the session, long
+    before the 30 s hold time."""
+    node, peer = link.node_v4, link.router_v4
+    frr = start_frr(link, frr_dir, node, bfd_transmit_ms=100, bfd_receive_ms=100)
+    profile = "  transmit-interval: 100\n  receive-interval: 100\n  detect-multiplier: 3\n"
+
+    async def scenario() -> None:
+        sessions = await up_with_frr(link, frr, peer, node, profile)
+        try:
+            await until(
+                lambda: frr.bfd_peer(node).get("remote-transmit-interval") == 100,
+                20,
+                "FRR sees our fast timers",
+            )
+            started = time.time()
+            await asyncio.to_thread(silence, link.node)
+            await until(
+                lambda: frr.neighbor_state(node) != "Established", 10, "FRR drops the session"
+            )
+            took = time.time() - started
+            assert took < 0.3 + DETECTION_MARGIN + 0.5  # + the vtysh polling
+            info = await asyncio.to_thread(frr.neighbor, node)
+            assert info.get("lastNotificationReason") == "Cease/BFD Down", info
+        finally:
+            await sessions.close_all()
+
+    run(scenario())
+
+
+def drop_bfd_from(ns: Netns, port: int) -> None:
+    nft(
+        ns,
+        f"""table inet mlbt_bfd {{
+  chain out {{ type filter hook output priority 0; udp dport {port} drop; }}
+}}
+""",
+    )
+
+
+def silence(ns: Netns) -> None:
+    nft(
+        ns,
+        """table inet mlbt_silence {
+  chain in { type filter hook input priority 0; policy drop; }
+  chain out { type filter hook output priority 0; policy drop; }
+}
+""",
+    )
