@@ -11,8 +11,10 @@ Deviations from v0.12, each listed there:
 * `nodeAssigned` is emitted when this node starts announcing a Service (or its protocol or IPs
   change), not on every reconcile; in BGP mode only once this node has at least one selected
   peer. `Announcement.assigned` remembers whether it was emitted;
-* a layer2 speaker in a minority partition withdraws its `Cluster` Services (reason
-  `minorityPartition`, docs/membership.md);
+* a layer2 speaker in a minority partition, or without its layer2 lease, withdraws its
+  `Cluster` Services (reason `minorityPartition`, docs/membership.md);
+* a layer2 speaker elected for an IP that a live peer still answers for waits until that peer
+  has handed it over (reason `awaitingHandover`, docs/membership.md, "Heal");
 * BGP routes that collide on a prefix with different attributes resolve deterministically
   (`merge_routes`);
 * the live-node set always restricts layer2 candidates; without membership it comes from the
@@ -60,7 +62,10 @@ class Reason(enum.StrEnum):
     NO_ENDPOINTS = "noEndpoints"
     NO_LOCAL_ENDPOINTS = "noLocalEndpoints"
     MINORITY_PARTITION = "minorityPartition"
-    """metallb-py only: this speaker hears fewer than half of the speakers it knows."""
+    """metallb-py only: this speaker hears fewer than half of the speakers it knows, or lost
+    its layer2 lease (docs/membership.md)."""
+    AWAITING_HANDOVER = "awaitingHandover"
+    """metallb-py only: elected here, but a live peer still answers for the IP."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,9 @@ class NodeView:
     """Membership's partition verdict (docs/membership.md); always False without membership."""
     has_bgp_peers: bool = False
     """At least one config peer is selected for this node (`selected_peers`)."""
+    claimed: frozenset[IPAddress] = frozenset()
+    """Layer2 IPs a live peer answers for (its last heartbeat said so): this node may start
+    answering for one of them only after the peer handed it over."""
 
 
 @dataclass(frozen=True)
@@ -190,17 +198,24 @@ def layer2_candidates(
 
 
 def layer2_reason(
-    local: bool, endpoints: ServiceEndpoints, node: NodeView, ips: Sequence[IPAddress]
+    local: bool,
+    endpoints: ServiceEndpoints,
+    node: NodeView,
+    ips: Sequence[IPAddress],
+    answering: bool = False,
 ) -> Reason | None:
-    """None when this node must answer for `ips`, else why not."""
+    """None when this node must answer for `ips`, else why not. `answering`: this node already
+    answers for exactly these IPs (a peer's claim then does not stop it)."""
     if not endpoints.has_ready:
         return Reason.NOT_OWNER
     if node.in_minority and not local:
         return Reason.MINORITY_PARTITION
     order = election_order(layer2_candidates(local, endpoints, node.live_nodes), ips[0])
-    if order and order[0] == node.name:
-        return None
-    return Reason.NOT_OWNER
+    if not order or order[0] != node.name:
+        return Reason.NOT_OWNER
+    if not answering and any(ip in node.claimed for ip in ips):
+        return Reason.AWAITING_HANDOVER
+    return None
 
 
 # --- BGP decision -------------------------------------------------------------------------
@@ -256,7 +271,8 @@ def decide(
             replaced = Reason.LOAD_BALANCER_IP_CHANGED
 
     if pool.protocol is Protocol.LAYER2:
-        reason = layer2_reason(svc.local, endpoints, node, ips)
+        answering = current is not None and replaced is None
+        reason = layer2_reason(svc.local, endpoints, node, ips, answering)
         assigned = True
     else:
         reason = bgp_reason(svc.local, endpoints, node)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from metallb_py.k8s.informer import Informer
@@ -25,6 +25,7 @@ from metallb_py.k8s.objects import (
     value_at,
 )
 from metallb_py.logs import kv
+from metallb_py.speaker.heartbeat import IPAddress
 from metallb_py.speaker.membership import Membership
 from metallb_py.speaker.nodes import fallback_live_nodes
 
@@ -51,7 +52,10 @@ class LiveNodes:
         ml_secret_key: str = "",
         ml_bind_addr: str = "",
         ml_bind_port: int = 7946,
+        claims: Callable[[], Iterable[IPAddress]] | None = None,
     ) -> None:
+        """`claims`: the layer2 IPs this node answers for now (the announcer's), sent in every
+        heartbeat so that a peer elected for one of them waits for the handover."""
         self.node_name = node_name
         self.core = core
         self.nodes = nodes
@@ -62,6 +66,7 @@ class LiveNodes:
         self.ml_secret_key = ml_secret_key
         self.ml_bind_addr = ml_bind_addr
         self.ml_bind_port = ml_bind_port
+        self.claims = claims
         self.membership: Membership | None = None
         self._fallback_live: frozenset[str] = frozenset()
         self._speaker_pods: list[Obj] = []
@@ -83,6 +88,7 @@ class LiveNodes:
             bind_host=self.ml_bind_addr,
             port=self.ml_bind_port,
             on_change=lambda view: self.on_change(),
+            claims=self.claims,
         )
         await self.membership.start()
         for node in self.nodes.items():
@@ -115,11 +121,19 @@ class LiveNodes:
             self._refresh_fallback_live()
 
     def view(self) -> tuple[frozenset[str], bool]:
-        """The live nodes, and whether this speaker is in a minority partition."""
+        """The live nodes, and whether this speaker must not answer for layer2 `Cluster` IPs:
+        in a minority partition, without its lease, without link, or not settled
+        (docs/membership.md, "Layer2 lease")."""
         if self.membership is not None:
             view = self.membership.view()
-            return view.live_nodes, view.in_minority
+            return view.live_nodes, not view.may_answer
         return self._fallback_live, False
+
+    def claimed(self) -> frozenset[IPAddress]:
+        """Layer2 IPs a live peer answers for (empty without membership)."""
+        if self.membership is not None:
+            return self.membership.view().claimed
+        return frozenset()
 
     def _peer_addresses(self) -> dict[str, str]:
         """Node name -> Pod IP of every speaker Pod that is not being deleted."""

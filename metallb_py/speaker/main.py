@@ -139,6 +139,7 @@ class SpeakerProcess(ConfigProcess[SpeakerSettings]):
             ml_secret_key=settings.ml_secret_key,
             ml_bind_addr=settings.ml_bind_addr,
             ml_bind_port=settings.ml_bind_port,
+            claims=self.announcer.announced,
         )
         self.endpoints: Informer | None = None
         self.use_slices = False
@@ -252,7 +253,11 @@ class SpeakerProcess(ConfigProcess[SpeakerSettings]):
     def _node_view(self) -> d.NodeView:
         live, minority = self.live.view()
         return d.NodeView(
-            self.settings.node_name, live, minority, has_bgp_peers=self.bgp.any_selected
+            self.settings.node_name,
+            live,
+            minority,
+            has_bgp_peers=self.bgp.any_selected,
+            claimed=self.live.claimed(),
         )
 
     # -- the worker -------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 A thin asyncio shell around `heartbeat.Liveness`: one UDP socket (default port 7946, the
 `--ml-bindport`), one task that sends a heartbeat round every `interval` and wakes exactly when
-a peer's `dead_after` runs out, and a change callback that fires whenever the view (live nodes,
-minority, settled) changes, so the speaker re-evaluates at once (no rate limit).
+a peer's timeout or a lease runs out, a check of this node's own link every round, and a change
+callback that fires whenever the view (live nodes, minority, lease, claims, settled) changes,
+so the speaker re-evaluates at once (no rate limit).
 
 `python -m metallb_lab.harness.membership` (the lab package) runs one instance without
 Kubernetes, for tests and debugging.
@@ -18,11 +19,13 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+from metallb_py.layer2.interfaces import list_interfaces
 from metallb_py.speaker.heartbeat import (
-    Heartbeat,
+    IPAddress,
     Liveness,
     MessageError,
     Rejection,
@@ -37,6 +40,54 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 7946
 SECRET_ENV = "METALLB_ML_SECRET_KEY"
+SYS_CLASS_NET = Path("/sys/class/net")
+
+
+def carrier_up(operstate: str, carrier: str | None) -> bool:
+    """An interface passes traffic: operstate `up` (or `unknown`, which drivers without
+    operstate report) and no carrier loss. `carrier` None: unreadable (administratively down)."""
+    return operstate.strip() in ("up", "unknown") and carrier is not None and carrier.strip() == "1"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+class LinkWatch:
+    """This node's own link, read from sysfs every heartbeat round (a few microseconds).
+
+    Only trusted when sysfs shows this network namespace: the interface's `ifindex` there must
+    be the one netlink reports, else the watch stays off (a process entered into a namespace
+    without remounting /sys sees the host's interfaces)."""
+
+    def __init__(self, name: str, index: int) -> None:
+        self.name = name
+        self.index = index
+        self.directory = SYS_CLASS_NET / name
+        self.enabled = (_read(self.directory / "ifindex") or "").strip() == str(index)
+
+    def up(self) -> bool:
+        if not self.enabled:
+            return True
+        operstate = _read(self.directory / "operstate")
+        if operstate is None:  # the interface is gone
+            return False
+        return carrier_up(operstate, _read(self.directory / "carrier"))
+
+
+def interface_of(address: str) -> tuple[str, int] | None:
+    """The interface holding `address` (name, index), or None (netlink; blocks briefly)."""
+    try:
+        wanted = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    for iface in list_interfaces():
+        if any(a.ip == wanted for a in iface.addresses):
+            return iface.name, iface.index
+    return None
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -65,7 +116,12 @@ class Membership:
         port: int = DEFAULT_PORT,
         timing: Timing | None = None,
         on_change: Callable[[View], None] | None = None,
+        claims: Callable[[], Iterable[IPAddress]] | None = None,
+        link_interface: str | None = None,
     ) -> None:
+        """`claims` returns the layer2 IPs this node answers for now (sent in every heartbeat);
+        `link_interface` is the interface whose carrier counts as this node's link (default:
+        the one holding `bind_host`; none without a bind address)."""
         self.node = node
         self.authenticated = bool(secret)
         self._key = derive_key(secret)
@@ -74,8 +130,10 @@ class Membership:
         self.timing = timing or Timing()
         self.on_change = on_change
         self.boot_id = time.time_ns()
-        self._seq = 0
-        self._liveness = Liveness(node, self.timing)
+        self.claims = claims
+        self.link_interface = link_interface
+        self._link: LinkWatch | None = None
+        self._liveness = Liveness(node, self.timing, self.boot_id)
         self._last_view: View | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._task: asyncio.Task[None] | None = None
@@ -101,8 +159,28 @@ class Membership:
             sock.close()
             raise
         self._transport = transport
+        await self._watch_link()
         self._task = asyncio.create_task(self._run(), name=f"membership-{self.node}")
         self._publish()
+
+    async def _watch_link(self) -> None:
+        name = self.link_interface
+        found = None
+        try:
+            if name is not None:
+                found = (name, socket.if_nametoindex(name))
+            elif self.bind_host:
+                found = await asyncio.to_thread(interface_of, self.bind_host)
+        except Exception as exc:  # netlink trouble or no such interface: no link watch
+            log.warning("membership: cannot watch the link (%s): %s", name or self.bind_host, exc)
+        if found is None:
+            return
+        self._link = LinkWatch(*found)
+        if not self._link.enabled:
+            log.warning("membership: /sys does not show %s of this namespace: no link watch", found)
+            self._link = None
+        else:
+            log.info("membership: watching the carrier of %s", found[0])
 
     def _bind(self) -> socket.socket:
         """A socket on the bind address; without one, dual-stack `::` (IPv4 peers through
@@ -211,36 +289,54 @@ class Membership:
             log.log(level, "membership: refused a datagram from %s: %s", source, reason.value)
             return
         self.stats["accepted"] += 1
-        if heartbeat is not None and heartbeat.leaving:
+        assert heartbeat is not None
+        if heartbeat.leaving:
             log.info("membership: %s is leaving", heartbeat.node)
-        # A heartbeat from a peer that stays alive changes nothing: skip the view (the
-        # common case, N times per round).
-        if not was_alive or (heartbeat is not None and heartbeat.leaving):
+        if heartbeat.probe and self._liveness.reply_due(heartbeat.node, now):
+            self.stats["probes_answered"] += 1
+            self._send(only=heartbeat.node)
+        # A heartbeat from a peer that stays alive with the same claims changes nothing: skip
+        # the view (the common case, N times per round).
+        if not was_alive or self._liveness.changed:
+            self._liveness.changed = False
             self._publish()
 
     def _send_round(self, leaving: bool = False) -> None:
+        self._send(leaving=leaving)
+
+    def _send(self, *, leaving: bool = False, only: str | None = None) -> None:
+        """One heartbeat per peer (or to `only`): each carries that peer's acknowledgement."""
         if self._transport is None:
             return
-        self._seq += 1
-        data = encode(
-            Heartbeat(self.node, self.boot_id, self._seq, time.time_ns() // 10**6, leaving),
-            self._key,
-            self.authenticated,
-        )
+        claims = self.claims() if self.claims is not None else ()
         v6 = self._transport.get_extra_info("socket").family == socket.AF_INET6
-        for address in self._liveness.targets().values():
+        for _, address, heartbeat in self._liveness.outgoing(
+            time.monotonic(), time.time_ns() // 10**6, claims, leaving=leaving, only=only
+        ):
             target = address
             if v6 and ":" not in address:
                 target = f"::ffff:{address}"
             elif not v6 and ":" in address:
                 self.stats["skipped_family"] += 1
                 continue
-            self._transport.sendto(data, (target, self.port))
+            self._transport.sendto(
+                encode(heartbeat, self._key, self.authenticated), (target, self.port)
+            )
             self.stats["sent"] += 1
+
+    def _check_link(self) -> None:
+        if self._link is None:
+            return
+        up = self._link.up()
+        if up != self._liveness.link_up:
+            log.warning("membership: link %s %s", self._link.name, "up" if up else "DOWN")
+            self.stats["link_up" if up else "link_down"] += 1
+            self._liveness.set_link(up, time.monotonic())
 
     async def _run(self) -> None:
         next_send = time.monotonic()
         while True:
+            self._check_link()
             now = time.monotonic()
             if now >= next_send:
                 self._send_round()

@@ -27,6 +27,9 @@ def _write_status(path: str, membership: Membership, view: View) -> None:
         "settled": view.settled,
         "alive": view.alive,
         "known": view.known,
+        "leased": view.leased,
+        "may_answer": view.may_answer,
+        "link_up": view.link_up,
         "changed_at": time.monotonic(),
         "stats": dict(membership.stats),
     }
@@ -69,8 +72,8 @@ async def _serve(
 @click.option("--bind", "bind_host", default="", help="Bind address (default: all, dual-stack).")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option("--peer", "peers", multiple=True, help="NODE=ADDRESS, repeatable.")
-@click.option("--interval", default=0.1, show_default=True, type=float)
-@click.option("--dead-after", default=0.35, show_default=True, type=float)
+@click.option("--interval", default=Timing().interval, show_default=True, type=float)
+@click.option("--dead-after", default=Timing().dead_after, show_default=True, type=float)
 @click.option("--status-file", default=None, help="JSON status, rewritten on every change.")
 @click.option("--duration", default=None, type=float, help="Exit after this many seconds.")
 def main(
