@@ -65,7 +65,7 @@ class PeerSessions:
         self.sessions: dict[Peer, BgpSession] = {}
         self.bfd: dict[Peer, tuple[BfdProfile, BfdPeer]] = {}
         """The BFD session beside a BGP session, with the profile it runs."""
-        self._bfd_service: BfdService | None = None
+        self.bfd_service: BfdService | None = None
         self._wanted_routes = wanted_routes
         self._route_push: asyncio.TimerHandle | None = None
 
@@ -119,8 +119,8 @@ class PeerSessions:
             if peer not in self.sessions or peer.bfd_profile not in profiles:
                 _, bfd = self.bfd.pop(peer)
                 log.info("BFD session removed", extra=kv(op="bfdRemoved", peer=bfd.label))
-                assert self._bfd_service is not None
-                self._bfd_service.remove(bfd)
+                assert self.bfd_service is not None
+                self.bfd_service.remove(bfd)
         for peer, session in self.sessions.items():
             profile = profiles.get(peer.bfd_profile)
             if profile is None:
@@ -132,10 +132,10 @@ class PeerSessions:
                     held[1].update_settings(settings, minimum_ttl)
                     self.bfd[peer] = (profile, held[1])
                 continue
-            if self._bfd_service is None:
-                self._bfd_service = BfdService(self.host.run)
+            if self.bfd_service is None:
+                self.bfd_service = BfdService(self.host.run)
             try:
-                bfd = self._bfd_service.add(
+                bfd = self.bfd_service.add(
                     peer.address,
                     peer.source_address,
                     multihop=peer.ebgp_multihop,
@@ -193,9 +193,9 @@ class PeerSessions:
             return_exceptions=True,
         )
         self.bfd.clear()
-        if self._bfd_service is not None:
-            self._bfd_service.close()  # AdminDown to every BFD peer
-            self._bfd_service = None
+        if self.bfd_service is not None:
+            self.bfd_service.close()  # AdminDown to every BFD peer
+            self.bfd_service = None
 
     def stats(self) -> list[BgpPeerStats]:
         """One sample set per `peer` label; a closed session is gone from `sessions`, so its
