@@ -49,8 +49,10 @@ MALFORMED: dict[str, bytes] = {
 }
 
 
-def send_from(link: PeeringLink, src: str, dst: str, ttl: int, payloads: list[bytes]) -> None:
-    argv = [sys.executable, "-m", "tests.bfd.send_raw", src, dst, "3784", str(ttl)]
+def send_from(
+    link: PeeringLink, src: str, dst: str, ttl: int, payloads: list[bytes], port: int = 3784
+) -> None:
+    argv = [sys.executable, "-m", "tests.bfd.send_raw", src, dst, str(port), str(ttl)]
     argv += [p.hex() for p in payloads]
     subprocess.run(
         link.router.argv(argv),

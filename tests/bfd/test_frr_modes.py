@@ -1,0 +1,115 @@
+"""Multihop (RFC 5883, port 4784, for `ebgp-multihop` peers, with the profile's minimum TTL)
+and passive mode, against FRR's bfdd."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metallb_lab.routers import FrrBfdRouter, Neighbor, PeeringLink
+from metallb_py.bfd.packet import State
+from metallb_py.bfd.transport import MULTIHOP_PORT
+from metallb_py.bgp.host import LocalHost
+from metallb_py.config import BgpType, parse_config
+from metallb_py.speaker.bgp_sessions import PeerSessions
+from tests.bfd.test_frr import NODE_ASN, ROUTER_ASN, config_text, routes, start_frr, up_with_frr
+from tests.bfd.test_malformed import bfd_bytes, send_from
+from tests.bgp.conftest import run, until
+
+pytestmark = pytest.mark.netns
+
+
+def test_multihop_session_on_port_4784_with_minimum_ttl(link: PeeringLink, frr_dir: Path) -> None:
+    node, peer = link.node_v4, link.router_v4
+    frr = FrrBfdRouter(
+        link.topo,
+        link.router,
+        frr_dir / "frr",
+        ROUTER_ASN,
+        link.router_v4,
+        [Neighbor(node, NODE_ASN, hold_time=30, bfd=True, multihop=True)],
+        bfd_transmit_ms=100,
+        bfd_receive_ms=100,
+    )
+    frr.start()
+    profile = "  transmit-interval: 100\n  receive-interval: 100\n  minimum-ttl: 250\n"
+    config = parse_config(config_text(peer, profile, multihop=True), BgpType.NATIVE)
+
+    async def scenario() -> None:
+        sessions = PeerSessions("node-1", routes, host=LocalHost(link.node.name))
+        await sessions.sync(config, {})
+        try:
+            (session,) = sessions.sessions.values()
+            await session.wait_established(30)
+            (bfd,) = [b for _, b in sessions.bfd.values()]
+            assert bfd.multihop
+            view: dict[str, Any] = await until(
+                lambda: next((p for p in frr.bfd_peers() if p.get("status") == "up"), {}),
+                20,
+                "FRR's multihop BFD session up",
+            )
+            assert view["multihop"] is True and view["peer"] == node
+            assert bfd.session.state is State.UP
+            # below our minimum-ttl (250): dropped, though it would take the session Down
+            hostile = bfd_bytes(
+                sta=1,
+                my_discriminator=bfd.session.remote_discriminator,
+                your_discriminator=bfd.session.my_discriminator,
+            )
+            await asyncio.to_thread(send_from, link, peer, node, 249, [hostile], port=MULTIHOP_PORT)
+            assert sessions.bfd_service is not None
+            stats = sessions.bfd_service.stats
+            rule = "TTL below the profile's minimum-ttl"
+            await until(lambda: stats.dropped.get(rule, 0) >= 1, 10, "TTL 249 dropped")
+            assert bfd.session.state is State.UP
+        finally:
+            await sessions.close_all()
+
+    run(scenario())
+
+
+def test_passive_waits_for_the_peer(link: PeeringLink, frr_dir: Path) -> None:
+    """Our passive session sends nothing while the peer is silent (FRR without BFD for this
+    neighbour), then comes Up once FRR's bfdd (active) speaks."""
+    node, peer = link.node_v4, link.router_v4
+    silent = FrrBfdRouter(
+        link.topo,
+        link.router,
+        frr_dir / "frr",
+        ROUTER_ASN,
+        link.router_v4,
+        [Neighbor(node, NODE_ASN, hold_time=30)],
+    )
+    silent.start()
+    profile = "  passive-mode: true\n"
+    config = parse_config(config_text(peer, profile), BgpType.NATIVE)
+
+    async def peer_silent() -> None:
+        sessions = PeerSessions("node-1", routes, host=LocalHost(link.node.name))
+        await sessions.sync(config, {})
+        try:
+            (session,) = sessions.sessions.values()
+            await session.wait_established(30)
+            (bfd,) = [b for _, b in sessions.bfd.values()]
+            await asyncio.sleep(3.0)  # an active session sends at once, then every second
+            assert bfd.session.counters.packets_out == 0
+            assert bfd.session.state is State.DOWN
+        finally:
+            await sessions.close_all()
+
+    run(peer_silent())
+    silent.stop()
+    frr = start_frr(link, frr_dir, node)  # active
+
+    async def peer_active() -> None:
+        sessions = await up_with_frr(link, frr, peer, node, profile)
+        try:
+            (bfd,) = [b for _, b in sessions.bfd.values()]
+            assert bfd.session.state is State.UP and bfd.session.counters.packets_out > 0
+        finally:
+            await sessions.close_all()
+
+    run(peer_active())
