@@ -129,3 +129,31 @@ def test_cut_link_puts_the_isolated_node_in_the_minority(cluster: Cluster):
     netns.wait_for(
         lambda: all(cluster.sees(n, set(NODES)) for n in NODES), timeout=10, what="healed"
     )
+
+
+@pytest.mark.netns
+def test_lost_carrier_stops_answering_at_once(cluster: Cluster):
+    """The bridge port of n3 goes down: n3's eth0 loses carrier, and n3 gives up its layer2
+    lease within a round or two instead of waiting for the silence timers."""
+
+    def link_state(up: bool) -> dict[str, Any] | None:
+        status = cluster.status("n3")
+        return status if status is not None and status["link_up"] is up else None
+
+    assert link_state(True) is not None
+    cut_at = time.monotonic()
+    cluster.bridge.ip("link", "set", "p3", "down")
+    status = netns.wait_for(lambda: link_state(False), timeout=5, what="n3 sees its link down")
+    assert status is not None
+    assert not status["may_answer"] and status["live"] == ["n3"]
+    assert status["changed_at"] - cut_at < 0.1, status["changed_at"] - cut_at
+    cluster.bridge.ip("link", "set", "p3", "up")
+    netns.wait_for(
+        lambda: all(cluster.sees(n, set(NODES)) for n in NODES), timeout=10, what="healed"
+    )
+    # Acknowledgements follow within a round or two: the lease is back.
+    netns.wait_for(
+        lambda: (s := cluster.status("n3")) is not None and s["link_up"] and s["may_answer"],
+        timeout=2,
+        what="n3 holds its lease again",
+    )
