@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from metallb_lab.apiserver import ApiServer, ClusterConfig
+from metallb_lab.apiserver.errors import ApiError
 from tests.apiserver.conftest import service, status_of
 
 
@@ -131,6 +132,45 @@ def test_status_ip_must_be_an_ip(core: Any, api: ApiServer) -> None:
     with pytest.raises(client.ApiException) as info:
         core.patch_namespaced_service_status("s", "default", {"status": lb_status("not-an-ip")})
     assert info.value.status == 422
+
+
+def test_status_ingress_rules_as_kube_apiserver(api: ApiServer) -> None:
+    """Leading zeros pass (Go's legacy parser); ingress on a non-LoadBalancer Service does not."""
+    api.create(service("lb", type="LoadBalancer"))
+    stored = api.patch("services", "lb", {"status": lb_status("192.0.2.01")}, subresource="status")
+    assert stored["status"]["loadBalancer"]["ingress"] == [{"ip": "192.0.2.01"}]
+    api.create(service("cip"))
+    with pytest.raises(ApiError) as info:
+        api.patch("services", "cip", {"status": lb_status("192.0.2.1")}, subresource="status")
+    assert info.value.code == 422
+    assert info.value.status()["details"]["causes"][0] == {
+        "reason": "FieldValueForbidden",
+        "message": "Forbidden: may only be used when `spec.type` is 'LoadBalancer'",
+        "field": "status.loadBalancer.ingress",
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "ranges", "field"),
+    [
+        ("LoadBalancer", ["10.0.0.0/33"], "spec.LoadBalancerSourceRanges[0]"),
+        ("LoadBalancer", ["10.0.0.0/8", "not-a-cidr"], "spec.LoadBalancerSourceRanges[1]"),
+        ("LoadBalancer", ["2001:db8::/129"], "spec.LoadBalancerSourceRanges[0]"),
+        ("ClusterIP", ["10.0.0.0/8"], "spec.LoadBalancerSourceRanges"),
+        ("LoadBalancer", [" 10.0.0.1/8", "2001:db8::1/64", "010.0.0.0/8"], None),
+    ],
+)
+def test_load_balancer_source_ranges(
+    api: ApiServer, kind: str, ranges: list[str], field: str | None
+) -> None:
+    body = service("s", type=kind, loadBalancerSourceRanges=ranges)
+    if field is None:
+        assert api.create(body)["spec"]["loadBalancerSourceRanges"] == ranges
+        return
+    with pytest.raises(ApiError) as info:
+        api.create(body)
+    assert info.value.code == 422
+    assert info.value.status()["details"]["causes"][0]["field"] == field
 
 
 def test_type_change_away_from_load_balancer_clears_status(api: ApiServer) -> None:

@@ -174,6 +174,7 @@ class ServiceRules:
                 "FieldValueForbidden",
                 "Forbidden: may only be used when `type` is 'LoadBalancer'",
             )
+        self.source_ranges(kind)
         self.cluster_ips()
         needs_ports = kind == "NodePort" or (
             kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is not False
@@ -227,6 +228,25 @@ class ServiceRules:
                     f'Duplicate value: {{"port": {number}, "protocol": "{protocol}"}}',
                 )
             seen.add((number, protocol))
+
+    def source_ranges(self, kind: str) -> None:
+        """`loadBalancerSourceRanges`: CIDRs (space-padding allowed, host bits too, as Go's
+        parser), and only on a LoadBalancer. The field path is spelled as upstream spells it."""
+        ranges = self.spec.get("loadBalancerSourceRanges")
+        if not ranges:
+            return
+        path = "spec.LoadBalancerSourceRanges"
+        if kind != "LoadBalancer":
+            self.bad(path, "FieldValueForbidden", _ONLY_LOAD_BALANCER)
+            return
+        for i, value in enumerate(ranges if isinstance(ranges, list) else [ranges]):
+            if not isinstance(value, str) or parse_cidr_sloppy(value.strip()) is None:
+                self.bad(
+                    f"{path}[{i}]",
+                    "FieldValueInvalid",
+                    f'Invalid value: "{value}": must be a valid CIDR value, '
+                    "(e.g. 10.9.8.0/24 or 2001:db8::/64)",
+                )
 
     def cluster_ips(self) -> None:
         spec = self.spec
@@ -526,23 +546,28 @@ def drop_type_dependent_fields(new: Obj, old: Obj) -> None:
 def validate_service_status(obj: Obj) -> list[Cause]:
     causes: list[Cause] = []
     lb = (obj.get("status") or {}).get("loadBalancer") or {}
+    if lb.get("ingress") and (obj.get("spec") or {}).get("type", "ClusterIP") != "LoadBalancer":
+        return [
+            (
+                "status.loadBalancer.ingress",
+                "FieldValueForbidden",
+                "Forbidden: may only be used when `spec.type` is 'LoadBalancer'",
+            )
+        ]
     for i, ingress in enumerate(lb.get("ingress") or []):
         path = f"status.loadBalancer.ingress[{i}]"
         if not isinstance(ingress, dict):
             causes.append((path, "FieldValueInvalid", "Invalid value: must be an object"))
             continue
         ip = ingress.get("ip")
-        if ip:
-            try:
-                ipaddress.ip_address(ip)
-            except ValueError:
-                causes.append(
-                    (
-                        f"{path}.ip",
-                        "FieldValueInvalid",
-                        f'Invalid value: "{ip}": must be a valid IP address',
-                    )
+        if ip and parse_ip_sloppy(ip) is None:
+            causes.append(
+                (
+                    f"{path}.ip",
+                    "FieldValueInvalid",
+                    f'Invalid value: "{ip}": must be a valid IP address',
                 )
+            )
         hostname = ingress.get("hostname")
         if hostname and _is_ip(hostname):
             causes.append(
@@ -577,3 +602,36 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_ONLY_LOAD_BALANCER = "Forbidden: may only be used when `type` is 'LoadBalancer'"
+
+
+def _without_leading_zeros(text: str) -> str:
+    """A dotted IPv4 address with leading zeros read as decimal ("192.0.2.01" -> "192.0.2.1"),
+    as Go's legacy parser (netutils.ParseIPSloppy) reads it; anything else unchanged."""
+    parts = text.split(".")
+    if len(parts) == 4 and all(p.isdigit() and p.isascii() and len(p) <= 3 for p in parts):
+        return ".".join(str(int(p)) for p in parts)
+    return text
+
+
+def parse_ip_sloppy(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address as kube-apiserver reads fields validated before 1.33's strict parsing."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return ipaddress.ip_address(_without_leading_zeros(text))
+    except ValueError:
+        return None
+
+
+def parse_cidr_sloppy(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """A CIDR as Go's legacy ParseCIDR reads it: host bits may be set, leading zeros allowed."""
+    address, slash, prefix = text.partition("/")
+    if not slash or not prefix.isdigit() or not prefix.isascii():
+        return None
+    try:
+        return ipaddress.ip_network(f"{_without_leading_zeros(address)}/{prefix}", strict=False)
+    except ValueError:
+        return None
