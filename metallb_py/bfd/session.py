@@ -51,6 +51,9 @@ class Transition:
     new: State
     diag: Diag
     at: float
+    peer_state: State
+    """What the peer last said: AdminDown means it stopped on purpose, and its clients
+    should stay up (RFC 5882 section 3.2)."""
 
 
 @dataclass
@@ -239,7 +242,7 @@ class BfdSession:
             return
         self.state = new
         self.local_diag = diag
-        actions.transitions.append(Transition(old, new, diag, now))
+        actions.transitions.append(Transition(old, new, diag, now, self.remote_state))
         if new is State.UP:
             self.counters.up_events += 1
         elif old is State.UP:
