@@ -264,11 +264,13 @@ class Membership:
             return
         self._last_view = view
         log.info(
-            "membership: live=%s minority=%s (%d/%d heard)",
+            "membership: live=%s minority=%s (%d/%d heard, %d leased)%s",
             sorted(view.live_nodes),
             view.in_minority,
             view.alive,
             view.known,
+            view.leased,
+            "" if view.link_up else " link down",
         )
         if self.on_change is not None:
             self.on_change(view)
