@@ -17,8 +17,9 @@ What it does (docs/bgp.md, "BFD"):
   discriminator;
 - a packet with Poll is answered at once with Final (even by a passive session);
 - passive: nothing is sent until the peer's discriminator is known;
-- a state change sends a packet at once instead of waiting for the next interval (as FRR does),
-  so a session comes up in a round trip rather than in seconds of slow-start intervals.
+- a state change, or the peer starting over with a new discriminator, sends a packet at once
+  instead of waiting for the next interval (as FRR does), so a session comes up in a round
+  trip rather than in seconds of slow-start intervals.
 Demand mode and the echo function are not implemented: we never set D and always send a
 Required Min Echo RX of 0, which tells the peer not to send echoes.
 """
@@ -161,6 +162,7 @@ class BfdSession:
             return actions
         self.counters.packets_in += 1
         old_interval = self.transmit_interval
+        restarted = self.remote_discriminator not in (0, packet.my_discriminator)
         self.remote_discriminator = packet.my_discriminator
         self.remote_state = packet.state
         self.remote_min_rx = packet.required_min_rx
@@ -186,6 +188,11 @@ class BfdSession:
             self._change(State.DOWN, Diag.NEIGHBOR_SIGNALED_DOWN, now, actions)
         if packet.poll:
             actions.send.append(self._packet(final=True))
+            self.counters.packets_out += 1
+        elif restarted and not actions.send and self._may_send():
+            # The peer started a new session (new discriminator): tell it ours at once rather
+            # than after a slow-start interval.
+            actions.send.append(self._packet())
             self.counters.packets_out += 1
         interval = self.transmit_interval
         if self._next_tx is None and interval and self._may_send():

@@ -203,3 +203,15 @@ def test_admin_down_tells_the_peer_then_stays_silent() -> None:
     assert [(p.state, p.diag) for p in got.send] == [(State.ADMIN_DOWN, Diag.ADMINISTRATIVELY_DOWN)]
     assert s.next_wakeup() is None
     assert s.receive(peer_packet(State.UP), 1.1).discarded
+
+
+def test_a_peer_starting_over_is_answered_at_once() -> None:
+    """FRR re-creates its session (new discriminator) when bgpd learns the local address:
+    our Init goes to the new one at once, not after a 1 s slow-start interval."""
+    s = new()
+    s.receive(peer_packet(State.DOWN, your=0), 0.1)
+    assert s.state is State.INIT
+    again = ControlPacket(State.DOWN, PEER + 1, 0, 1_000_000, 100_000, 3)
+    got = s.receive(again, 0.2)
+    assert [(p.state, p.your_discriminator) for p in got.send] == [(State.INIT, PEER + 1)]
+    assert s.receive(again, 0.3).send == []  # same discriminator: the periodic rate applies

@@ -39,7 +39,6 @@ from metallb_lab.lab.layout import (
 from metallb_lab.lab.lifecycle import down
 from metallb_lab.lab.preflight import preflight_bgp
 from metallb_lab.lab.router import (
-    FRR_ZEBRA,
     ROUTER_DIR,
     json_documents,
     lab_router,
@@ -50,7 +49,7 @@ from metallb_lab.lab.router import (
 from metallb_lab.lab.state import LabError
 from metallb_lab.lab.status import LabStatus, NodeStatus, RouterStatus, ServiceStatus
 from metallb_lab.netns import is_documentation_address, wait_for
-from metallb_lab.routers import FRR_BGPD
+from metallb_lab.routers import FRR_BGPD, FRR_ZEBRA
 from metallb_py.config import Protocol, parse_config
 
 from .conftest import TEST_PREFIX, LabEnv
@@ -336,7 +335,16 @@ def test_bgp_up_status_down(bgp_env: LabEnv) -> None:
     assert "vtysh --vty_socket" in up.stdout
     state = json.loads((bgp_env.directory / "state.json").read_text())
     roles = {p["role"] for p in state["processes"]}
-    assert roles == {"apiserver", "portal", "controller", "backend", "speaker", "bgpd", "zebra"}
+    assert roles == {
+        "apiserver",
+        "portal",
+        "controller",
+        "backend",
+        "speaker",
+        "bgpd",
+        "bfdd",
+        "zebra",
+    }
     daemons = _frr_daemons(bgp_env)
     assert set(daemons) == {"bgpd", "zebra"}
     # zebra runs as user frr (the notes' recipe), bgpd as root.
@@ -474,9 +482,10 @@ def test_bgp_demo(bgp_env: LabEnv) -> None:
     assert moved is not None and moved.group(1) != moved.group(2), out
     gap = re.search(r"gap seen by the client: (\d+) ms", out)
     assert gap is not None and int(gap.group(1)) > 0, out
-    # The node vanished without a word: FRR's hold timer found out, then withdrew it.
+    # The node vanished without a word: FRR's BFD found out (issue 14: no longer the hold
+    # timer), then withdrew it.
     assert re.search(r"FRR: session with n\d \(192\.0\.2\.1\d\) down [\d.]+ s after", out), out
-    assert "4/0 Hold Timer Expired" in out
+    assert "6/10 Cease/BFD Down" in out
     assert "FRR's route for web (203.0.113." in out and f"now via {moved.group(2)}" in out
     assert "demo OK" in out
     assert bgp_env.namespaces() == []

@@ -4,8 +4,9 @@ all of it worked (the command's exit status).
 
 Layer2: the owner is the elected node; the failover is the next node's gratuitous ARP.
 BGP: the owner is the ECMP next hop the client's flow hashes to; the node vanishes (link down,
-then SIGKILL: not even a TCP FIN reaches the router), FRR drops the session when the hold time
-(3 s in the lab's config) runs out and withdraws that next hop, the flow re-hashes to another.
+then SIGKILL: not even a TCP FIN reaches the router), FRR's BFD misses three 100 ms packets and
+drops the session (instead of waiting for the 3 s hold time) and withdraws that next hop, the
+flow re-hashes to another.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metallb_lab.lab import render
-from metallb_lab.lab.layout import BGP_HOLD_TIME, ApiBackend, Mode, expected_owner
+from metallb_lab.lab.layout import (
+    BFD_DETECT_MULTIPLIER,
+    BFD_INTERVAL_MS,
+    BGP_HOLD_TIME,
+    ApiBackend,
+    Mode,
+    expected_owner,
+)
 from metallb_lab.lab.lifecycle import down, up
 from metallb_lab.lab.probe import Failover, ProbeProcess, analyse
 from metallb_lab.lab.router import RouterError, sessions_down
@@ -126,7 +134,7 @@ def run_bgp_demo(
     vanish, measure the client's gap and when FRR dropped the session, down."""
     problems: list[str] = []
     failover: Failover | None = None
-    what = "bgp (FRR zebra + bgpd in the client namespace)"
+    what = "bgp (FRR zebra + bfdd + bgpd in the client namespace, BFD on every session)"
     lab = _up(nodes, Mode.BGP, what, apiserver, directory, prefix, echo)
     survivors: list[str] = []
     try:
@@ -245,7 +253,8 @@ def _report_withdrawal(
         event = events[0]
         echo(
             f"   FRR: session with {owner} ({address}) down {event.at - crashed_wall:.2f} s after "
-            f"the crash ({event.reason}; hold time {BGP_HOLD_TIME} s)"
+            f"the crash ({event.reason}; BFD detection {BFD_DETECT_MULTIPLIER} x "
+            f"{BFD_INTERVAL_MS} ms, hold time {BGP_HOLD_TIME} s)"
         )
     else:
         problems.append(f"no session drop for {address} in FRR's log")

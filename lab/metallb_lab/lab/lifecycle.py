@@ -242,10 +242,11 @@ def _build(lab: Lab, layout: LabLayout, progress: Progress) -> None:
 
 def _mode_extras(lab: Lab, layout: LabLayout, progress: Progress) -> None:
     """Per-mode additions to the shared LAN. Layer2 needs none; BGP starts its router: FRR
-    zebra + bgpd in the client namespace, a passive neighbour per node address."""
+    zebra + bfdd + bgpd in the client namespace, a passive neighbour with BFD per node
+    address."""
     if layout.mode is Mode.BGP:
         progress(
-            f"starting FRR (zebra + bgpd, AS {ROUTER_ASN}) in {layout.client_netns}, "
+            f"starting FRR (zebra + bfdd + bgpd, AS {ROUTER_ASN}) in {layout.client_netns}, "
             f"peering with {len(layout.nodes)} nodes"
         )
         lab.start_router()
@@ -288,7 +289,7 @@ def _down(directory: Path, prefix: str) -> DownReport:
     stopped: list[int] = []
     # Components first, while the API server and the portal still answer their goodbyes;
     # the router after the speakers (it sees their Cease, not a hold timer).
-    for roles in (("speaker", "controller", "backend"), ("portal", "bgpd", "zebra")):
+    for roles in (("speaker", "controller", "backend"), ("portal", "bgpd", "bfdd", "zebra")):
         stopped += processes.stop((p.pid, p.start_time) for p in recorded if p.role in roles)
     # The API server last; kube-apiserver's wrapper stops it and etcd, which takes seconds.
     stopped += processes.stop(

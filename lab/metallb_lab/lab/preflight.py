@@ -8,9 +8,8 @@ import os
 import shutil
 from collections.abc import Sequence
 
-from metallb_lab.lab import router
 from metallb_lab.lab.state import LabError
-from metallb_lab.routers import FRR_BGPD
+from metallb_lab.routers import FRR_BFDD, FRR_BGPD, FRR_ZEBRA
 
 PACKAGES = {
     "ip": "iproute2",
@@ -39,9 +38,9 @@ def preflight(tools: Sequence[str] = TOOLS_UP) -> None:
 
 
 def preflight_bgp() -> None:
-    """FRR's vtysh, bgpd and zebra (not on PATH: /usr/lib/frr)."""
+    """FRR's vtysh, bgpd, zebra and bfdd (not on PATH: /usr/lib/frr)."""
     preflight(TOOLS_BGP)
-    missing = [d for d in (FRR_BGPD, router.FRR_ZEBRA) if not os.path.exists(d)]
+    missing = [d for d in (FRR_BGPD, FRR_ZEBRA, FRR_BFDD) if not os.path.exists(d)]
     if missing:
         raise LabError(
             f"missing {', '.join(missing)}: run `bash scripts/setup.sh` (or apt-get install frr)"

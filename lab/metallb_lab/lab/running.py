@@ -256,9 +256,10 @@ class Lab:
             router.lab_router(self.layout, self.directory) if self.layout.mode is Mode.BGP else None
         )
 
-    def start_router(self) -> tuple[ProcessRecord, ProcessRecord]:
-        """zebra, then bgpd connected to it, in the client namespace; both recorded (roles
-        `zebra`, `bgpd`) so `down` stops them. Returns once bgpd answers vtysh."""
+    def start_router(self) -> tuple[ProcessRecord, ProcessRecord, ProcessRecord]:
+        """zebra, then bfdd and bgpd connected to it, in the client namespace; all recorded
+        (roles `zebra`, `bfdd`, `bgpd`) so `down` stops them. Returns once bgpd answers
+        vtysh."""
         frr = self.router
         if frr is None:
             raise LabError("the router runs in bgp mode only")
@@ -269,9 +270,11 @@ class Lab:
         frr.write_config()
         zebra = self._spawn("zebra", frr.zebra_argv(), netns_name=self.layout.client_netns)
         self._wait_ready(zebra, frr.zebra_ready, "zebra")
+        bfdd = self._spawn("bfdd", frr.bfdd_argv(), netns_name=self.layout.client_netns)
+        self._wait_ready(bfdd, frr.bfdd_ready, "bfdd")
         bgpd = self._spawn("bgpd", frr.argv(), netns_name=self.layout.client_netns)
         self._wait_ready(bgpd, frr.ready, "bgpd")
-        return zebra, bgpd
+        return zebra, bfdd, bgpd
 
     def _wait_ready(self, rec: ProcessRecord, ready: Callable[[], bool], what: str) -> None:
         def check() -> bool:
@@ -460,10 +463,14 @@ class Lab:
         """Wait until every Service is announced by exactly its elected node and `curl` from
         the client gets that node's answer (speakers starting one by one briefly elect among
         themselves); in bgp mode, until the router's installed route for every Service leads
-        to exactly the expected nodes and `curl` is answered by one of them. Returns Service
-        -> answering node."""
+        to exactly the expected nodes and `curl` is answered by one of them, and FRR's BFD
+        session with every live node is Up (a crash before that would meet the hold timer).
+        Returns Service -> answering node."""
         if self.layout.mode is Mode.BGP:
-            return self.wait_routes(timeout)
+            started = time.monotonic()
+            answers = self.wait_routes(timeout)
+            self.wait_bfd(max(1.0, timeout - (time.monotonic() - started)))
+            return answers
         expected = self.expected_owners()
         last: dict[str, Any] = {}
 
@@ -537,6 +544,25 @@ class Lab:
                 + self._logs_of("speaker", "bgpd")
             ) from None
         return answers
+
+    def wait_bfd(self, timeout: float = REACHABLE_TIMEOUT) -> None:
+        """bgp mode: FRR's BFD session with every live node is Up."""
+        frr = self.router
+        if frr is None:
+            raise LabError("BFD runs in bgp mode only")
+        addresses = [self.layout.node(n).ipv4 for n in self.live_nodes()]
+
+        def up() -> bool:
+            states = {p.get("peer"): p.get("status") for p in frr.bfd_peers()}
+            return all(states.get(a) == "up" for a in addresses)
+
+        try:
+            netns.wait_for(up, timeout, interval=0.2, what="FRR's BFD sessions up")
+        except TimeoutError:
+            raise LabError(
+                f"FRR's BFD sessions with {addresses} were not all up within {timeout:.0f} s:\n"
+                + self._logs_of("speaker", "bfdd")
+            ) from None
 
     def _logs_of(self, *roles: str) -> str:
         return "\n".join(
