@@ -25,7 +25,7 @@ from metallb_py.k8s.objects import (
     value_at,
 )
 from metallb_py.logs import kv
-from metallb_py.speaker.heartbeat import IPAddress
+from metallb_py.speaker.heartbeat import IPAddress, View
 from metallb_py.speaker.membership import Membership
 from metallb_py.speaker.nodes import fallback_live_nodes
 
@@ -69,6 +69,7 @@ class LiveNodes:
         self.claims = claims
         self.membership: Membership | None = None
         self._fallback_live: frozenset[str] = frozenset()
+        self._decided_on: tuple[object, ...] | None = None
         self._speaker_pods: list[Obj] = []
 
     async def start(self) -> None:
@@ -87,7 +88,7 @@ class LiveNodes:
             secret=self.ml_secret_key or None,
             bind_host=self.ml_bind_addr,
             port=self.ml_bind_port,
-            on_change=lambda view: self.on_change(),
+            on_change=self._membership_changed,
             claims=self.claims,
         )
         await self.membership.start()
@@ -98,6 +99,14 @@ class LiveNodes:
             await asyncio.wait_for(self.membership.wait_settled(), MEMBERSHIP_SETTLE_TIMEOUT)
         except TimeoutError:
             log.warning("membership did not settle within 5 s", extra=kv(op="startup"))
+
+    def _membership_changed(self, view: View) -> None:
+        """Re-evaluate only when something the decision reads changed (not, say, one lease of
+        a quorum that still holds)."""
+        decided_on = (view.live_nodes, view.may_answer, view.claimed)
+        if decided_on != self._decided_on:
+            self._decided_on = decided_on
+            self.on_change()
 
     async def stop(self) -> None:
         if self.membership is not None:

@@ -19,11 +19,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from metallb_lab import netns
-from metallb_lab.lab.layout import BRIDGE, expected_owner
+from metallb_lab.lab.layout import APPS_NAMESPACE, BRIDGE, expected_owner
 from metallb_lab.lab.running import Lab
 
 HEARTBEAT_PORT = 7946
@@ -119,6 +120,11 @@ class Repetition:
     """Heal -> the first request answered by the returning owner alone."""
     unanswered: int = 0
     """Requests nobody answered, cut to heal-settled."""
+    margin: float | None = None
+    """From the speakers' logs (not the oracle): the owner's withdrawal -> the interim owner's
+    announcement, after the cut (positive: one stopped before the other started)."""
+    heal_margin: float | None = None
+    """The same at heal: the interim owner's withdrawal -> the owner's announcement."""
 
 
 @dataclass
@@ -135,6 +141,8 @@ class Result:
             "double": [asdict(s) for s in self.double],
             "takeover": summary([r.takeover for r in self.repetitions]),
             "heal": summary([r.heal for r in self.repetitions]),
+            "margin": summary([r.margin for r in self.repetitions]),
+            "heal_margin": summary([r.heal_margin for r in self.repetitions]),
         }
 
 
@@ -149,6 +157,27 @@ def summary(values: list[float | None]) -> dict[str, float | int]:
         "max": max(found),
         "min": min(found),
     }
+
+
+def speaker_event(lab: Lab, node: str, event: str, service: str, since: float) -> float | None:
+    """Wall time of `node`'s first `event` (serviceAnnounced / serviceWithdrawn) for `service`
+    (namespace/name) at or after `since`, from its JSON log."""
+    path = lab.log(f"speaker-{node}")
+    if not path.exists():
+        return None
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+            ts = datetime.fromisoformat(entry["ts"]).timestamp()
+        except (ValueError, KeyError, TypeError):
+            continue
+        if ts >= since and entry.get("event") == event and entry.get("service") == service:
+            return ts
+    return None
+
+
+def _between(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else end - start
 
 
 def run(
@@ -175,14 +204,14 @@ def run(
             raise RuntimeError(f"{owner} does not answer ARP for {ip}")
         for i in range(repetitions):
             ns = lab.node_ns(owner)
-            cut = time.monotonic()
+            cut, cut_wall = time.monotonic(), time.time()
             nft_cut(ns)
             try:
                 assert interim_expected is not None
                 taken = watch.wait_answering(ip, macs[interim_expected], cut, timeout)
                 time.sleep(hold)
             finally:
-                healed = time.monotonic()
+                healed, healed_wall = time.monotonic(), time.time()
                 nft_heal(ns)
             back = watch.wait_answering(ip, macs[owner], healed, timeout)
             time.sleep(0.5)
@@ -196,10 +225,20 @@ def run(
                 back.t - healed if back is not None else None,
                 sum(1 for s in samples if s.garp is None and not s.macs),
             )
+            key = f"{APPS_NAMESPACE}/{service}"
+            rep.margin = _between(
+                speaker_event(lab, owner, "serviceWithdrawn", key, cut_wall),
+                speaker_event(lab, interim_expected, "serviceAnnounced", key, cut_wall),
+            )
+            rep.heal_margin = _between(
+                speaker_event(lab, interim_expected, "serviceWithdrawn", key, healed_wall),
+                speaker_event(lab, owner, "serviceAnnounced", key, healed_wall),
+            )
             result.repetitions.append(rep)
             say(
                 f"partition #{i + 1}: {owner} cut -> {rep.interim} answers after "
-                f"{_ms(rep.takeover)}, healed -> {owner} answers after {_ms(rep.heal)}"
+                f"{_ms(rep.takeover)}, healed -> {owner} answers after {_ms(rep.heal)} "
+                f"(logs: stop -> start {_ms(rep.margin)}, at heal {_ms(rep.heal_margin)})"
             )
     finally:
         watch.close()
