@@ -35,11 +35,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from metallb_lab import netns
+from metallb_lab.harness.partition import log_entries
 from metallb_lab.lab.commands import backend_command
 from metallb_lab.lab.layout import LabLayout, expected_owner, plan_lab
 from metallb_lab.lab.lifecycle import down, up
@@ -188,12 +188,7 @@ def speaker_timeline(log: Path, dead: str, crash_wall: float) -> tuple[float | N
     """From the new owner's JSON log: seconds from the crash to the first membership view
     without `dead`, and to the first `serviceAnnounced` of default/web after the crash."""
     detected = announced = None
-    for line in log.read_text(errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-            ts = datetime.fromisoformat(entry["ts"]).timestamp()
-        except (ValueError, KeyError, TypeError):
-            continue
+    for ts, entry in log_entries(log):
         if ts < crash_wall:
             continue
         msg = str(entry.get("msg", ""))

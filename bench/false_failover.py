@@ -31,12 +31,11 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bench.failover import wait_quiet
-from metallb_lab.harness.partition import ArpWatch, Sample
+from metallb_lab.harness.partition import ArpWatch, Sample, log_entries
 from metallb_lab.lab.lifecycle import down, up
 from metallb_lab.lab.preflight import preflight
 from metallb_lab.lab.running import Lab
@@ -128,15 +127,7 @@ def analyse_arp(samples: list[Sample], observed: Observed) -> None:
 
 def analyse_logs(lab: Lab, since_wall: float, observed: Observed) -> None:
     for node in lab.layout.node_names:
-        path = lab.log(f"speaker-{node}")
-        if not path.exists():
-            continue
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-                ts = datetime.fromisoformat(entry["ts"]).timestamp()
-            except (ValueError, KeyError, TypeError):
-                continue
+        for ts, entry in log_entries(lab.log(f"speaker-{node}")):
             if ts < since_wall:
                 continue
             if entry.get("event") in ("serviceAnnounced", "serviceWithdrawn"):

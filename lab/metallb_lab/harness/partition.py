@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -159,18 +159,22 @@ def summary(values: list[float | None]) -> dict[str, float | int]:
     }
 
 
-def speaker_event(lab: Lab, node: str, event: str, service: str, since: float) -> float | None:
-    """Wall time of `node`'s first `event` (serviceAnnounced / serviceWithdrawn) for `service`
-    (namespace/name) at or after `since`, from its JSON log."""
-    path = lab.log(f"speaker-{node}")
+def log_entries(path: Path) -> Iterator[tuple[float, dict[str, Any]]]:
+    """(wall time, entry) of every JSON line of a speaker's log (other lines skipped)."""
     if not path.exists():
-        return None
+        return
     for line in path.read_text(errors="replace").splitlines():
         try:
             entry = json.loads(line)
-            ts = datetime.fromisoformat(entry["ts"]).timestamp()
-        except (ValueError, KeyError, TypeError):
+            yield datetime.fromisoformat(entry["ts"]).timestamp(), entry
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue
+
+
+def speaker_event(lab: Lab, node: str, event: str, service: str, since: float) -> float | None:
+    """Wall time of `node`'s first `event` (serviceAnnounced / serviceWithdrawn) for `service`
+    (namespace/name) at or after `since`, from its JSON log."""
+    for ts, entry in log_entries(lab.log(f"speaker-{node}")):
         if ts >= since and entry.get("event") == event and entry.get("service") == service:
             return ts
     return None
