@@ -33,21 +33,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.partition", description=__doc__)
     parser.add_argument("--repetitions", type=int, default=20)
     parser.add_argument("--hold", type=float, default=1.0, help="seconds the partition lasts")
+    parser.add_argument(
+        "--sample-interval", type=float, default=0.05, help="seconds between ARP requests"
+    )
+    parser.add_argument("--no-wait", action="store_true", help="do not wait for load < 1.5")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not 1 <= args.repetitions <= 100 or not 0.2 <= args.hold <= 30:
         parser.error("--repetitions must be 1..100 and --hold 0.2..30")
+    if not 0.005 <= args.sample_interval <= 1:
+        parser.error("--sample-interval must be 0.005..1")
     try:
         preflight(("curl", "nft"))
     except LabError as e:
         print(f"bench.partition: {e}", file=sys.stderr)
         return 1
-    return run_stoppable("bench.partition", lambda: measure(args.repetitions, args.hold, args.json))
+    return run_stoppable(
+        "bench.partition",
+        lambda: measure(
+            args.repetitions, args.hold, args.sample_interval, args.json, not args.no_wait
+        ),
+    )
 
 
-def measure(repetitions: int, hold: float, as_json: bool) -> int:
+def measure(
+    repetitions: int, hold: float, sample_interval: float, as_json: bool, wait: bool = True
+) -> int:
     progress = Progress("bench.partition")
-    load = wait_quiet(progress)
+    load = wait_quiet(progress) if wait else os.getloadavg()[0]
     prefix = f"mlbpart{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="bench-partition-") as tmp:
         workdir = Path(tmp)
@@ -67,14 +80,18 @@ def measure(repetitions: int, hold: float, as_json: bool) -> int:
         print(json.dumps({"load": load, **data}, indent=2))
         return 0
     takeover, heal = data["takeover"], data["heal"]
+    margin, heal_margin = data["margin"], data["heal_margin"]
     print(
         f"Partition/heal of the layer2 owner, {repetitions} repetitions, hold {hold:g} s, "
-        f"load {load:.2f} at start\n"
+        f"ARP request every {sample_interval * 1000:g} ms, load {load:.2f} at start\n"
         f"requests sampled: {result.requests}; answered by two MACs: {len(result.double)}\n"
         f"cut -> interim owner answers: median {_ms(takeover.get('median'))}, "
         f"max {_ms(takeover.get('max'))}, missing {takeover['missing']}\n"
         f"heal -> elected owner answers: median {_ms(heal.get('median'))}, "
-        f"max {_ms(heal.get('max'))}, missing {heal['missing']}"
+        f"max {_ms(heal.get('max'))}, missing {heal['missing']}\n"
+        f"speaker logs, owner stopped -> interim started: min {_ms(margin.get('min'))}, "
+        f"median {_ms(margin.get('median'))}; at heal, interim stopped -> owner started: "
+        f"min {_ms(heal_margin.get('min'))}, median {_ms(heal_margin.get('median'))}"
     )
     return 0 if not result.double else 2
 

@@ -68,13 +68,20 @@ def read_samples(path: Path) -> list[Sample]:
 class ArpWatch:
     """The `arpwatch` harness running in the client namespace, writing to `path`."""
 
-    def __init__(self, lab: Lab, ips: list[str], path: Path, duration: float) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        ips: list[str],
+        path: Path,
+        duration: float,
+        interval: float = SAMPLE_INTERVAL,
+    ) -> None:
         self.path = path
         path.write_text("")
         argv = [sys.executable, "-m", "metallb_lab.harness.arpwatch", "--iface", BRIDGE]
         for ip in ips:
             argv += ["--ip", ip]
-        argv += ["--interval", str(SAMPLE_INTERVAL), "--duration", str(duration)]
+        argv += ["--interval", str(interval), "--duration", str(duration)]
         argv += ["--out", str(path)]
         self.proc = subprocess.Popen(
             lab.client.argv(argv),
@@ -192,6 +199,7 @@ def run(
     *,
     hold: float = 1.0,
     timeout: float = 5.0,
+    sample_interval: float = SAMPLE_INTERVAL,
     say: Callable[[str], None] = lambda text: None,
 ) -> Result:
     """`repetitions` partitions and heals of `service`'s owner; the lab must be settled."""
@@ -201,7 +209,7 @@ def run(
     assert owner is not None
     interim_expected = expected_owner(plan, ip, [n for n in lab.layout.node_names if n != owner])
     macs = lab.state.macs
-    watch = ArpWatch(lab, [ip], workdir / "arpwatch.jsonl", duration=60 + repetitions * 10)
+    watch = ArpWatch(lab, [ip], workdir / "arpwatch.jsonl", 60 + repetitions * 10, sample_interval)
     result = Result()
     try:
         if watch.wait_answering(ip, macs[owner], time.monotonic(), 10) is None:
