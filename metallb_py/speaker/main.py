@@ -199,9 +199,11 @@ class SpeakerProcess(ConfigProcess[SpeakerSettings]):
             await self._shutdown_protocols()
 
     async def _shutdown_protocols(self) -> None:
+        # Stop answering ARP/NDP before membership tells the peers we left: they take the IPs
+        # over the moment they hear it (docs/membership.md, "Heal: the handover").
+        await self.announcer.close()
         await self.bgp.close_all()
         await self.live.stop()
-        await self.announcer.close()
 
     async def _choose_endpoint_source(self) -> None:
         """EndpointSlices (discovery.k8s.io/v1) unless `--disable-epslices` or the API server
@@ -273,6 +275,8 @@ class SpeakerProcess(ConfigProcess[SpeakerSettings]):
                 log.exception("unexpected error", extra=kv(op="process", item=":".join(item)))
                 outcome = Outcome.ERROR
             self._finish(item, outcome)
+            if self._config_applied and not len(self.queue):
+                self.bgp.start_up_done()  # every Service seen once: BGP tables are whole
             # Let responders, sessions and heartbeats run between items.
             await asyncio.sleep(0)
 
