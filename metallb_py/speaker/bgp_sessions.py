@@ -68,6 +68,9 @@ class PeerSessions:
         self.bfd_service: BfdService | None = None
         self._wanted_routes = wanted_routes
         self._route_push: asyncio.TimerHandle | None = None
+        self.routes_complete = False
+        """The start-up reconcile is over; until then sessions hold their first table and
+        End-of-RIB (docs/bgp.md, "Graceful restart")."""
 
     @property
     def any_selected(self) -> bool:
@@ -95,7 +98,9 @@ class PeerSessions:
         if closing:
             await asyncio.gather(*closing, return_exceptions=True)
         for peer in plan.open:
-            session = BgpSession(peer, self.node_name, host=self.host)
+            session = BgpSession(
+                peer, self.node_name, host=self.host, wait_for_routes=not self.routes_complete
+            )
             self.sessions[peer] = session
             log.info(
                 "BGP session added",
@@ -161,6 +166,15 @@ class PeerSessions:
         if t.old is State.UP and t.new is not State.UP and t.peer_state is not State.ADMIN_DOWN:
             session.drop(f"BFD session down ({t.diag.name.lower().replace('_', ' ')})")
 
+    def start_up_done(self) -> None:
+        """Every Service was reconciled once: the route set is whole, first tables may go."""
+        if self.routes_complete:
+            return
+        self.routes_complete = True
+        self.push_routes()
+        for session in self.sessions.values():
+            session.routes_complete()
+
     def schedule_push(self) -> None:
         """Coalesce route changes: one push for a burst of reconciles (a no-op outside the
         event loop)."""
@@ -185,11 +199,15 @@ class PeerSessions:
             session.set_routes(routes)
 
     async def close_all(self) -> None:
-        """The process stops: Cease 6/2 "Administrative Shutdown" to every peer, concurrently."""
+        """The process stops: Cease 6/2 "Administrative Shutdown" to every peer, concurrently;
+        a peer with graceful restart negotiated gets none and keeps our routes (docs/bgp.md)."""
         sessions = list(self.sessions.values())
         self.sessions.clear()
         await asyncio.gather(
-            *(s.close(bgp_messages.CeaseSubcode.ADMINISTRATIVE_SHUTDOWN) for s in sessions),
+            *(
+                s.close(bgp_messages.CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, graceful=True)
+                for s in sessions
+            ),
             return_exceptions=True,
         )
         self.bfd.clear()
