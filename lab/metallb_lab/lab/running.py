@@ -50,6 +50,7 @@ from metallb_lab.lab.status import (
 from metallb_lab.lab.topology import (
     link_is_up,
     link_up,
+    readdress,
 )
 from metallb_lab.netns import Netns
 
@@ -431,8 +432,10 @@ class Lab:
         return at
 
     def restore(self, node: str) -> ProcessRecord:
-        """Link up again and a fresh speaker (as a rebooted node)."""
+        """Link up again, its addresses back and a fresh speaker (as a rebooted node)."""
         link_up(self.node_ns(node), True)
+        plan = self.layout.node(node)
+        readdress(self.node_ns(node), (plan.ipv4_cidr, plan.ipv6_cidr))
         return self.start_speaker(node)
 
     def live_nodes(self) -> list[str]:

@@ -6,7 +6,9 @@ namespaces the test way, `mlbt-<pid>-...`, through its own `Topology`).
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from metallb_lab.lab.layout import (
@@ -67,6 +69,15 @@ def build_lan(topo: Topology, layout: LabLayout, client_suffix: str = "client") 
         topo.addr(ns, NODE_IFACE, plan.ipv6_cidr)
         nodes[plan.name] = ns
     return Lan(client, nodes)
+
+
+def readdress(ns: Netns, cidrs: Sequence[str], ifname: str = NODE_IFACE) -> None:
+    """Put a node's addresses back after its link was down: the kernel drops IPv6 addresses on
+    link down (`keep_addr_on_down` 0), as a rebooted node would re-apply them."""
+    for cidr in cidrs:
+        check_documentation_address(cidr)
+        nodad = ["nodad"] if ipaddress.ip_interface(cidr).version == 6 else []
+        ns.ip("addr", "replace", cidr, "dev", ifname, *nodad)
 
 
 def add_service_ip(ns: Netns, ip: str) -> None:
