@@ -365,3 +365,29 @@ def test_leaving_peer_is_not_kept_alive_by_older_reports():
     c = net.nodes["c"]
     c.accept(Heartbeat("o", 100, 10_000, WALL, leaving=True), net.now, WALL)
     assert "o" not in c.view(net.now).live_nodes
+
+
+def test_carrier_rule_and_sysfs_watch(tmp_path, monkeypatch):
+    from metallb_py.speaker import membership
+
+    assert membership.carrier_up("up\n", "1\n")
+    assert membership.carrier_up("unknown\n", "1\n")  # drivers without operstate
+    assert not membership.carrier_up("lowerlayerdown\n", "0\n")  # the veth peer is down
+    assert not membership.carrier_up("down\n", None)  # administratively down: unreadable
+    assert not membership.carrier_up("up\n", "0\n")
+
+    monkeypatch.setattr(membership, "SYS_CLASS_NET", tmp_path)
+    eth0 = tmp_path / "eth0"
+    eth0.mkdir()
+    (eth0 / "ifindex").write_text("7\n")
+    (eth0 / "operstate").write_text("up\n")
+    (eth0 / "carrier").write_text("1\n")
+    watch = membership.LinkWatch("eth0", 7)
+    assert watch.enabled and watch.up()
+    (eth0 / "carrier").write_text("0\n")
+    assert not watch.up()
+    (eth0 / "operstate").unlink()  # the interface is gone
+    assert not watch.up()
+    # /sys showing another namespace's eth0 (other ifindex): the watch stays off.
+    other = membership.LinkWatch("eth0", 8)
+    assert not other.enabled and other.up()
