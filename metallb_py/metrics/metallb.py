@@ -4,7 +4,7 @@ where a series differs from upstream's: docs/behaviour-differences.md)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from metallb_py.metrics import Counter, Gauge, Registry, Sample
 
@@ -79,6 +79,17 @@ class BgpPeerStats(NamedTuple):
     pending_prefixes: int
 
 
+class BfdPeerStats(NamedTuple):
+    """One BFD session, labelled as FRR mode's exporter labels it (`peer` = the address)."""
+
+    peer: str
+    up: bool
+    control_packets_in: int
+    control_packets_out: int
+    up_events: int
+    down_events: int
+
+
 class SpeakerMetrics:
     """Speaker families. Layer2 counters keep MetalLB's names, which have no `_total`."""
 
@@ -87,6 +98,7 @@ class SpeakerMetrics:
         registry: Registry,
         layer2_counts: Callable[[], Mapping[str, Mapping[str, int]]] | None = None,
         bgp_peers: Callable[[], Iterable[BgpPeerStats]] | None = None,
+        bfd_peers: Callable[[], Iterable[BfdPeerStats]] | None = None,
     ) -> None:
         self.announced: Gauge = registry.gauge(
             "metallb_speaker_announced",
@@ -141,3 +153,42 @@ class SpeakerMetrics:
                 ("peer",),
                 per_peer("pending_prefixes"),
             )
+        if bfd_peers is not None:
+            sessions = bfd_peers
+
+            def per_session(field: str) -> Callable[[], Iterable[Sample]]:
+                return lambda: [((b.peer,), float(getattr(b, field))) for b in sessions()]
+
+            # FRR mode's names (v0.12's frr-metrics exporter); its echo and zebra counters are
+            # not exposed: the native speaker has neither (docs/bgp.md, "BFD").
+            families: tuple[tuple[str, Literal["counter", "gauge"], str, str], ...] = (
+                ("session_up", "gauge", "up", "1 when the BFD session with the peer is Up."),
+                (
+                    "control_packet_input",
+                    "counter",
+                    "control_packets_in",
+                    "Number of BFD control packets received from the peer.",
+                ),
+                (
+                    "control_packet_output",
+                    "counter",
+                    "control_packets_out",
+                    "Number of BFD control packets sent to the peer.",
+                ),
+                (
+                    "session_up_events",
+                    "counter",
+                    "up_events",
+                    "Number of times the BFD session with the peer went Up.",
+                ),
+                (
+                    "session_down_events",
+                    "counter",
+                    "down_events",
+                    "Number of times the BFD session with the peer went from Up to Down.",
+                ),
+            )
+            for name, kind, field, help_text in families:
+                registry.pulled(
+                    f"metallb_bfd_{name}", help_text, kind, ("peer",), per_session(field)
+                )

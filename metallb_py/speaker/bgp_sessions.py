@@ -22,7 +22,7 @@ from metallb_py.bgp.host import LocalHost
 from metallb_py.bgp.session import BgpSession
 from metallb_py.config import BfdProfile, Config, Peer
 from metallb_py.logs import kv
-from metallb_py.metrics.metallb import BgpPeerStats
+from metallb_py.metrics.metallb import BfdPeerStats, BgpPeerStats
 from metallb_py.speaker import decision as d
 
 log = logging.getLogger("metallb.speaker")
@@ -228,6 +228,42 @@ class PeerSessions:
             )
             for s in list(self.sessions.values())
         )
+
+    def bfd_stats(self) -> list[BfdPeerStats]:
+        """The `metallb_bfd_*` samples: one set per BFD peer address; a removed session's
+        series disappear with it."""
+        return merge_bfd_stats(
+            BfdPeerStats(
+                bfd.label,
+                bfd.session.state is State.UP,
+                bfd.session.counters.packets_in,
+                bfd.session.counters.packets_out,
+                bfd.session.counters.up_events,
+                bfd.session.counters.down_events,
+            )
+            for _, bfd in list(self.bfd.values())
+        )
+
+
+def merge_bfd_stats(stats: Iterable[BfdPeerStats]) -> list[BfdPeerStats]:
+    """One entry per `peer` address (two config peers may share it): up only while all are
+    up, counters summed."""
+    merged: dict[str, BfdPeerStats] = {}
+    for s in stats:
+        held = merged.get(s.peer)
+        merged[s.peer] = (
+            s
+            if held is None
+            else BfdPeerStats(
+                s.peer,
+                held.up and s.up,
+                held.control_packets_in + s.control_packets_in,
+                held.control_packets_out + s.control_packets_out,
+                held.up_events + s.up_events,
+                held.down_events + s.down_events,
+            )
+        )
+    return [merged[p] for p in sorted(merged)]
 
 
 def merge_peer_stats(stats: Iterable[BgpPeerStats]) -> list[BgpPeerStats]:

@@ -119,7 +119,9 @@ class SpeakerProcess(ConfigProcess[SpeakerSettings]):
         super().__init__(settings, api_client, d.COMPONENT, log, event_host=settings.node_name)
         self.announcer = Announcer(only_interfaces=settings.layer2_interfaces)
         self.bgp = PeerSessions(settings.node_name, self._bgp_routes)
-        self.metrics = SpeakerMetrics(self.registry, self.announcer.stats.snapshot, self.bgp.stats)
+        self.metrics = SpeakerMetrics(
+            self.registry, self.announcer.stats.snapshot, self.bgp.stats, self.bgp.bfd_stats
+        )
         self.config: Config | None = None
         self._config_applied = False
         """Sessions and routes follow `config` (set by `_apply_config`)."""

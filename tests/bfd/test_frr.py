@@ -145,6 +145,13 @@ def test_up_with_the_negotiated_timers(link: PeeringLink, frr_dir: Path, family:
             assert s.detection_time == pytest.approx(4 * 0.3)  # FRR's 4 x max(100, 300) ms
             state = await asyncio.to_thread(frr.neighbor_state, node)
             assert state == "Established"
+            (stats,) = sessions.bfd_stats()
+            assert stats.peer == peer and stats.up and stats.up_events == 1
+            counters = await asyncio.to_thread(frr.json, "show bfd peers counters json")
+            (theirs,) = [c for c in counters if c.get("peer") == node]
+            # what FRR counts from us and what we count from FRR, read a moment apart
+            assert abs(theirs["control-packet-input"] - stats.control_packets_out) <= 5
+            assert abs(theirs["control-packet-output"] - stats.control_packets_in) <= 5
         finally:
             await sessions.close_all()
         # AdminDown on close: FRR's view says the peer went down on purpose
