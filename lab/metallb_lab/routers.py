@@ -48,7 +48,8 @@ class Neighbor:
     local_address: str | None = None
     """The router's own source address for this session (GoBGP `local-address`)."""
     bfd: bool = False
-    """FRR: `neighbor X bfd` (needs `FrrBfdRouter`, which runs bfdd): BFD Down drops BGP."""
+    """FRR: `neighbor X bfd` (needs `FrrBfdRouter`, which runs bfdd); BIRD: `bfd on` with a
+    `protocol bfd`. BFD Down drops BGP."""
 
 
 def daemons_available() -> str | None:
@@ -367,6 +368,10 @@ class FrrBfdRouter(FrrRouter):
 
 @dataclass
 class BirdRouter(Router):
+    bfd_interval_ms: int = 100
+    bfd_multiplier: int = 3
+    """BIRD's `protocol bfd` (one interval for both directions), used by neighbours with `bfd`."""
+
     @property
     def config_path(self) -> Path:
         return self.workdir / "bird.conf"
@@ -392,6 +397,15 @@ class BirdRouter(Router):
 
     def config_text(self) -> str:
         lines = [f"router id {self.router_id};", "protocol device {}"]
+        if any(n.bfd for n in self.neighbors):
+            lines += [
+                "protocol bfd {",
+                '  interface "*" {',
+                f"    interval {self.bfd_interval_ms} ms;",
+                f"    multiplier {self.bfd_multiplier};",
+                "  };",
+                "}",
+            ]
         for n in self.neighbors:
             body = [
                 f"  local as {self.asn};",
@@ -405,6 +419,8 @@ class BirdRouter(Router):
                 body.append(f"  hold time {n.hold_time};")
             if not n.four_octet_as:
                 body.append("  enable as4 off;")
+            if n.bfd:
+                body.append("  bfd on;")
             if n.asn == self.asn or n.multihop:
                 body.append("  direct;" if not n.multihop else "  multihop;")
             if n.ipv4:
@@ -440,6 +456,11 @@ class BirdRouter(Router):
     def routes(self) -> dict[str, dict[str, Any]]:
         """prefix -> attributes parsed from `show route all` (first path per prefix)."""
         return parse_bird_routes(self.birdc("show", "route", "all"))
+
+    def bfd_sessions(self) -> dict[str, str]:
+        """Peer address -> BFD state (`Up`, `Down`, `Init` ...) from `show bfd sessions`."""
+        out = self.birdc("show", "bfd", "sessions")
+        return dict(re.findall(r"^(\S+)\s+\S+\s+(Up|Down|Init|AdminDown)\b", out, re.M))
 
 
 def parse_bird_routes(text: str) -> dict[str, dict[str, Any]]:

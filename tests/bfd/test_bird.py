@@ -1,0 +1,66 @@
+"""Native BFD against BIRD 2's BFD (`protocol bfd`, `bfd on` on the BGP protocol): the session
+comes Up on both sides, and BIRD drops its BGP session when the node goes silent, within its
+detection time instead of the 30 s hold time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from metallb_lab.routers import BirdRouter, Neighbor, PeeringLink
+from metallb_py.bfd.packet import State
+from metallb_py.bgp.host import LocalHost
+from metallb_py.config import BgpType, parse_config
+from metallb_py.speaker.bgp_sessions import PeerSessions
+from tests.bfd.test_frr import (
+    DETECTION_MARGIN,
+    NODE_ASN,
+    ROUTER_ASN,
+    config_text,
+    routes,
+    silence,
+)
+from tests.bgp.conftest import run, until
+
+pytestmark = pytest.mark.netns
+
+
+def test_bird_bfd_up_and_bgp_dropped_when_the_node_goes_silent(
+    link: PeeringLink, tmp_path: Path
+) -> None:
+    node, peer = link.node_v4, link.router_v4
+    neighbor = Neighbor(node, NODE_ASN, hold_time=30, bfd=True, ipv6=False)
+    bird = BirdRouter(link.topo, link.router, tmp_path / "bird", ROUTER_ASN, peer, [neighbor])
+    bird.start()
+    profile = "  transmit-interval: 100\n  receive-interval: 100\n  detect-multiplier: 3\n"
+    config = parse_config(config_text(peer, profile), BgpType.NATIVE)
+
+    async def scenario() -> None:
+        sessions = PeerSessions("node-1", routes, host=LocalHost(link.node.name))
+        await sessions.sync(config, {})
+        try:
+            (session,) = sessions.sessions.values()
+            await session.wait_established(30)
+            (bfd,) = [b for _, b in sessions.bfd.values()]
+            await until(lambda: bird.bfd_sessions().get(node) == "Up", 20, "BIRD's BFD Up")
+            await until(lambda: bfd.session.state is State.UP, 10, "our BFD Up")
+            await until(lambda: bfd.session.detection_time < 0.5, 10, "fast timers in force")
+            assert bfd.session.detection_time == pytest.approx(0.3)
+            assert await asyncio.to_thread(bird.protocol_state, neighbor) == "Established"
+            started = time.monotonic()
+            await asyncio.to_thread(silence, link.node)
+            await until(
+                lambda: bird.protocol_state(neighbor) != "Established", 10, "BIRD drops BGP"
+            )
+            assert time.monotonic() - started < 0.3 + DETECTION_MARGIN + 0.5  # + birdc polling
+            info = await asyncio.to_thread(
+                bird.birdc, "show", "protocols", "all", bird.protocol_name(neighbor)
+            )
+            assert "BFD session down" in info, info
+        finally:
+            await sessions.close_all()
+
+    run(scenario())
