@@ -242,3 +242,51 @@ def silence(ns: Netns) -> None:
 }
 """,
     )
+
+
+def test_a_profile_changed_at_run_time_reaches_frr_without_a_flap(
+    link: PeeringLink, frr_dir: Path
+) -> None:
+    """The same profile name with new values: the running session polls the new timers in
+    (FRR shows them), stays Up, and the BGP session is untouched; removing the profile from
+    the peer stops the BFD session with AdminDown."""
+    node, peer = link.node_v4, link.router_v4
+    frr = start_frr(link, frr_dir, node, bfd_transmit_ms=100, bfd_receive_ms=100)
+    slow = "  transmit-interval: 300\n  receive-interval: 300\n"
+    fast = "  transmit-interval: 120\n  receive-interval: 110\n"
+
+    async def scenario() -> None:
+        sessions = await up_with_frr(link, frr, peer, node, slow)
+        try:
+            (bfd,) = [b for _, b in sessions.bfd.values()]
+            (session,) = sessions.sessions.values()
+            await until(
+                lambda: frr.bfd_peer(node).get("remote-transmit-interval") == 300, 20, "slow"
+            )
+            await sessions.sync(parse_config(config_text(peer, fast), BgpType.NATIVE), {})
+            assert [b for _, b in sessions.bfd.values()] == [bfd]  # the same session
+            view: dict[str, Any] = await until(
+                lambda: (
+                    v if (v := frr.bfd_peer(node)).get("remote-transmit-interval") == 120 else {}
+                ),
+                20,
+                "FRR sees the new timers",
+            )
+            assert view["remote-receive-interval"] == 110 and view["status"] == "up"
+            assert bfd.session.counters.up_events == 1 and bfd.session.counters.down_events == 0
+            assert session.stats.established_count == 1
+            # the peer without a profile is another peer: its BGP session is replaced (Cease),
+            # its BFD session ends with AdminDown, which FRR reports as the remote's diagnostic
+            without = config_text(peer, fast).replace("  bfd-profile: fast\n", "")
+            await sessions.sync(parse_config(without, BgpType.NATIVE), {})
+            assert sessions.bfd == {}
+            down: dict[str, Any] = await until(
+                lambda: v if (v := frr.bfd_peer(node)).get("status") == "down" else {},
+                10,
+                "FRR's BFD down",
+            )
+            assert down["remote-diagnostic"] == "administratively down", down
+        finally:
+            await sessions.close_all()
+
+    run(scenario())
