@@ -99,9 +99,10 @@ class NodeView:
     """Membership's partition verdict (docs/membership.md); always False without membership."""
     has_bgp_peers: bool = False
     """At least one config peer is selected for this node (`selected_peers`)."""
-    claimed: frozenset[IPAddress] = frozenset()
+    claimed: frozenset[IPAddress] | None = frozenset()
     """Layer2 IPs a live peer answers for (its last heartbeat said so): this node may start
-    answering for one of them only after the peer handed it over."""
+    answering for one of them only after the peer handed it over. None: a live peer is heard
+    only through others, what it answers for is unknown, so nothing new starts."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ def layer2_reason(
     order = election_order(layer2_candidates(local, endpoints, node.live_nodes), ips[0])
     if not order or order[0] != node.name:
         return Reason.NOT_OWNER
-    if not answering and any(ip in node.claimed for ip in ips):
+    if not answering and (node.claimed is None or any(ip in node.claimed for ip in ips)):
         return Reason.AWAITING_HANDOVER
     return None
 

@@ -268,8 +268,9 @@ class View:
     within `lease`."""
     link_up: bool = True
     """This node's own link (docs/membership.md, "Link state")."""
-    claimed: frozenset[IPAddress] = frozenset()
-    """Layer2 IPs that a live peer said it answers for in its last heartbeat."""
+    claimed: frozenset[IPAddress] | None = frozenset()
+    """Layer2 IPs that a live peer said it answers for in its last heartbeat; None when a live
+    peer is heard only through others' reports, so what it answers for now is unknown."""
 
     @property
     def lease_held(self) -> bool:
@@ -406,7 +407,7 @@ class Liveness:
         self._replay[heartbeat.node] = _Replay(heartbeat.boot_id, heartbeat.seq, now)
         if not self._link_up:
             return None  # counted for replay, but a node without carrier hears nobody
-        was_alive = self._alive(peer, now)
+        was_direct = self._direct(peer, now)
         was_leased = self._leased(peer, now)
         if heartbeat.leaving:
             peer.last_heard = peer.acked_at = None
@@ -416,7 +417,9 @@ class Liveness:
             self.changed = True
             return None
         peer.left_at = None
-        if was_alive and peer.last_heard is not None:
+        if was_direct and peer.last_heard is not None:
+            # Only silences it survived directly: a peer kept alive by others' reports across a
+            # partition would otherwise teach us a partition-long "jitter".
             self._note_gap(peer, now - peer.last_heard, now)
         peer.last_heard = now
         if heartbeat.ack_boot == self.boot_id:
@@ -431,7 +434,7 @@ class Liveness:
         if heartbeat.claims != peer.claims:
             peer.claims = heartbeat.claims
             self.changed = True
-        if not was_alive or was_leased != self._leased(peer, now):
+        if not was_direct or was_leased != self._leased(peer, now):
             self.changed = True
         return None
 
@@ -581,9 +584,11 @@ class Liveness:
         leased = {n for n, p in self._peers.items() if self._leased(p, now)}
         alive = 1 + len(alive_peers & counted)
         known = 1 + len(counted)
-        claimed: set[IPAddress] = set()
-        for node in alive_peers:
-            claimed |= self._peers[node].claims
+        # A peer alive only by others' reports: what it answers for now is unknown (None).
+        heard = [self._peers[n] for n in alive_peers]
+        claimed: frozenset[IPAddress] | None = None
+        if all(self._direct(p, now) for p in heard):
+            claimed = frozenset().union(*(p.claims for p in heard))
         return View(
             live_nodes=frozenset(({self.node} | alive_peers) - not_ready),
             in_minority=2 * alive < known,
@@ -592,7 +597,7 @@ class Liveness:
             known=known,
             leased=1 + len(leased & counted),
             link_up=self._link_up,
-            claimed=frozenset(claimed),
+            claimed=claimed,
         )
 
     def next_change(self, now: float) -> float | None:

@@ -138,8 +138,8 @@ class LiveNodes:
             return view.live_nodes, not view.may_answer
         return self._fallback_live, False
 
-    def claimed(self) -> frozenset[IPAddress]:
-        """Layer2 IPs a live peer answers for (empty without membership)."""
+    def claimed(self) -> frozenset[IPAddress] | None:
+        """Layer2 IPs a live peer answers for (empty without membership; None: unknown)."""
         if self.membership is not None:
             return self.membership.view().claimed
         return frozenset()

@@ -27,6 +27,7 @@ from metallb_py.speaker.heartbeat import (
     decode,
     derive_key,
     encode,
+    node_tag,
 )
 
 KEY = derive_key("s3cret")
@@ -227,18 +228,31 @@ ALWAYS_READY = ServiceEndpoints(MappingProxyType({"10.0.0.1": "x"}))
 """One ready endpoint: a `Cluster` Service may be announced."""
 
 
-def test_returning_node_waits_until_the_interim_owner_handed_over():
-    """Heal: `o` (first in the election for IP) comes back while `b` answers for IP. `o`
-    starts only after a heartbeat of `b` sent after `b` stopped says so."""
+@pytest.mark.parametrize("lag_ms", [-30, -10, 0, 10, 30, 60])
+def test_returning_node_waits_until_the_interim_owner_handed_over(lag_ms):
+    """Heal: the node first in the election for IP comes back while the interim owner answers
+    for IP. It starts only after a heartbeat of the interim owner, sent after that one
+    stopped, says so. `lag_ms`: the path to the interim owner heals that much after the path to
+    the third node (negative: before), so the returning node may first learn that the interim
+    owner is alive from the third node's reports (then what it answers for is unknown)."""
     names = ["o", "b", "c"]
     first = d.election_order(names, IP)[0]
     interim = d.election_order([n for n in names if n != first], IP)[0]
-    cut = {"on": True}
-    net = Net(names, drop=lambda src, dst, t: cut["on"] and first in (src, dst))
+    heal_third, heal_interim = 1.0 + max(0, -lag_ms) / 1000, 1.0 + max(0, lag_ms) / 1000
+
+    def drop(src: str, dst: str, t: float) -> bool:
+        if first not in (src, dst):
+            return False
+        other = dst if src == first else src
+        return t < (heal_interim if other == interim else heal_third) or t < 0.5
+
+    net = Net(names, drop=lambda src, dst, t: t >= 0.5 and drop(src, dst, t))
+    net.claims[first] = frozenset({IP})
+    net.run(0.5)
+    net.claims[first] = frozenset()
     net.claims[interim] = frozenset({IP})
-    net.run(1.0)
+    net.run(0.5)
     assert d.layer2_reason(False, ALWAYS_READY, net.view(interim), [IP], True) is None
-    cut["on"] = False
     answering = {interim: True, first: False}
     overlap: list[float] = []
     started: list[float] = []
@@ -257,7 +271,28 @@ def test_returning_node_waits_until_the_interim_owner_handed_over():
     net.run(1.0, each)
     assert not overlap
     assert answering == {first: True, interim: False}
-    assert started and started[0] - 1.0 <= 2 * TIMING.interval + 0.01
+    assert started and started[0] - heal_interim <= 2 * TIMING.interval + 0.01
+
+
+def test_a_peer_heard_only_through_others_has_unknown_claims():
+    state = Liveness("a", TIMING)
+    state.set_peers({"b": "192.0.2.11", "c": "192.0.2.12"}, 0.0)
+    state.accept(Heartbeat("b", 1, 1, WALL), 1.0, WALL)
+    state.accept(Heartbeat("c", 1, 1, WALL), 1.0, WALL)
+    assert state.view(1.0).claimed == frozenset()
+    # b silent for 0.5 s, but c heard it 10 ms ago.
+    state.accept(Heartbeat("c", 1, 2, WALL, reports=((node_tag("b"), 10),)), 1.5, WALL)
+    view = state.view(1.5)
+    assert "b" in view.live_nodes and view.claimed is None
+    me = d.election_order(["a", "b", "c"], IP)[0]
+    node = d.NodeView(me, view.live_nodes, claimed=view.claimed)
+    assert d.layer2_reason(False, ALWAYS_READY, node, [IP]) is d.Reason.AWAITING_HANDOVER
+    assert d.layer2_reason(False, ALWAYS_READY, node, [IP], answering=True) is None
+    # Heard directly again: its claims are known, and the 0.5 s it was kept alive by c's
+    # reports is no silence it survived on its own (the timeout does not learn it).
+    state.accept(Heartbeat("b", 1, 2, WALL, claims=frozenset({IP})), 1.51, WALL)
+    assert state.view(1.51).claimed == {IP}
+    assert state.timeout("b", 1.51) == pytest.approx(TIMING.dead_after)
 
 
 def test_a_claim_does_not_stop_a_node_that_already_answers():
