@@ -287,7 +287,8 @@ def _receiving_socket(version: int, port: int) -> socket.socket:
     family = socket.AF_INET if version == 4 else socket.AF_INET6
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # No SO_REUSEADDR: a second BFD speaker on this host (FRR's bfdd) must be an error
+        # here, not a silent split of the peers' packets.
         if version == 4:
             sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
             sock.bind(("0.0.0.0", port))

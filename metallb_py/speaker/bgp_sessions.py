@@ -13,6 +13,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 from metallb_py.bfd.packet import State
 from metallb_py.bfd.session import Settings, Transition
@@ -245,25 +246,34 @@ class PeerSessions:
         )
 
 
+PeerStats = TypeVar("PeerStats", BgpPeerStats, BfdPeerStats)
+
+
+def _one_per_peer(
+    stats: Iterable[PeerStats], combine: Callable[[PeerStats, PeerStats], PeerStats]
+) -> list[PeerStats]:
+    """One entry per `peer` label, sorted by it; entries sharing a label are combined."""
+    merged: dict[str, PeerStats] = {}
+    for s in stats:
+        held = merged.get(s.peer)
+        merged[s.peer] = s if held is None else combine(held, s)
+    return [merged[p] for p in sorted(merged)]
+
+
 def merge_bfd_stats(stats: Iterable[BfdPeerStats]) -> list[BfdPeerStats]:
     """One entry per `peer` address (two config peers may share it): up only while all are
     up, counters summed."""
-    merged: dict[str, BfdPeerStats] = {}
-    for s in stats:
-        held = merged.get(s.peer)
-        merged[s.peer] = (
-            s
-            if held is None
-            else BfdPeerStats(
-                s.peer,
-                held.up and s.up,
-                held.control_packets_in + s.control_packets_in,
-                held.control_packets_out + s.control_packets_out,
-                held.up_events + s.up_events,
-                held.down_events + s.down_events,
-            )
-        )
-    return [merged[p] for p in sorted(merged)]
+    return _one_per_peer(
+        stats,
+        lambda a, b: BfdPeerStats(
+            a.peer,
+            a.up and b.up,
+            a.control_packets_in + b.control_packets_in,
+            a.control_packets_out + b.control_packets_out,
+            a.up_events + b.up_events,
+            a.down_events + b.down_events,
+        ),
+    )
 
 
 def merge_peer_stats(stats: Iterable[BgpPeerStats]) -> list[BgpPeerStats]:
@@ -271,18 +281,13 @@ def merge_peer_stats(stats: Iterable[BgpPeerStats]) -> list[BgpPeerStats]:
     another field, e.g. source address or hold time); one series each would be a duplicate in
     the exposition, so they merge: up only while all are up, UPDATEs summed, prefix gauges the
     largest."""
-    merged: dict[str, BgpPeerStats] = {}
-    for s in stats:
-        held = merged.get(s.peer)
-        merged[s.peer] = (
-            s
-            if held is None
-            else BgpPeerStats(
-                s.peer,
-                held.up and s.up,
-                held.updates_sent + s.updates_sent,
-                max(held.announced_prefixes, s.announced_prefixes),
-                max(held.pending_prefixes, s.pending_prefixes),
-            )
-        )
-    return [merged[p] for p in sorted(merged)]
+    return _one_per_peer(
+        stats,
+        lambda a, b: BgpPeerStats(
+            a.peer,
+            a.up and b.up,
+            a.updates_sent + b.updates_sent,
+            max(a.announced_prefixes, b.announced_prefixes),
+            max(a.pending_prefixes, b.pending_prefixes),
+        ),
+    )

@@ -12,15 +12,14 @@ import pytest
 
 from metallb_lab.routers import BirdRouter, Neighbor, PeeringLink
 from metallb_py.bfd.packet import State
-from metallb_py.bgp.host import LocalHost
 from metallb_py.config import BgpType, parse_config
-from metallb_py.speaker.bgp_sessions import PeerSessions
 from tests.bfd.test_frr import (
     DETECTION_MARGIN,
+    FAST,
     NODE_ASN,
     ROUTER_ASN,
     config_text,
-    routes,
+    open_speaker,
     silence,
 )
 from tests.bgp.conftest import run, until
@@ -35,16 +34,11 @@ def test_bird_bfd_up_and_bgp_dropped_when_the_node_goes_silent(
     neighbor = Neighbor(node, NODE_ASN, hold_time=30, bfd=True, ipv6=False)
     bird = BirdRouter(link.topo, link.router, tmp_path / "bird", ROUTER_ASN, peer, [neighbor])
     bird.start()
-    profile = "  transmit-interval: 100\n  receive-interval: 100\n  detect-multiplier: 3\n"
-    config = parse_config(config_text(peer, profile), BgpType.NATIVE)
+    config = parse_config(config_text(peer, FAST), BgpType.NATIVE)
 
     async def scenario() -> None:
-        sessions = PeerSessions("node-1", routes, host=LocalHost(link.node.name))
-        await sessions.sync(config, {})
+        sessions, bfd = await open_speaker(link, config)
         try:
-            (session,) = sessions.sessions.values()
-            await session.wait_established(30)
-            (bfd,) = [b for _, b in sessions.bfd.values()]
             await until(lambda: bird.bfd_sessions().get(node) == "Up", 20, "BIRD's BFD Up")
             await until(lambda: bfd.session.state is State.UP, 10, "our BFD Up")
             await until(lambda: bfd.session.detection_time < 0.5, 10, "fast timers in force")

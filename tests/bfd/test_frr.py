@@ -18,8 +18,9 @@ import pytest
 from metallb_lab.netns import Netns
 from metallb_lab.routers import FrrBfdRouter, Neighbor, PeeringLink
 from metallb_py.bfd.packet import State
+from metallb_py.bfd.transport import BfdPeer
 from metallb_py.bgp.host import LocalHost
-from metallb_py.config import BgpType, parse_config
+from metallb_py.config import BgpType, Config, parse_config
 from metallb_py.speaker.bgp_sessions import PeerSessions
 from metallb_py.speaker.decision import AdvertisedRoute
 from tests.bgp.conftest import nft, run, until
@@ -27,6 +28,8 @@ from tests.bgp.conftest import nft, run, until
 pytestmark = pytest.mark.netns
 
 NODE_ASN, ROUTER_ASN = 64512, 64500
+FAST = "  transmit-interval: 100\n  receive-interval: 100\n  detect-multiplier: 3\n"
+"""100 ms x 3 both ways, as FRR's profile in these tests."""
 DETECTION_MARGIN = 1.0
 """Seconds allowed beyond the detection time (scheduling on a busy 2-core machine)."""
 
@@ -94,16 +97,33 @@ def log_times() -> Any:
         lg.removeHandler(handler)
 
 
+async def open_speaker(link: PeeringLink, config: Config) -> tuple[PeerSessions, BfdPeer]:
+    """The speaker's sessions for `config` in the node's namespace, its one BGP session
+    Established, and the BFD session beside it (closed again if that fails)."""
+    sessions = PeerSessions("node-1", routes, host=LocalHost(link.node.name))
+    try:
+        await sessions.sync(config, {})
+        (session,) = sessions.sessions.values()
+        await session.wait_established(30)
+        (bfd,) = [b for _, b in sessions.bfd.values()]
+    except BaseException:
+        await sessions.close_all()
+        raise
+    return sessions, bfd
+
+
 async def up_with_frr(
     link: PeeringLink, frr: FrrBfdRouter, peer: str, node: str, profile: str
-) -> PeerSessions:
+) -> tuple[PeerSessions, BfdPeer]:
+    """`open_speaker` with `profile`, and FRR's BFD session Up."""
     config = parse_config(config_text(peer, profile), BgpType.NATIVE)
-    sessions = PeerSessions("node-1", routes, host=LocalHost(link.node.name))
-    await sessions.sync(config, {})
-    (session,) = sessions.sessions.values()
-    await session.wait_established(30)
-    await until(lambda: frr.bfd_peer(node).get("status") == "up", 20, "FRR's BFD session up")
-    return sessions
+    sessions, bfd = await open_speaker(link, config)
+    try:
+        await until(lambda: frr.bfd_peer(node).get("status") == "up", 20, "FRR's BFD session up")
+    except BaseException:
+        await sessions.close_all()
+        raise
+    return sessions, bfd
 
 
 @pytest.mark.parametrize("family", [4, 6])
@@ -123,9 +143,8 @@ def test_up_with_the_negotiated_timers(link: PeeringLink, frr_dir: Path, family:
     profile = "  transmit-interval: 200\n  receive-interval: 100\n  detect-multiplier: 3\n"
 
     async def scenario() -> None:
-        sessions = await up_with_frr(link, frr, peer, node, profile)
+        sessions, bfd = await up_with_frr(link, frr, peer, node, profile)
         try:
-            (bfd,) = [b for _, b in sessions.bfd.values()]
 
             def settled() -> dict[str, Any]:
                 view = frr.bfd_peer(node)
@@ -168,12 +187,10 @@ def test_our_bgp_drops_within_the_detection_time(
 ) -> None:
     node, peer = link.node_v4, link.router_v4
     frr = start_frr(link, frr_dir, node, bfd_transmit_ms=100, bfd_receive_ms=100)
-    profile = "  transmit-interval: 100\n  receive-interval: 100\n  detect-multiplier: 3\n"
 
     async def scenario() -> None:
-        sessions = await up_with_frr(link, frr, peer, node, profile)
+        sessions, bfd = await up_with_frr(link, frr, peer, node, FAST)
         try:
-            (bfd,) = [b for _, b in sessions.bfd.values()]
             await until(lambda: bfd.session.detection_time < 0.5, 20, "fast timers in force")
             detection = bfd.session.detection_time
             assert detection == pytest.approx(0.3)
@@ -198,10 +215,9 @@ def test_frr_drops_bgp_within_its_detection_time(link: PeeringLink, frr_dir: Pat
     before the 30 s hold time."""
     node, peer = link.node_v4, link.router_v4
     frr = start_frr(link, frr_dir, node, bfd_transmit_ms=100, bfd_receive_ms=100)
-    profile = "  transmit-interval: 100\n  receive-interval: 100\n  detect-multiplier: 3\n"
 
     async def scenario() -> None:
-        sessions = await up_with_frr(link, frr, peer, node, profile)
+        sessions, _ = await up_with_frr(link, frr, peer, node, FAST)
         try:
             await until(
                 lambda: frr.bfd_peer(node).get("remote-transmit-interval") == 100,
@@ -256,9 +272,8 @@ def test_a_profile_changed_at_run_time_reaches_frr_without_a_flap(
     fast = "  transmit-interval: 120\n  receive-interval: 110\n"
 
     async def scenario() -> None:
-        sessions = await up_with_frr(link, frr, peer, node, slow)
+        sessions, bfd = await up_with_frr(link, frr, peer, node, slow)
         try:
-            (bfd,) = [b for _, b in sessions.bfd.values()]
             (session,) = sessions.sessions.values()
             await until(
                 lambda: frr.bfd_peer(node).get("remote-transmit-interval") == 300, 20, "slow"

@@ -12,10 +12,15 @@ import pytest
 from metallb_lab.routers import FrrBfdRouter, Neighbor, PeeringLink
 from metallb_py.bfd.packet import State
 from metallb_py.bfd.transport import MULTIHOP_PORT
-from metallb_py.bgp.host import LocalHost
 from metallb_py.config import BgpType, parse_config
-from metallb_py.speaker.bgp_sessions import PeerSessions
-from tests.bfd.test_frr import NODE_ASN, ROUTER_ASN, config_text, routes, start_frr, up_with_frr
+from tests.bfd.test_frr import (
+    NODE_ASN,
+    ROUTER_ASN,
+    config_text,
+    open_speaker,
+    start_frr,
+    up_with_frr,
+)
 from tests.bfd.test_malformed import bfd_bytes, send_from
 from tests.bgp.conftest import run, until
 
@@ -39,12 +44,8 @@ def test_multihop_session_on_port_4784_with_minimum_ttl(link: PeeringLink, frr_d
     config = parse_config(config_text(peer, profile, multihop=True), BgpType.NATIVE)
 
     async def scenario() -> None:
-        sessions = PeerSessions("node-1", routes, host=LocalHost(link.node.name))
-        await sessions.sync(config, {})
+        sessions, bfd = await open_speaker(link, config)
         try:
-            (session,) = sessions.sessions.values()
-            await session.wait_established(30)
-            (bfd,) = [b for _, b in sessions.bfd.values()]
             assert bfd.multihop
             view: dict[str, Any] = await until(
                 lambda: next((p for p in frr.bfd_peers() if p.get("status") == "up"), {}),
@@ -88,12 +89,8 @@ def test_passive_waits_for_the_peer(link: PeeringLink, frr_dir: Path) -> None:
     config = parse_config(config_text(peer, profile), BgpType.NATIVE)
 
     async def peer_silent() -> None:
-        sessions = PeerSessions("node-1", routes, host=LocalHost(link.node.name))
-        await sessions.sync(config, {})
+        sessions, bfd = await open_speaker(link, config)
         try:
-            (session,) = sessions.sessions.values()
-            await session.wait_established(30)
-            (bfd,) = [b for _, b in sessions.bfd.values()]
             await asyncio.sleep(3.0)  # an active session sends at once, then every second
             assert bfd.session.counters.packets_out == 0
             assert bfd.session.state is State.DOWN
@@ -105,9 +102,8 @@ def test_passive_waits_for_the_peer(link: PeeringLink, frr_dir: Path) -> None:
     frr = start_frr(link, frr_dir, node)  # active
 
     async def peer_active() -> None:
-        sessions = await up_with_frr(link, frr, peer, node, profile)
+        sessions, bfd = await up_with_frr(link, frr, peer, node, profile)
         try:
-            (bfd,) = [b for _, b in sessions.bfd.values()]
             assert bfd.session.state is State.UP and bfd.session.counters.packets_out > 0
         finally:
             await sessions.close_all()

@@ -18,10 +18,9 @@ from scapy.contrib.bfd import BFD
 from metallb_lab.routers import PeeringLink
 from metallb_py.bfd.packet import ControlPacket, DiscardedError, DiscardRule, decode, encode
 from metallb_py.bfd.packet import State as BfdState
-from tests.bfd.test_frr import start_frr, up_with_frr
+from tests.bfd.test_frr import FAST, start_frr, up_with_frr
 from tests.bgp.conftest import run, until
 
-FAST = "  transmit-interval: 100\n  receive-interval: 100\n  detect-multiplier: 3\n"
 FUZZ_COUNT = 20_000
 
 
@@ -71,9 +70,8 @@ def test_malformed_packets_are_dropped_and_the_session_stays_up(
     frr = start_frr(link, frr_dir, node, bfd_transmit_ms=100, bfd_receive_ms=100)
 
     async def scenario() -> None:
-        sessions = await up_with_frr(link, frr, peer, node, FAST)
+        sessions, bfd = await up_with_frr(link, frr, peer, node, FAST)
         try:
-            (bfd,) = [b for _, b in sessions.bfd.values()]
             assert sessions.bfd_service is not None
             stats = sessions.bfd_service.stats
             before = dict(stats.dropped)
