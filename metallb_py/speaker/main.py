@@ -134,7 +134,7 @@ class SpeakerProcess(ConfigProcess[SpeakerSettings]):
             settings.node_name,
             self.core,
             self.nodes,
-            self._reprocess_all,
+            self._live_changed,
             namespace=settings.namespace,
             ml_labels=settings.ml_labels,
             membership_enabled=settings.membership_enabled,
@@ -253,6 +253,18 @@ class SpeakerProcess(ConfigProcess[SpeakerSettings]):
         super()._reprocess_all()
         for key in list(self.announced):
             self.queue.add(("service", key))
+
+    def _live_changed(self) -> None:
+        """The live set, the layer2 lease or the peers' claims changed. Losing the lease must
+        stop layer2 answers within its 50 ms margin (docs/membership.md, "Layer2 lease"), so the
+        layer2 Services announced here are decided again now, not behind the queue; then
+        everything is re-queued as for any change."""
+        _, minority = self.live.view()
+        if minority:
+            for key, record in list(self.announced.items()):
+                if record.protocol is Protocol.LAYER2:
+                    self._handle_service(key)
+        self._reprocess_all()
 
     def _node_view(self) -> d.NodeView:
         live, minority = self.live.view()
