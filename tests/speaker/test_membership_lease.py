@@ -426,3 +426,29 @@ def test_carrier_rule_and_sysfs_watch(tmp_path, monkeypatch):
     # /sys showing another namespace's eth0 (other ifindex): the watch stays off.
     other = membership.LinkWatch("eth0", 8)
     assert not other.enabled and other.up()
+
+
+def test_speaker_reevaluates_only_when_what_the_decision_reads_changes():
+    from metallb_py.speaker.heartbeat import View
+    from metallb_py.speaker.live_nodes import LiveNodes
+
+    calls: list[int] = []
+    live = LiveNodes(
+        "a",
+        None,
+        None,  # type: ignore[arg-type]
+        lambda: calls.append(1),
+        namespace="ns",
+        ml_labels="",
+        membership_enabled=True,
+    )
+    base = View(frozenset({"a", "b", "c"}), False, True, 3, 3, leased=3)
+    live._membership_changed(base)
+    live._membership_changed(View(frozenset({"a", "b", "c"}), False, True, 3, 3, leased=2))
+    assert len(calls) == 1  # one lease of a quorum that still holds: nothing to decide
+    live._membership_changed(View(frozenset({"a", "b", "c"}), False, True, 3, 3, leased=1))
+    assert len(calls) == 2  # lease lost
+    live._membership_changed(
+        View(frozenset({"a", "b", "c"}), False, True, 3, 3, leased=1, claimed=None)
+    )
+    assert len(calls) == 3
