@@ -92,7 +92,8 @@ class Community:
 
 @dataclass(frozen=True)
 class BfdProfile:
-    """FRR-mode BFD settings; `None` means "FRR's default"."""
+    """BFD settings, for FRR mode and the native speaker alike; `None` means "FRR's default"
+    (docs/bgp.md, "BFD")."""
 
     name: str
     receive_interval: int | None = None
