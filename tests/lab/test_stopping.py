@@ -164,6 +164,10 @@ BENCHES = {
     "arp": (["bench.arp", "--count", "20", "--arping-count", "0"], _needs_namespaces),
     "bgp": (["bench.bgp", "--routes", "100", "--rounds", "1"], _needs_routers),
     "bgp_latency": (["bench.bgp_latency", "--rounds", "1"], _needs_routers),
+    "bgp_crash": (
+        ["bench.bgp_crash", "--repetitions", "1", "--nodes", "2", "--no-wait-quiet"],
+        _needs_routers,
+    ),
     "failover": (
         ["bench.failover", "--repetitions", "1", "--nodes", "2", "--no-keepalived"],
         _needs_namespaces,
