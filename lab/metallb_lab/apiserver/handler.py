@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from metallb_lab import Obj
-from metallb_lab.apiserver import errors, tables
+from metallb_lab.apiserver import errors, protobuf, tables
 from metallb_lab.apiserver.discovery import discovery_document, openapi_v2
 from metallb_lab.apiserver.errors import ApiError
 from metallb_lab.apiserver.faults import fault_endpoint
@@ -374,6 +374,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def _decode(body: bytes, content_type: str) -> Any:
         if not body.strip():
             raise errors.bad_request("the request body is empty")
+        if content_type == protobuf.CONTENT_TYPE:
+            try:
+                return protobuf.decode(body)
+            except protobuf.UnreadableError:
+                raise errors.unsupported_media_type(content_type) from None
+            except protobuf.ProtobufError as e:
+                raise errors.bad_request(f"unable to decode the protobuf body: {e}") from None
         if content_type not in _JSON_TYPES + _YAML_TYPES:
             raise errors.unsupported_media_type(content_type)
         try:
