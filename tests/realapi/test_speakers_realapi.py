@@ -1,6 +1,7 @@
 """Speakers in node namespaces on kube-apiserver, with the token of the manifests' `speaker`
 ServiceAccount (through the lab's portal, TLS end to end with the cluster's CA): layer2 (a
-client namespace's arping gets the elected node's MAC for the Service IP) and BGP (FRR in the
+client namespace's arping and ndisc6 get the elected node's MAC for the IPv4 and the IPv6
+Service IP) and BGP (FRR in the
 client namespace receives the Service's route from the node). The controller runs with its own
 ServiceAccount's token. The lab's LAN (`metallb_lab.lab.topology.build_lan`): a client namespace
 with a bridge (192.0.2.1) and node namespaces n1, n2 (192.0.2.11, 192.0.2.12).
@@ -12,6 +13,7 @@ tests/lab/test_election.py), the MAC from /sys, the route from FRR's RIB."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +45,12 @@ from .conftest import NS, admin, ensure_namespace, install, service, set_config
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 APPS = "apps"
-LAYER2 = "address-pools:\n- name: lan\n  protocol: layer2\n  addresses: [192.0.2.100-192.0.2.109]\n"
+LAYER2 = """
+address-pools:
+- name: lan
+  protocol: layer2
+  addresses: [192.0.2.100-192.0.2.109, 2001:db8::100-2001:db8::10f]
+"""
 BGP = f"""
 peers:
 - my-asn: {NODE_ASN}
@@ -84,6 +91,13 @@ class RealLan:
             if "reply from" in line.lower() and "[" in line:
                 return line.split("[")[1].split("]")[0].lower()
         return None
+
+    def ndisc(self, ip: str) -> set[str]:
+        """The MACs that answer neighbour solicitation for `ip` on the LAN."""
+        out = self.lan.client.run(
+            ["ndisc6", "-m", "-n", "-r", "3", "-w", "1000", ip, "br0"], check=False, timeout=15
+        ).stdout
+        return {m.lower() for m in re.findall(r"Target link-layer address: ([0-9A-Fa-f:]+)", out)}
 
     def forbidden(self) -> list[dict[str, Any]]:
         """Speaker log lines about a call the RBAC refused."""
@@ -130,25 +144,30 @@ def real_lan(cluster: ControlPlane, topo: netns.Topology, tmp_path: Path) -> Ite
     discovery.delete_collection_namespaced_endpoint_slice(APPS)
 
 
-def web_service(cp: ControlPlane, nodes: tuple[str, ...]) -> str:
-    """Service `apps/web` with a ready endpoint on each of `nodes`; its IP once allocated."""
+def web_service(
+    cp: ControlPlane, nodes: tuple[str, ...], name: str = "web", family: str = "IPv4"
+) -> str:
+    """Service `apps/<name>` of one IP family with a ready endpoint on each of `nodes`; its IP
+    once allocated."""
     core: Any = client.CoreV1Api(admin(cp))
-    core.create_namespaced_service(APPS, service("web"))
+    core.create_namespaced_service(
+        APPS, service(name, ipFamilies=[family], ipFamilyPolicy="SingleStack")
+    )
     discovery: Any = client.DiscoveryV1Api(core.api_client)
     discovery.create_namespaced_endpoint_slice(
-        APPS, objects.endpoint_slice("web", "IPv4", nodes, namespace=APPS)
+        APPS, objects.endpoint_slice(name, family, nodes, namespace=APPS)
     )
 
     def ip() -> str | None:
-        ingress = core.read_namespaced_service("web", APPS).status.load_balancer.ingress
+        ingress = core.read_namespaced_service(name, APPS).status.load_balancer.ingress
         return ingress[0].ip if ingress else None
 
-    found = wait_for(ip, 60, 0.5, "web's IP")
+    found = wait_for(ip, 60, 0.5, f"{name}'s IP")
     assert found is not None
     return found
 
 
-def test_layer2_speaker_answers_arp_with_its_service_account(
+def test_layer2_speaker_answers_arp_and_ndp_with_its_service_account(
     cluster: ControlPlane,
     real_lan: RealLan,
     controller_of: Callable[[ControlPlane], Component],
@@ -162,6 +181,12 @@ def test_layer2_speaker_answers_arp_with_its_service_account(
     wait_for(lambda: real_lan.arping(ip) == mac, 60, 0.5, f"{owner} answering ARP for {ip}")
     assert [real_lan.arping(ip) for _ in range(3)] == [mac] * 3
     assert real_lan.arping("192.0.2.109") is None  # in the pool, not allocated
+    ip6 = web_service(cluster, real_lan.layout.node_names, "web6", "IPv6")
+    assert ip6 == "2001:db8::100"
+    owner6 = election_ranking(real_lan.layout.node_names, ip6)[0]
+    mac6 = mac_of(real_lan.lan.nodes[owner6])
+    wait_for(lambda: real_lan.ndisc(ip6) == {mac6}, 60, 0.5, f"{owner6} answering NDP for {ip6}")
+    assert real_lan.ndisc("2001:db8::10f") == set()
     assert real_lan.forbidden() == []
 
 
