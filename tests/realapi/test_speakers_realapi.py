@@ -1,9 +1,8 @@
 """Speakers in node namespaces on kube-apiserver, with the token of the manifests' `speaker`
 ServiceAccount (through the lab's portal, TLS end to end with the cluster's CA): layer2 (a
 client namespace's arping and ndisc6 get the elected node's MAC for the IPv4 and the IPv6
-Service IP) and BGP (FRR in the
-client namespace receives the Service's route from the node). The controller runs with its own
-ServiceAccount's token. The lab's LAN (`metallb_lab.lab.topology.build_lan`): a client namespace
+Service IP) and BGP (FRR in the client namespace receives the Service's route from every node).
+The controller runs with its own ServiceAccount's token. The lab's LAN (`metallb_lab.lab.topology.build_lan`): a client namespace
 with a bridge (192.0.2.1) and node namespaces n1, n2 (192.0.2.11, 192.0.2.12).
 
 Expectations: the elected node from the lab's statement of the election
