@@ -136,6 +136,8 @@ def real_lan(cluster: ControlPlane, topo: netns.Topology, tmp_path: Path) -> Ite
         topo.processes.append(c.proc)  # type: ignore[arg-type]
         speakers[plan.name] = c
     yield RealLan(layout, lan, speakers)
+    for c in speakers.values():
+        c.kill()  # here: the topology's group kill would wait for them in vain
     core: Any = client.CoreV1Api(admin(cluster))
     for svc in core.list_namespaced_service(APPS).items:
         core.delete_namespaced_service(svc.metadata.name, APPS)
