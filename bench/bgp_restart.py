@@ -1,6 +1,7 @@
 """BGP rolling restart of every speaker: probes a client loses, graceful restart off vs on.
 
-    python -m bench.bgp_restart [--nodes 2] [--restart-time 120] [--pause 2] [--json]
+    python -m bench.bgp_restart [--nodes 2] [--restart-time 120] [--pause 2] [--quiet-wait 120]
+                                [--json]
 
 The lab of `metallb-py lab up --mode bgp` (API server, controller, one speaker per node, FRR
 bgpd + zebra in the client namespace installing what it learns into the client's kernel table,
@@ -37,9 +38,11 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.failover import wait_quiet
 from metallb_lab import netns
 from metallb_lab.lab import processes
 from metallb_lab.lab.layout import BGP_HOLD_TIME, Mode, config_text
@@ -53,7 +56,9 @@ from metallb_lab.signals import run_stoppable
 
 PROBE_INTERVAL = 0.01
 PROBE_TIMEOUT = 0.5
-QUIET_LOAD = 1.5
+QUIET_WAIT = 120.0
+"""Seconds to wait for a 1-minute load below 1.5 before each phase (then it measures anyway
+and the report shows the load)."""
 PROBED = ("local", "web")
 PHASE_SIGNALS = {"off": signal.SIGTERM, "on": signal.SIGTERM, "on-kill": signal.SIGKILL}
 SETTLE_TIMEOUT = 60.0
@@ -214,38 +219,36 @@ def run_phase(
     return result
 
 
-def wait_quiet(progress: Progress, limit: float = QUIET_LOAD, timeout: float = 120.0) -> None:
-    start = time.monotonic()
-    while os.getloadavg()[0] >= limit and time.monotonic() - start < timeout:
-        progress.say(f"waiting for load < {limit} (now {os.getloadavg()[0]:.2f})")
-        time.sleep(5)
-
-
-def measure(nodes: int, restart_time: int, pause: float, progress: Progress) -> list[PhaseResult]:
-    results = []
-    with tempfile.TemporaryDirectory(prefix="bench-bgp-restart-") as tmp:
-        os.chmod(tmp, 0o711)  # zebra runs as user frr and must reach the lab directory
+@contextlib.contextmanager
+def bgp_lab(nodes: int, name: str, progress: Progress | None = None) -> Iterator[Lab]:
+    """A bgp lab under its own prefix (`<name><pid>`) in a temporary directory, removed
+    afterwards whatever happens."""
+    say = progress.say if progress is not None else (lambda _: None)
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+        os.chmod(tmp, 0o711)  # zebra and bfdd run as user frr and must reach the lab directory
         directory = Path(tmp) / "lab"
-        prefix = f"mlbgr{os.getpid()}"
+        prefix = f"{name}{os.getpid()}"
         try:
-            with progress.step(f"lab up --mode bgp with {nodes} nodes"):
-                lab = up(
-                    nodes,
-                    Mode.BGP,
-                    directory=directory,
-                    prefix=prefix,
-                    tools=("curl",),
-                    progress=progress.say,
-                )
-            for phase in PHASE_SIGNALS:
-                wanted = None if phase == "off" else restart_time
-                with progress.step(f"{phase}: config with graceful restart {wanted or 'off'}"):
-                    set_graceful_restart(lab, wanted)
-                wait_quiet(progress)
-                results.append(run_phase(lab, phase, wanted, pause, progress))
-                progress.say(describe(results[-1]))
+            say(f"lab up --mode bgp with {nodes} nodes")
+            yield up(
+                nodes, Mode.BGP, directory=directory, prefix=prefix, tools=("curl",), progress=say
+            )
         finally:
             down(directory, prefix)
+
+
+def measure(
+    nodes: int, restart_time: int, pause: float, quiet_wait: float, progress: Progress
+) -> list[PhaseResult]:
+    results = []
+    with bgp_lab(nodes, "mlbgr", progress) as lab:
+        for phase in PHASE_SIGNALS:
+            wanted = None if phase == "off" else restart_time
+            with progress.step(f"{phase}: config with graceful restart {wanted or 'off'}"):
+                set_graceful_restart(lab, wanted)
+            wait_quiet(progress, timeout=quiet_wait)
+            results.append(run_phase(lab, phase, wanted, pause, progress))
+            progress.say(describe(results[-1]))
     return results
 
 
@@ -263,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--restart-time", type=int, default=120)
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between nodes")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=QUIET_WAIT,
+        help="seconds to wait for load < 1.5 before each phase (0: do not wait)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not 2 <= args.nodes <= 5:
@@ -270,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress("bench.bgp_restart")
 
     def run() -> int:
-        results = measure(args.nodes, args.restart_time, args.pause, progress)
+        results = measure(args.nodes, args.restart_time, args.pause, args.quiet_wait, progress)
         if args.json:
             print(json.dumps([asdict(r) for r in results], indent=1))
         else:
