@@ -67,6 +67,9 @@ class PeerSessions:
         self.bfd: dict[Peer, tuple[BfdProfile, BfdPeer]] = {}
         """The BFD session beside a BGP session, with the profile it runs."""
         self.bfd_service: BfdService | None = None
+        self._bfd_profiles: dict[str, BfdProfile] = {}
+        self._bfd_waits: dict[Peer, asyncio.Task[None]] = {}
+        """BFD sessions waiting for their BGP session's first Established (`_sync_bfd`)."""
         self._wanted_routes = wanted_routes
         self._route_push: asyncio.TimerHandle | None = None
         self.routes_complete = False
@@ -119,47 +122,69 @@ class PeerSessions:
     def _sync_bfd(self, config: Config | None) -> None:
         """BFD sessions for exactly the open BGP sessions whose peer names a profile; a
         profile whose values changed is applied to the running session (a Poll Sequence).
+
+        A BFD session starts once its BGP session is first Established, then runs on its own
+        (BGP reconnects leave it alone): FRR re-creates its BFD session for a neighbour when the
+        BGP session comes up (it learns the local address then), and a BFD session already Up
+        would go Down with it, taking FRR's new BGP session down at once (Cease/BFD Down).
         A session that cannot open its sockets is logged and tried again at the next sync."""
-        profiles = {p.name: p for p in config.bfd_profiles} if config is not None else {}
+        self._bfd_profiles = {p.name: p for p in config.bfd_profiles} if config else {}
         for peer in list(self.bfd):
-            if peer not in self.sessions or peer.bfd_profile not in profiles:
+            if peer not in self.sessions or peer.bfd_profile not in self._bfd_profiles:
                 _, bfd = self.bfd.pop(peer)
                 log.info("BFD session removed", extra=kv(op="bfdRemoved", peer=bfd.label))
                 assert self.bfd_service is not None
                 self.bfd_service.remove(bfd)
+        for peer in list(self._bfd_waits):
+            if peer not in self.sessions or peer.bfd_profile not in self._bfd_profiles:
+                self._bfd_waits.pop(peer).cancel()
         for peer, session in self.sessions.items():
-            profile = profiles.get(peer.bfd_profile)
-            if profile is None:
-                continue
-            settings, minimum_ttl = bfd_settings(profile)
+            profile = self._bfd_profiles.get(peer.bfd_profile)
+            if profile is None or peer in self._bfd_waits:
+                continue  # no BFD, or it starts with the profile in force then
             held = self.bfd.get(peer)
             if held is not None:
                 if held[0] != profile:
-                    held[1].update_settings(settings, minimum_ttl)
+                    held[1].update_settings(*bfd_settings(profile))
                     self.bfd[peer] = (profile, held[1])
-                continue
-            if self.bfd_service is None:
-                self.bfd_service = BfdService(self.host.run)
-            try:
-                bfd = self.bfd_service.add(
-                    peer.address,
-                    peer.source_address,
-                    multihop=peer.ebgp_multihop,
-                    settings=settings,
-                    minimum_ttl=minimum_ttl,
-                    on_transition=functools.partial(self._bfd_changed, session),
+            elif session.established.is_set():
+                self._start_bfd(peer, session)
+            else:
+                self._bfd_waits[peer] = asyncio.get_running_loop().create_task(
+                    self._start_bfd_when_established(peer, session),
+                    name=f"bfd-wait-{session.peer_label}",
                 )
-            except OSError as exc:
-                log.error(
-                    "cannot start BFD session",
-                    extra=kv(op="bfdAdded", peer=session.peer_label, error=str(exc)),
-                )
-                continue
-            self.bfd[peer] = (profile, bfd)
-            log.info(
-                "BFD session added",
-                extra=kv(op="bfdAdded", peer=bfd.label, profile=profile.name),
+
+    async def _start_bfd_when_established(self, peer: Peer, session: BgpSession) -> None:
+        await session.established.wait()
+        self._bfd_waits.pop(peer, None)
+        if self.sessions.get(peer) is session:
+            self._start_bfd(peer, session)
+
+    def _start_bfd(self, peer: Peer, session: BgpSession) -> None:
+        profile = self._bfd_profiles.get(peer.bfd_profile)
+        if profile is None or peer in self.bfd:
+            return
+        settings, minimum_ttl = bfd_settings(profile)
+        if self.bfd_service is None:
+            self.bfd_service = BfdService(self.host.run)
+        try:
+            bfd = self.bfd_service.add(
+                peer.address,
+                peer.source_address,
+                multihop=peer.ebgp_multihop,
+                settings=settings,
+                minimum_ttl=minimum_ttl,
+                on_transition=functools.partial(self._bfd_changed, session),
             )
+        except OSError as exc:
+            log.error(
+                "cannot start BFD session",
+                extra=kv(op="bfdAdded", peer=session.peer_label, error=str(exc)),
+            )
+            return
+        self.bfd[peer] = (profile, bfd)
+        log.info("BFD session added", extra=kv(op="bfdAdded", peer=bfd.label, profile=profile.name))
 
     def _bfd_changed(self, session: BgpSession, _: BfdPeer, t: Transition) -> None:
         """Up -> Down drops the BGP session now, unless the peer went AdminDown on purpose
@@ -211,6 +236,9 @@ class PeerSessions:
             ),
             return_exceptions=True,
         )
+        for wait in self._bfd_waits.values():
+            wait.cancel()
+        self._bfd_waits.clear()
         self.bfd.clear()
         if self.bfd_service is not None:
             self.bfd_service.close()  # AdminDown to every BFD peer

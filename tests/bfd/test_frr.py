@@ -105,6 +105,10 @@ async def open_speaker(link: PeeringLink, config: Config) -> tuple[PeerSessions,
         await sessions.sync(config, {})
         (session,) = sessions.sessions.values()
         await session.wait_established(30)
+        for _ in range(100):  # BFD starts once BGP is Established (docs/bgp.md, "BFD")
+            if sessions.bfd:
+                break
+            await asyncio.sleep(0.01)
         (bfd,) = [b for _, b in sessions.bfd.values()]
     except BaseException:
         await sessions.close_all()
