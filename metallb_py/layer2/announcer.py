@@ -61,7 +61,11 @@ class Announcer:
         period: float = GRATUITOUS_PERIOD,
         list_interfaces: Callable[[], list[ifaces.Interface]] = ifaces.list_interfaces,
         clock: Callable[[], float] = time.monotonic,
+        gate: Callable[[str], bool] | None = None,
     ) -> None:
+        """`gate(ip)`: whether this node may answer for `ip` (canonical text) at this instant;
+        checked for every reply and gratuitous announcement (the speaker passes the layer2
+        lease, docs/membership.md). None: always."""
         self.stats = stats if stats is not None else Layer2Stats()
         self.only_interfaces = frozenset(only_interfaces) if only_interfaces is not None else None
         self.restrict_to_subnet = restrict_to_subnet
@@ -69,6 +73,7 @@ class Announcer:
         self.period = period
         self._list_interfaces = list_interfaces
         self._clock = clock
+        self.gate = gate
         self._state = Announcements()
         self._schedule = GratuitousSchedule(window)
         self._interfaces: list[ifaces.Interface] = []
@@ -246,6 +251,7 @@ class Announcer:
         for name in sorted(wanted - set(table)):
             try:
                 responder = factory(by_name[name], self.stats)
+                responder.gate = self.gate
                 responder.start(self._loop)
             except (Layer2Error, OSError) as exc:
                 log.warning("layer2: no %s responder on %s: %s", factory.kind, name, exc)
@@ -270,6 +276,8 @@ class Announcer:
 
     def _send_gratuitous(self, ip: IPAddress) -> None:
         if not self._state.is_announced(ip):
+            return
+        if self.gate is not None and not self.gate(str(ip)):
             return
         sent = 0
         for name in self._placement.get(ip, frozenset()):

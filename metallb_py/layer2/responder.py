@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from metallb_py.layer2 import bpf, frames
 from metallb_py.layer2.interfaces import Interface
@@ -84,6 +84,9 @@ class Responder(abc.ABC):
         # Why frames were not answered (debugging and tests; the BPF filter keeps this small).
         self.ignored: collections.Counter[str] = collections.Counter()
         self.send_errors = 0
+        self.gate: Callable[[str], bool] | None = None
+        """May this node answer for the IP (canonical text) right now? Checked per frame:
+        the layer2 lease (docs/membership.md) enforced where the answer is made."""
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -167,6 +170,9 @@ class Responder(abc.ABC):
                 self.ignored["internal error"] += 1
                 continue
             if isinstance(result, frames.Reply):
+                if self.gate is not None and not self.gate(result.ip):
+                    self.ignored["no lease"] += 1
+                    continue
                 sent = self.send(result.frame)
                 stats.got_request(result.ip)
                 if sent:

@@ -147,12 +147,18 @@ class _ServiceInputs:
     ingress: tuple[Any, ...]
 
 
+def traffic_local(service: Mapping[str, Any]) -> bool:
+    """`externalTrafficPolicy: Local`: layer2 elects among nodes with a ready endpoint, and
+    neither the minority rule nor the layer2 lease applies."""
+    return mapping(service.get("spec")).get("externalTrafficPolicy") == "Local"
+
+
 def _read_service(service: Mapping[str, Any]) -> _ServiceInputs:
     spec = mapping(service.get("spec"))
     load_balancer = mapping(mapping(service.get("status")).get("loadBalancer"))
     return _ServiceInputs(
         type=string(spec.get("type")) or "ClusterIP",
-        local=spec.get("externalTrafficPolicy") == "Local",
+        local=traffic_local(service),
         ingress=tuple(sequence(load_balancer.get("ingress"))),
     )
 

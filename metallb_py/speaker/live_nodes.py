@@ -138,6 +138,10 @@ class LiveNodes:
             return view.live_nodes, not view.may_answer
         return self._fallback_live, False
 
+    def may_answer(self) -> bool:
+        """Whether this node holds its layer2 lease now (always without membership)."""
+        return self.membership is None or self.membership.may_answer()
+
     def claimed(self) -> frozenset[IPAddress] | None:
         """Layer2 IPs a live peer answers for (empty without membership; None: unknown)."""
         if self.membership is not None:

@@ -117,7 +117,9 @@ def _slice_service_key(obj: Obj) -> str:
 class SpeakerProcess(ConfigProcess[SpeakerSettings]):
     def __init__(self, settings: SpeakerSettings, api_client: Any) -> None:
         super().__init__(settings, api_client, d.COMPONENT, log, event_host=settings.node_name)
-        self.announcer = Announcer(only_interfaces=settings.layer2_interfaces)
+        self.announcer = Announcer(
+            only_interfaces=settings.layer2_interfaces, gate=self._may_answer_layer2
+        )
         self.bgp = PeerSessions(settings.node_name, self._bgp_routes)
         self.metrics = SpeakerMetrics(
             self.registry, self.announcer.stats.snapshot, self.bgp.stats, self.bgp.bfd_stats
@@ -265,6 +267,20 @@ class SpeakerProcess(ConfigProcess[SpeakerSettings]):
                 if record.protocol is Protocol.LAYER2:
                     self._handle_service(key)
         self._reprocess_all()
+
+    def _may_answer_layer2(self, ip: str) -> bool:
+        """Asked by the responders before every reply and gratuitous ARP/NA: `Cluster` IPs need
+        the layer2 lease at this instant (a process that stalled past its lease must not answer
+        requests queued meanwhile before its timers run), `Local` ones do not, as in the
+        decision (docs/membership.md, "Layer2 lease")."""
+        if self.live.may_answer():
+            return True
+        for key, record in self.announced.items():
+            if record.protocol is Protocol.LAYER2 and any(str(a) == ip for a in record.ips):
+                svc = self.services.get(key)
+                if svc is not None and d.traffic_local(svc):
+                    return True
+        return False
 
     def _node_view(self) -> d.NodeView:
         live, minority = self.live.view()

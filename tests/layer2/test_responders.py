@@ -250,3 +250,20 @@ def test_thousands_of_ipv6_groups(lan: Lan) -> None:
     speaker.cmd("withdraw default/many", timeout=60)
     assert set(maddrs(node, "eth0").split()) == before
     assert speaker.state()["groups"]["eth0"] == []
+
+
+def test_the_gate_refuses_answers_without_withdrawing(lan: Lan) -> None:
+    """The speaker's layer2 lease is enforced per reply: a refused IP gets no answer (counted
+    as `no lease`) and no gratuitous ARP, and answers again once allowed."""
+    node = lan.nodes[0]
+    mac = lan.mac(node)
+    speaker = lan.speaker(node)
+    speaker.cmd("announce default/web 192.0.2.100")
+    assert lan.arping("192.0.2.100", count=1) == [mac]
+    speaker.cmd("block 192.0.2.100")
+    assert lan.arping("192.0.2.100", count=2, wait=1) == []
+    stats = speaker.stats()
+    assert any(reasons.get("no lease") == 2 for reasons in stats["ignored"].values()), stats
+    speaker.cmd("unblock 192.0.2.100")
+    assert lan.arping("192.0.2.100", count=1) == [mac]
+    assert speaker.stop() == 0

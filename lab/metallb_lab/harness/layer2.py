@@ -7,6 +7,8 @@ command gets one JSON line on stdout; the first line, `{"ready": ...}`, says the
     announce KEY IP [IP ...]   announce exactly these IPs for KEY
     withdraw KEY               stop announcing KEY
     refresh IP                 re-run the gratuitous schedule for IP
+    block IP / unblock IP      refuse / allow answers for IP through the gate (as the speaker's
+                               layer2 lease does), without withdrawing it
     scan                       rescan interfaces now
     state                      announced IPs, placement, responders, joined NDP groups
     stats                      the counters, and why frames were ignored
@@ -62,6 +64,14 @@ def counters(announcer: Announcer) -> dict[str, Any]:
     }
 
 
+BLOCKED: set[str] = set()
+"""IPs the gate refuses (`block` / `unblock`)."""
+
+
+def gate(ip: str) -> bool:
+    return ip not in BLOCKED
+
+
 def handle(announcer: Announcer, line: str) -> dict[str, Any] | None:
     """Run one command; None means quit."""
     words = line.split()
@@ -75,6 +85,12 @@ def handle(announcer: Announcer, line: str) -> dict[str, Any] | None:
             announcer.withdraw(args[0])
         elif command == "refresh" and len(args) == 1:
             announcer.refresh(ipaddress.ip_address(args[0]))
+        elif command in ("block", "unblock") and len(args) == 1:
+            text = str(ipaddress.ip_address(args[0]))
+            if command == "block":
+                BLOCKED.add(text)
+            else:
+                BLOCKED.discard(text)
         elif command == "state":
             return {"ok": True, **describe(announcer)}
         elif command == "stats":
@@ -162,6 +178,7 @@ def main(
         only_interfaces=interfaces or None,
         restrict_to_subnet=not all_interfaces,
         scan_interval=scan_interval,
+        gate=gate,
     )
     try:
         asyncio.run(serve(announcer))
