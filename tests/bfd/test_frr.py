@@ -186,9 +186,12 @@ def test_up_with_the_negotiated_timers(link: PeeringLink, frr_dir: Path, family:
     run(scenario())
 
 
+@pytest.mark.parametrize("how", ["nft", "kill-bfdd"])
 def test_our_bgp_drops_within_the_detection_time(
-    link: PeeringLink, frr_dir: Path, log_times: LogTimes
+    link: PeeringLink, frr_dir: Path, log_times: LogTimes, how: str
 ) -> None:
+    """FRR's BFD packets stop (dropped by nftables in its namespace, or its bfdd killed): our
+    session goes Down after the detection time (diag 1) and drops the BGP session."""
     node, peer = link.node_v4, link.router_v4
     frr = start_frr(link, frr_dir, node, bfd_transmit_ms=100, bfd_receive_ms=100)
 
@@ -199,7 +202,10 @@ def test_our_bgp_drops_within_the_detection_time(
             detection = bfd.session.detection_time
             assert detection == pytest.approx(0.3)
             started = time.monotonic()
-            await asyncio.to_thread(drop_bfd_from, link.router, 3784)
+            if how == "nft":
+                await asyncio.to_thread(drop_bfd_from, link.router, 3784)
+            else:
+                await asyncio.to_thread(frr.stop_helper, "bfdd")
             dropped: float = await until(
                 lambda: log_times.first("dropping the session", started) or 0.0, 10, "BGP dropped"
             )
