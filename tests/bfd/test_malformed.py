@@ -63,10 +63,11 @@ def send_from(
 
 
 @pytest.mark.netns
+@pytest.mark.parametrize("family", [4, 6])
 def test_malformed_packets_are_dropped_and_the_session_stays_up(
-    link: PeeringLink, frr_dir: Path
+    link: PeeringLink, frr_dir: Path, family: int
 ) -> None:
-    node, peer = link.node_v4, link.router_v4
+    node, peer = (link.node_v4, link.router_v4) if family == 4 else (link.node_v6, link.router_v6)
     frr = start_frr(link, frr_dir, node, bfd_transmit_ms=100, bfd_receive_ms=100)
 
     async def scenario() -> None:
