@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client, config
 
 from metallb_lab.control_plane import ControlPlane, binaries
+from metallb_lab.lab.commands import controller_args
 from tests.e2e.conftest import Component
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +116,16 @@ def service(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
+def read_configmap(core: Any, name: str, namespace: str = NS) -> Any:
+    """The ConfigMap, or None when there is none."""
+    try:
+        return core.read_namespaced_config_map(name, namespace)
+    except client.ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
 def statuses(core: Any, namespace: str) -> dict[str, list[str]]:
     """Service name -> the IPs in its status."""
     out = {}
@@ -132,9 +143,7 @@ def controller_of(tmp_path: Path) -> Iterator[Callable[[ControlPlane], Component
 
     def start(cp: ControlPlane) -> Component:
         kubeconfig = cp.token_kubeconfig(tmp_path / f"controller-{len(started)}", NS, "controller")
-        c = Component(
-            ["controller", "--kubeconfig", str(kubeconfig), "--namespace", NS, "--port", "0"]
-        ).start()
+        c = Component(controller_args(kubeconfig)).start()
         started.append(c)
         return c
 

@@ -19,26 +19,11 @@ from metallb_lab.control_plane import ControlPlane
 from metallb_lab.netns import wait_for
 from metallb_py.cli import main
 from tests.e2e.conftest import Component
+from tests.e2e.test_doctor_live import BOTH, ONLY_NEW
 
-from .conftest import NS, admin, ensure_namespace, kubectl, service, set_config
+from .conftest import NS, admin, ensure_namespace, kubectl, read_configmap, service, set_config
 
 pytestmark = pytest.mark.slow
-
-BOTH = """
-address-pools:
-- name: old
-  protocol: bgp
-  addresses: [198.51.100.0/28]
-- name: new
-  protocol: bgp
-  addresses: [203.0.113.0/28]
-"""
-ONLY_NEW = """
-address-pools:
-- name: new
-  protocol: bgp
-  addresses: [203.0.113.0/28]
-"""
 
 
 def install_running(cp: ControlPlane) -> None:
@@ -79,13 +64,8 @@ def doctor(kubeconfig: Path) -> tuple[int, list[str]]:
 
 
 def _stored(core: Any) -> str | None:
-    try:
-        data = core.read_namespaced_config_map("config-accepted", NS).data or {}
-    except client.ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-    return data.get("config")
+    store = read_configmap(core, "config-accepted")
+    return None if store is None else (store.data or {}).get("config")
 
 
 def _ips(core: Any, name: str, namespace: str = "apps") -> list[str]:

@@ -16,7 +16,16 @@ from metallb_lab.control_plane import ControlPlane
 from metallb_lab.netns import wait_for
 from tests.e2e.conftest import Component
 
-from .conftest import NS, admin, ensure_namespace, install, service, set_config, statuses
+from .conftest import (
+    NS,
+    admin,
+    ensure_namespace,
+    install,
+    read_configmap,
+    service,
+    set_config,
+    statuses,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +69,9 @@ def test_allocation_store_and_a_refused_config_across_sigkill(
     before = statuses(core, "apps")
     assert all(ips[0].startswith("198.51.100.") for ips in before.values())
     store = wait_for(
-        lambda: _get_cm(core, "config-accepted"), 20, what="the store, written with the SA's RBAC"
+        lambda: read_configmap(core, "config-accepted"),
+        20,
+        what="the store, written with the SA's RBAC",
     )
     assert store.data == {"config": POOLS}
 
@@ -72,7 +83,7 @@ def test_allocation_store_and_a_refused_config_across_sigkill(
     wait_for(lambda: ctl.metric("metallb_k8s_client_config_stale_bool") == 1, 30)
     time.sleep(3)
     assert statuses(core, "apps") == before
-    assert _get_cm(core, "config-accepted").data == {"config": POOLS}
+    assert read_configmap(core, "config-accepted").data == {"config": POOLS}
 
     # kube-apiserver stopped and started again (same etcd): the controller rides it out.
     cp.stop_apiserver()
@@ -84,12 +95,3 @@ def test_allocation_store_and_a_refused_config_across_sigkill(
     now = statuses(core, "apps")
     assert {k: v for k, v in now.items() if k != "after-restart"} == before
     assert ctl.proc is not None and ctl.proc.poll() is None
-
-
-def _get_cm(core: Any, name: str) -> Any:
-    try:
-        return core.read_namespaced_config_map(name, NS)
-    except client.ApiException as e:
-        if e.status == 404:
-            return None
-        raise

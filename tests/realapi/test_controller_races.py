@@ -25,6 +25,7 @@ import pytest
 from kubernetes import client
 
 from metallb_lab.control_plane import ControlPlane, free_port
+from metallb_lab.lab.commands import controller_args
 from metallb_lab.netns import wait_for
 from tests.e2e.conftest import Component
 
@@ -265,9 +266,7 @@ def test_a_concurrent_writer_causes_409s_and_no_work_is_lost(
     kubeconfig.write_text(
         kubeconfig.read_text().replace(cluster.url, f"https://127.0.0.1:{proxy.port}")
     )
-    ctl = Component(
-        ["controller", "--kubeconfig", str(kubeconfig), "--namespace", NS, "--port", "0"]
-    )
+    ctl = Component(controller_args(kubeconfig))
     try:
         with LabelWriter(cluster, "busy", seconds=120, round_seconds=1.0) as writer:
             time.sleep(1)  # the writer is going when the controller starts
