@@ -147,6 +147,7 @@ class Result:
             "requests": self.requests,
             "double": [asdict(s) for s in self.double],
             "takeover": summary([r.takeover for r in self.repetitions]),
+            "takeover_garp": summary([r.takeover_garp for r in self.repetitions]),
             "heal": summary([r.heal for r in self.repetitions]),
             "margin": summary([r.margin for r in self.repetitions]),
             "heal_margin": summary([r.heal_margin for r in self.repetitions]),
