@@ -169,7 +169,15 @@ BENCHES = {
         _needs_routers,
     ),
     "failover": (
-        ["bench.failover", "--repetitions", "1", "--nodes", "2", "--no-keepalived"],
+        [
+            "bench.failover",
+            "--repetitions",
+            "1",
+            "--nodes",
+            "2",
+            "--no-keepalived",
+            "--no-wait-quiet",
+        ],
         _needs_namespaces,
     ),
 }
