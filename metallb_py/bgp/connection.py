@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 NOTIFICATION_FLUSH_TIMEOUT = 0.3
 """How long a NOTIFICATION may wait for a peer that stopped reading: a closing speaker must
 say goodbye within its termination grace (the whole shutdown has a second)."""
+GRACEFUL_CLOSE_WAIT = 0.3
+"""How long a graceful-restart goodbye waits for the peer to close its side (within the same
+second of shutdown as a NOTIFICATION)."""
 OUR_FAMILIES = (m.IPV4_UNICAST, m.IPV6_UNICAST)
 
 M = TypeVar("M", bound=m.Message)
@@ -120,8 +123,12 @@ class Connection:
     """Both sides sent the Graceful Restart capability: a restart of this speaker may close
     the connection without a NOTIFICATION and the peer keeps our routes (docs/bgp.md)."""
 
+    finished: bool = False
+    """We sent our FIN (graceful restart goodbye): nothing more is written."""
+
     def send(self, data: bytes) -> None:
-        self.writer.write(data)
+        if not self.finished:
+            self.writer.write(data)
 
     async def read(self) -> m.Message:
         try:
@@ -156,12 +163,25 @@ class Connection:
             pass
         self.abort()
 
-    def close_quietly(self) -> None:
-        """Close without a NOTIFICATION (FIN after what is queued): the graceful restart
-        goodbye, after which the peer keeps our routes as stale."""
+    async def close_for_restart(self) -> None:
+        """The graceful restart goodbye: FIN without a NOTIFICATION, then wait (at most
+        `GRACEFUL_CLOSE_WAIT`) until the peer has closed its side too, i.e. has seen ours and
+        keeps our routes as stale. Only then may anything else that says we are gone follow
+        (the BFD session's AdminDown): FRR 8.4 answers a BFD Down that reaches it while the
+        session is still up with Cease/BFD Down and drops the routes."""
         transport = self.writer.transport
-        if not transport.is_closing():
-            transport.close()
+        if transport.is_closing() or self.finished:
+            return
+        self.finished = True
+        try:
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            async with asyncio.timeout(GRACEFUL_CLOSE_WAIT):
+                while not self.reader.at_eof() and not transport.is_closing():
+                    await asyncio.sleep(0.005)  # the session's reader consumes until EOF
+        except (OSError, TimeoutError, RuntimeError):
+            pass
+        transport.close()
 
     def abort(self) -> None:
         transport = self.writer.transport

@@ -210,7 +210,7 @@ class BgpSession:
                 self.peer_label,
                 self.peer.graceful_restart_time or 0,
             )
-            conn.close_quietly()
+            await conn.close_for_restart()
         elif conn is not None:
             log.info(
                 "BGP peer %s: closing, sending NOTIFICATION %s",
@@ -254,7 +254,8 @@ class BgpSession:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    self._record_failure(exc, "session")
+                    if not self._closing:  # else: the goodbye of close(), not a failure
+                        self._record_failure(exc, "session")
                 finally:
                     self._drop()
                 lasted = self._clock() - started

@@ -224,3 +224,43 @@ def test_first_table_and_end_of_rib_wait_for_routes_complete() -> None:
         assert [u.is_end_of_rib for u in updates] == [False, True, True]
 
     run(main())
+
+
+@pytest.mark.parametrize(
+    ("peer_closes_after", "at_least", "at_most"), [(0.15, 0.15, 1.0), (None, 0.25, 1.0)]
+)
+def test_graceful_close_waits_for_the_peer_to_close_its_side(
+    peer_closes_after: float | None, at_least: float, at_most: float
+) -> None:
+    """Our FIN first; close() returns once the peer closed too (it has then seen the session
+    end and keeps our routes), or after GRACEFUL_CLOSE_WAIT (0.3 s) if it does not."""
+
+    async def main() -> float:
+        got_eof = asyncio.Event()
+
+        async def watch(conn: PeerConn) -> None:
+            await conn.establish(graceful_restart=FRR_LIKE_GR)
+            await conn.until_end_of_rib()
+            await conn.until_eof(timeout=10)
+            got_eof.set()
+            if peer_closes_after is None:
+                await asyncio.sleep(3)  # never answers our FIN within the wait
+            else:
+                await asyncio.sleep(peer_closes_after)
+
+        peer = ScriptedPeer([watch])
+        port = await start_peer(peer)
+        session = BgpSession(gr_peer(port), "n")
+        session.set_routes([ROUTE])
+        await session.wait_flushed(10)
+        started = asyncio.get_running_loop().time()
+        await session.close(m.CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, graceful=True)
+        took = asyncio.get_running_loop().time() - started
+        assert got_eof.is_set()  # our FIN was there before close() returned
+        await asyncio.wait_for(peer.done[0].wait(), 10)
+        await peer.close()
+        assert not peer.errors, peer.errors
+        return took
+
+    took = run(main())
+    assert at_least <= took <= at_most, took

@@ -125,6 +125,7 @@ def test_graceful_restart_through_frr_with_a_client(lab: Lab) -> None:
         netns.wait_for(
             lambda: [p.get("stale") for p in bgp_paths(lab, ip)] == [None], 10, 0.05, "fresh"
         )
+        lab.wait_bfd(30)
         lost, sent = probe.lost()
         assert lost == 0 and sent > 1000, (sig, lost, sent)
         log = frr_log_since(lab, mark)
@@ -146,9 +147,13 @@ def test_graceful_restart_through_frr_with_a_client(lab: Lab) -> None:
     # announce `local`, and FRR removes the stale route at its End-of-RIB (well before the
     # restart time).
     set_graceful_restart(lab, RESTART_TIME)
+    mark = log_mark(lab)
     stop_speaker(lab, node, signal.SIGTERM)
     lab.rest.replace(endpoint_slice("local", "IPv4", [node], ready=False))
-    assert [p.get("stale") for p in bgp_paths(lab, ip)] == [True]
+    assert [p.get("stale") for p in bgp_paths(lab, ip)] == [True], (
+        frr_log_since(lab, mark),
+        lab.log(f"speaker-{node}").read_text()[-3000:],
+    )
     started = time.monotonic()
     lab.start_speaker(node)
     netns.wait_for(lambda: not bgp_paths(lab, ip), 30, 0.05, "stale route removed after EoR")
