@@ -79,7 +79,7 @@ def graceful_restart_config(lab: Lab, restart_time: int | None) -> str:
 
 def set_graceful_restart(lab: Lab, restart_time: int | None) -> None:
     """Apply the config and wait until FRR shows every node's session Established with the
-    capability negotiated (or not) accordingly, and every route back."""
+    capability negotiated (or not) accordingly, every route back and BFD Up."""
     lab.rest.replace(config_map(graceful_restart_config(lab, restart_time)))
     want = "advertisedAndReceived" if restart_time is not None else None
 
@@ -88,6 +88,7 @@ def set_graceful_restart(lab: Lab, restart_time: int | None) -> None:
 
     netns.wait_for(negotiated, SETTLE_TIMEOUT, 0.2, "sessions with the new config")
     lab.wait_routes(SETTLE_TIMEOUT)
+    lab.wait_bfd(SETTLE_TIMEOUT)  # the replaced sessions' BFD too: a flap later would reset BGP
 
 
 def frr_session(lab: Lab, node: str) -> tuple[str, str | None]:
@@ -124,8 +125,8 @@ def stop_speaker(lab: Lab, node: str, sig: int) -> float:
 
 
 def restart_speaker(lab: Lab, node: str, sig: int) -> dict[str, float]:
-    """Stop and start the node's speaker, wait for its new session and every route; the
-    timeline in seconds from the signal."""
+    """Stop and start the node's speaker, wait for its new session, every route and BFD Up;
+    the timeline in seconds from the signal."""
     before = established_count(lab, node)
     at = stop_speaker(lab, node, sig)
     exited = time.monotonic() - at
@@ -140,7 +141,9 @@ def restart_speaker(lab: Lab, node: str, sig: int) -> dict[str, float]:
     )
     established = time.monotonic() - at
     lab.wait_routes(SETTLE_TIMEOUT)
-    return {"exited": exited, "established": established, "routes": time.monotonic() - at}
+    routes = time.monotonic() - at
+    lab.wait_bfd(SETTLE_TIMEOUT)  # ready, as a rolling upgrade waits before the next node
+    return {"exited": exited, "established": established, "routes": routes}
 
 
 @dataclass
