@@ -68,6 +68,7 @@ class PeerSessions:
         """The BFD session beside a BGP session, with the profile it runs."""
         self.bfd_service: BfdService | None = None
         self._bfd_profiles: dict[str, BfdProfile] = {}
+        self._bfd_stopped = False
         self._bfd_waits: dict[Peer, asyncio.Task[None]] = {}
         """BFD sessions waiting for their BGP session's first Established (`_sync_bfd`)."""
         self._wanted_routes = wanted_routes
@@ -163,7 +164,7 @@ class PeerSessions:
 
     def _start_bfd(self, peer: Peer, session: BgpSession) -> None:
         profile = self._bfd_profiles.get(peer.bfd_profile)
-        if profile is None or peer in self.bfd:
+        if profile is None or peer in self.bfd or self._bfd_stopped:
             return
         settings, minimum_ttl = bfd_settings(profile)
         if self.bfd_service is None:
@@ -188,8 +189,8 @@ class PeerSessions:
 
     def _bfd_changed(self, session: BgpSession, _: BfdPeer, t: Transition) -> None:
         """Up -> Down drops the BGP session now, unless the peer went AdminDown on purpose
-        (RFC 5882: its clients stay up)."""
-        if t.old is State.UP and t.new is not State.UP and t.peer_state is not State.ADMIN_DOWN:
+        (RFC 5882: its clients stay up); our own AdminDown (stopping) is not a failure."""
+        if t.old is State.UP and t.new is State.DOWN and t.peer_state is not State.ADMIN_DOWN:
             session.drop(f"BFD session down ({t.diag.name.lower().replace('_', ' ')})")
 
     def start_up_done(self) -> None:
@@ -236,12 +237,20 @@ class PeerSessions:
             ),
             return_exceptions=True,
         )
+        self.stop_bfd()
+
+    def stop_bfd(self) -> None:
+        """AdminDown to every BFD peer and no new BFD session. Only once the BGP sessions are
+        closed: FRR 8.4 answers a peer's AdminDown on an established session with Cease/BFD
+        Down (RFC 5882 asks it not to), which would also end graceful restart
+        (docs/bgp.md, "BFD")."""
+        self._bfd_stopped = True
         for wait in self._bfd_waits.values():
             wait.cancel()
         self._bfd_waits.clear()
         self.bfd.clear()
         if self.bfd_service is not None:
-            self.bfd_service.close()  # AdminDown to every BFD peer
+            self.bfd_service.close()
             self.bfd_service = None
 
     def stats(self) -> list[BgpPeerStats]:

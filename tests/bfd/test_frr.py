@@ -315,3 +315,33 @@ def test_a_profile_changed_at_run_time_reaches_frr_without_a_flap(
             await sessions.close_all()
 
     run(scenario())
+
+
+def test_our_admin_down_is_not_a_failure_for_our_bgp(
+    link: PeeringLink, frr_dir: Path, log_times: LogTimes
+) -> None:
+    """Stopping BFD sends AdminDown (FRR shows it as the remote's diagnostic) and our glue does
+    not drop our BGP session for our own AdminDown. (FRR 8.4 itself sometimes answers a peer's
+    AdminDown with Cease/BFD Down, sometimes not, so the speaker sends it only after its BGP
+    sessions are closed: `PeerSessions.close_all`.)"""
+    node, peer = link.node_v4, link.router_v4
+    frr = start_frr(link, frr_dir, node, bfd_transmit_ms=100, bfd_receive_ms=100)
+
+    async def scenario() -> None:
+        sessions, bfd = await up_with_frr(link, frr, peer, node, FAST)
+        try:
+            started = time.monotonic()
+            sessions.stop_bfd()
+            assert bfd.session.state is State.ADMIN_DOWN and sessions.bfd == {}
+            down: dict[str, Any] = await until(
+                lambda: v if (v := frr.bfd_peer(node)).get("status") == "down" else {},
+                10,
+                "FRR's BFD down",
+            )
+            assert down["remote-diagnostic"] == "administratively down", down
+            await asyncio.sleep(0.5)
+            assert log_times.first("dropping the session", started) is None
+        finally:
+            await sessions.close_all()
+
+    run(scenario())
