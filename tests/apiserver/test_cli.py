@@ -132,7 +132,8 @@ def test_lab_apiserver_serves_extras_only_when_asked(
         served = {g["name"] for g in json.loads(conn.getresponse().read())["groups"]}
         conn.close()
         builtin = {"apps", "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io",
-                   "rbac.authorization.k8s.io"}  # fmt: skip
+                   "rbac.authorization.k8s.io", "authentication.k8s.io",
+                   "authorization.k8s.io"}  # fmt: skip
         assert served == builtin | groups
     finally:
         proc.terminate()

@@ -32,7 +32,8 @@ def test_core_and_group_discovery(api: ApiServer) -> None:
     groups = {g["name"]: g for g in body["groups"]}
     # Exactly the built-in groups a stock 1.32 cluster serves (the part the project uses).
     assert set(groups) == {"apps", "discovery.k8s.io", "events.k8s.io", "coordination.k8s.io",
-                           "rbac.authorization.k8s.io"}  # fmt: skip
+                           "rbac.authorization.k8s.io", "authentication.k8s.io",
+                           "authorization.k8s.io"}  # fmt: skip
     assert all(len(g["versions"]) == 1 for g in groups.values())
     assert groups["discovery.k8s.io"]["preferredVersion"]["version"] == "v1"
     code, body, _ = raw(api, "GET", "/apis/apps")

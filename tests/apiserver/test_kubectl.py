@@ -248,3 +248,19 @@ def test_apply_the_project_manifests_and_config_examples(api: ApiServer, kubectl
         stored = api.get("configmaps", document["metadata"]["name"],
                          namespace=document["metadata"].get("namespace", "default"))  # fmt: skip
         assert stored["data"] == document["data"]
+
+
+def test_kubectl_auth_answers_for_a_server_that_allows_everything(kubectl: Kubectl) -> None:
+    """No authentication, no authorization: anonymous, and allowed to do anything."""
+    assert kubectl("auth", "can-i", "delete", "nodes").stdout.strip() == "yes"
+    assert kubectl("auth", "can-i", "create", "services", "--subresource=status").stdout == "yes\n"
+    rights = kubectl("auth", "can-i", "--list").stdout.split("\n")
+    assert rights[1].split() == ["*.*", "[]", "[]", "[*]"]
+    assert rights[2].split() == ["[*]", "[]", "[*]"]
+    who = json.loads(kubectl("auth", "whoami", "-o", "json").stdout)
+    assert who["status"]["userInfo"] == {
+        "username": "system:anonymous",
+        "groups": ["system:unauthenticated"],
+    }
+    listed = kubectl("get", "selfsubjectaccessreviews", check=False)
+    assert listed.returncode != 0 and "MethodNotAllowed" in listed.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from metallb_lab import Obj
-from metallb_lab.apiserver.resources import ALL_VERBS, SUBRESOURCE_VERBS, ResourceTable
+from metallb_lab.apiserver.resources import SUBRESOURCE_VERBS, ResourceTable
 
 KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0+metallb-py"}
 # The type kube-apiserver answers with (clients ask for `...spec.v2@v1.0+protobuf`, not a valid
@@ -74,7 +74,7 @@ def _resource_list(table: ResourceTable, group: str, version: str) -> Obj | None
             "singularName": rt.singular,
             "namespaced": rt.namespaced,
             "kind": rt.kind,
-            "verbs": list(ALL_VERBS),
+            "verbs": list(rt.verbs),
             "storageVersionHash": rt.storage_version_hash(),
         }
         if rt.short_names:

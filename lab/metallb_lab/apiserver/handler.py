@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from metallb_lab import Obj
-from metallb_lab.apiserver import errors, protobuf, tables
+from metallb_lab.apiserver import errors, protobuf, reviews, tables
 from metallb_lab.apiserver.discovery import discovery_document, openapi_v2
 from metallb_lab.apiserver.errors import ApiError
 from metallb_lab.apiserver.faults import fault_endpoint
@@ -266,6 +266,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         accept = parse_accept(self.headers.get("Accept"))
         dry_run = self._dry_run(query)
         if method == "GET":
+            reading = "get" if info.name is not None else "list"
+            if info.watch_path or _query_flag(query, "watch"):
+                reading = "watch"
+            if reading not in rt.verbs:
+                raise errors.method_not_allowed()
             if info.watch_path or _query_flag(query, "watch"):
                 if info.subresource:
                     raise errors.method_not_allowed()
@@ -280,6 +285,14 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
         if method == "DELETE" and info.name is None:
             verb = "deletecollection"
+        if verb not in rt.verbs:
+            raise errors.method_not_allowed()
+        if rt.kind in reviews.KINDS and method == "POST" and info.name is None:
+            request = self._decode(body, self._content_type())
+            if not isinstance(request, dict):
+                raise errors.bad_request(f"a {rt.kind} must be an object")
+            self._send(201, reviews.answer(rt.api_version, rt.kind, request), accept)
+            return
         if method != "POST" and verb != "deletecollection" and info.name is None:
             raise errors.method_not_allowed()
         if method == "POST" and info.name is not None:

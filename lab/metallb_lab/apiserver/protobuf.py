@@ -1,11 +1,11 @@
 """Request bodies in Kubernetes' protobuf encoding, read into the JSON shape (pure).
 
 kubectl's typed clients send built-in objects as `application/vnd.kubernetes.protobuf`:
-`kubectl create configmap|secret|namespace|service` do. The body is the magic `k8s\\x00` and a
-`runtime.Unknown` message: its `typeMeta` (apiVersion, kind) and `raw`, the object's own
-message. Field numbers and types follow the `generated.proto` files of k8s.io/api; only the
-kinds in `KINDS` (what those kubectl commands create) are read, others are refused as an
-unknown format (docs/apiserver.md, "Deviations").
+`kubectl create configmap|secret|namespace|service` and `kubectl auth can-i|whoami` do. The
+body is the magic `k8s\\x00` and a `runtime.Unknown` message: its `typeMeta` (apiVersion, kind)
+and `raw`, the object's own message. Field numbers and types follow the `generated.proto` files
+of k8s.io/api; only the kinds in `KINDS` (what those kubectl commands send) are read, others are
+refused as an unknown format (docs/apiserver.md, "Deviations").
 
 Go's protobuf encoding of these types writes every non-pointer field, zero or not (an empty
 `generateName`, a `generation` of 0, an empty `creationTimestamp`); JSON omits them. So a zero
@@ -122,9 +122,42 @@ MESSAGES: dict[str, dict[int, Field]] = {
         5: F("nodePort", "int"),
         6: F("appProtocol", "string", keep=True),
     },
+    "SelfSubjectReview": {1: F("metadata", "ObjectMeta")},
+    "SelfSubjectAccessReview": {
+        1: F("metadata", "ObjectMeta"),
+        2: F("spec", "SelfSubjectAccessReviewSpec"),
+    },
+    "SelfSubjectAccessReviewSpec": {
+        1: F("resourceAttributes", "ResourceAttributes"),
+        2: F("nonResourceAttributes", "NonResourceAttributes"),
+    },
+    "ResourceAttributes": {
+        1: F("namespace", "string"),
+        2: F("verb", "string"),
+        3: F("group", "string"),
+        4: F("version", "string"),
+        5: F("resource", "string"),
+        6: F("subresource", "string"),
+        7: F("name", "string"),
+    },
+    "NonResourceAttributes": {1: F("path", "string"), 2: F("verb", "string")},
+    "SelfSubjectRulesReview": {
+        1: F("metadata", "ObjectMeta"),
+        2: F("spec", "SelfSubjectRulesReviewSpec"),
+    },
+    "SelfSubjectRulesReviewSpec": {1: F("namespace", "string")},
 }
-KINDS = {("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Namespace"), ("v1", "Service")}
-"""The (apiVersion, kind) pairs read: the objects `kubectl create <kind>` sends."""
+KINDS = {
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Namespace"),
+    ("v1", "Service"),
+    ("authentication.k8s.io/v1", "SelfSubjectReview"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
+}
+"""The (apiVersion, kind) pairs read: the objects `kubectl create <kind>` sends, and the reviews
+`kubectl auth whoami|can-i` send."""
 
 
 def decode(body: bytes) -> dict[str, Any]:

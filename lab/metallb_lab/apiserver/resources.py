@@ -19,6 +19,7 @@ Converter = Callable[[Obj], Obj]
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 SUBRESOURCE_VERBS = ("get", "patch", "update")
+REVIEW_VERBS = ("create",)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class ResourceType:
     # Convert this version's object to the storage version and back (None: same shape).
     to_storage: Converter | None = field(default=None, compare=False)
     from_storage: Converter | None = field(default=None, compare=False)
+    # What discovery lists and the server allows (the reviews of who the caller is and what it
+    # may do are create-only: answered, never stored).
+    verbs: tuple[str, ...] = ALL_VERBS
 
     @property
     def api_version(self) -> str:
@@ -223,6 +227,13 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
     R("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
     R("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
     R("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    # `kubectl auth whoami` and `kubectl auth can-i` (reviews.py answers them)
+    R("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
+      verbs=REVIEW_VERBS),
+    R("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
+      verbs=REVIEW_VERBS),
+    R("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False,
+      verbs=REVIEW_VERBS),
 )  # fmt: skip
 """What a stock Kubernetes 1.25-1.33 cluster serves (the part of it the project uses): built-in
 groups only, so a manifest that needs anything else fails here as it would on a real cluster."""
