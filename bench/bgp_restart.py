@@ -167,8 +167,13 @@ class PhaseResult:
     """Every restart finished while the probes ran."""
 
 
-def probe_result(service: str, samples: list[tuple[float, float, str | None]]) -> ProbeResult:
-    ordered = sorted(samples)
+def probe_result(
+    service: str, samples: list[tuple[float, float, str | None]], timeout: float
+) -> ProbeResult:
+    """Probes sent in the last `timeout` of the window are left out: the probe ends by
+    cancelling what is still in flight, which it records as unanswered."""
+    cutoff = max((sent for sent, _, _ in samples), default=0.0) - timeout
+    ordered = sorted(s for s in samples if s[0] <= cutoff)
     lost = sum(1 for _, _, node in ordered if node is None)
     longest = 0.0
     last_ok: float | None = None
@@ -215,7 +220,7 @@ def run_phase(
         result.covered = time.monotonic() - started < window
         for name, probe in probes.items():
             samples = probe.samples(window + 30)
-            result.probes.append(probe_result(name, samples))
+            result.probes.append(probe_result(name, samples, PROBE_TIMEOUT))
     finally:
         for probe in probes.values():
             probe.close()

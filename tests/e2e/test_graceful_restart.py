@@ -37,6 +37,8 @@ from metallb_lab.lab.state import LabError
 pytestmark = pytest.mark.netns
 
 RESTART_TIME = 60
+PROBE_TIMEOUT = 1.0
+"""Per probe: a loaded machine answers slowly; a missing route does not answer at all."""
 
 
 @pytest.fixture
@@ -75,7 +77,7 @@ class Probe:
             lab.layout.client_netns,
             ip,
             interval=0.01,
-            timeout=1.0,  # a loaded machine answers slowly; a missing route does not answer
+            timeout=PROBE_TIMEOUT,
             max_seconds=seconds,
             settle=1_000_000,
         )
@@ -85,7 +87,7 @@ class Probe:
     def lost(self) -> tuple[int, int]:
         """(unanswered, sent)."""
         try:
-            result = probe_result("", self.process.samples(self.seconds + 30))
+            result = probe_result("", self.process.samples(self.seconds + 30), PROBE_TIMEOUT)
         finally:
             self.process.close()
         return result.lost, result.sent
