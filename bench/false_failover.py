@@ -22,6 +22,7 @@ root, nft, curl, scapy. SIGTERM or SIGINT stops it and removes the lab and the b
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import re
@@ -210,8 +211,11 @@ def measure(seconds: float, loss: float, busy: int, as_json: bool, wait: bool = 
             f"speaker membership views missing a node: {observed.membership_losses}; "
             f"without the layer2 lease: {observed.lease_lapses}"
         )
-        for event in observed.speaker_events[:20]:
-            print(f"  {event}")
+        tally = collections.Counter(
+            (e["node"], e["service"], e["event"], e["reason"]) for e in observed.speaker_events
+        )
+        for (node, service, event, reason), count in sorted(tally.items()):
+            print(f"  {node} {service} {event}{f' ({reason})' if reason else ''}: {count}")
     bad = observed.double or observed.mac_changes or observed.speaker_events
     return 2 if bad else 0
 
