@@ -258,6 +258,8 @@ class BgpSession:
                         self._record_failure(exc, "session")
                 finally:
                     self._drop()
+                if self._closing:
+                    return  # close() ended it: no retry to announce
                 lasted = self._clock() - started
                 if lasted >= self._stable_time:
                     failures = 0  # it worked for a while: the first retry is immediate
