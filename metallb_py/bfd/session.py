@@ -13,8 +13,9 @@ What it does (docs/bgp.md, "BFD"):
   75-100 % (75-90 % when our detect multiplier is 1); no periodic packets while the peer asks
   for none (required min rx 0);
 - detection time = the peer's detect multiplier x max(our required min rx, the peer's desired
-  min tx); it running out in Init or Up takes the session Down (diag 1) and forgets the peer's
-  discriminator;
+  min tx); it running out forgets the peer's discriminator and state in any state (so our
+  packets stop naming a session the peer may no longer have), and in Init or Up also takes
+  the session Down (diag 1);
 - a packet with Poll is answered at once with Final (even by a passive session);
 - passive: nothing is sent until the peer's discriminator is known;
 - a state change, or the peer starting over with a new discriminator, sends a packet at once
@@ -144,7 +145,7 @@ class BfdSession:
         return min(times) if times else None
 
     def _detection_deadline(self) -> float | None:
-        if self._last_rx is None or self.state not in (State.INIT, State.UP):
+        if self._last_rx is None or self.state is State.ADMIN_DOWN:
             return None
         return self._last_rx + self.detection_time
 
@@ -206,10 +207,14 @@ class BfdSession:
         actions = Actions()
         deadline = self._detection_deadline()
         if deadline is not None and now >= deadline:
+            # RFC 5880 section 6.8.1: the peer is forgotten in any state; only Init and Up
+            # have a session to take down.
             self.remote_discriminator = 0
             self.remote_detect_mult = 0
             self._last_rx = None
-            self._change(State.DOWN, Diag.DETECTION_TIME_EXPIRED, now, actions)
+            if self.state in (State.INIT, State.UP):
+                self._change(State.DOWN, Diag.DETECTION_TIME_EXPIRED, now, actions)
+            self.remote_state = State.DOWN
         if self._next_tx is not None and now >= self._next_tx:
             self._send_periodic(now, actions)
         return actions

@@ -215,3 +215,35 @@ def test_a_peer_starting_over_is_answered_at_once() -> None:
     got = s.receive(again, 0.2)
     assert [(p.state, p.your_discriminator) for p in got.send] == [(State.INIT, PEER + 1)]
     assert s.receive(again, 0.3).send == []  # same discriminator: the periodic rate applies
+
+
+def test_a_silent_peer_is_forgotten_after_the_detection_time_even_while_down() -> None:
+    """RFC 5880 section 6.8.1: a Detection Time without a packet sets bfd.RemoteDiscr to 0
+    and bfd.RemoteSessionState to Down, whatever our state. The peer signalled Down (so we
+    are Down, not timing out a session) and then went away: our packets must stop naming its
+    old discriminator, or a peer that comes back passive with a new one never answers."""
+    s = new()
+    bring_up(s, 0.1)
+    s.receive(peer_packet(State.UP, final=True, desired_min_tx=100_000), 0.2)
+    s.receive(peer_packet(State.ADMIN_DOWN, desired_min_tx=100_000), 1.0)
+    assert s.state is State.DOWN and s.remote_discriminator == PEER
+    # detection time: 3 x max(our 100 ms, the peer's 100 ms) = 0.3 s after its last packet
+    assert s.advance(1.29).transitions == []
+    assert s.remote_discriminator == PEER
+    got = s.advance(1.31)
+    assert got.transitions == []  # already Down: nothing to report
+    assert s.remote_discriminator == 0
+    assert s.remote_state is State.DOWN
+    later = s.advance(3.0).send
+    assert [(p.state, p.your_discriminator) for p in later] == [(State.DOWN, 0)]
+
+
+def test_a_passive_session_goes_quiet_when_it_forgets_a_silent_peer() -> None:
+    """Passive: no packets while bfd.RemoteDiscr is 0 (RFC 5880 section 6.8.7), including
+    once the Detection Time has zeroed it."""
+    s = new(Settings(100_000, 100_000, 3, passive=True))
+    s.receive(peer_packet(State.ADMIN_DOWN, your=0), 1.0)
+    assert s.remote_discriminator == PEER
+    s.advance(5.0)  # 3 x max(100 ms, 1 s) = 3 s without a packet
+    assert s.remote_discriminator == 0
+    assert s.advance(10.0).send == [] and s.next_wakeup() is None
