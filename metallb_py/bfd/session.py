@@ -18,10 +18,12 @@ What it does (docs/bgp.md, "BFD"):
   the session Down (diag 1);
 - a packet with Poll is answered at once with Final (even by a passive session);
 - passive: nothing is sent until the peer's discriminator is known;
+- no periodic packets while the peer is in Demand mode (its D bit, both sides Up) and we are
+  not polling: it asked for none;
 - a state change, or the peer starting over with a new discriminator, sends a packet at once
   instead of waiting for the next interval (as FRR does), so a session comes up in a round
   trip rather than in seconds of slow-start intervals.
-Demand mode and the echo function are not implemented: we never set D and always send a
+Our own Demand mode and the echo function are not implemented: we never set D and always send a
 Required Min Echo RX of 0, which tells the peer not to send echoes.
 """
 
@@ -101,6 +103,7 @@ class BfdSession:
         """RFC 5880 section 6.8.1: 1 until the peer tells (so the first packets may go)."""
         self.remote_desired_tx = 0
         self.remote_detect_mult = 0
+        self.remote_demand = False
         self.counters = Counters()
         self._jitter = jitter
         self._polling = False
@@ -169,6 +172,7 @@ class BfdSession:
         self.remote_min_rx = packet.required_min_rx
         self.remote_desired_tx = packet.desired_min_tx
         self.remote_detect_mult = packet.detect_mult
+        self.remote_demand = packet.demand
         self._last_rx = now
         if packet.final and self._polling:
             self._polling = False
@@ -211,6 +215,7 @@ class BfdSession:
             # have a session to take down.
             self.remote_discriminator = 0
             self.remote_detect_mult = 0
+            self.remote_demand = False
             self._last_rx = None
             if self.state in (State.INIT, State.UP):
                 self._change(State.DOWN, Diag.DETECTION_TIME_EXPIRED, now, actions)
@@ -247,6 +252,11 @@ class BfdSession:
         if self.state is State.ADMIN_DOWN:
             return False
         return not (self.settings.passive and self.remote_discriminator == 0)
+
+    def _remote_demand_active(self) -> bool:
+        """Demand mode is active on the peer (RFC 5880 section 6.6): it asked for no periodic
+        packets, and both sessions are Up."""
+        return self.remote_demand and self.state is State.UP and self.remote_state is State.UP
 
     def _change(self, new: State, diag: Diag, now: float, actions: Actions) -> None:
         old = self.state
@@ -286,6 +296,9 @@ class BfdSession:
         interval = self.transmit_interval
         if not self._may_send() or not interval:
             self._next_tx = None
+            return
+        if self._remote_demand_active() and not self._polling:
+            self._next_tx = now + self._jittered(interval)  # checked again, nothing sent
             return
         actions.send.append(self._packet())
         self.counters.packets_out += 1

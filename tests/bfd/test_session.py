@@ -247,3 +247,24 @@ def test_a_passive_session_goes_quiet_when_it_forgets_a_silent_peer() -> None:
     s.advance(5.0)  # 3 x max(100 ms, 1 s) = 3 s without a packet
     assert s.remote_discriminator == 0
     assert s.advance(10.0).send == [] and s.next_wakeup() is None
+
+
+def test_no_periodic_packets_while_the_peer_is_in_demand_mode() -> None:
+    """RFC 5880 section 6.8.7: no periodic packets while Demand mode is active on the remote
+    system (its D bit, both sessions Up) unless we are polling; a Poll is still answered.
+    (The peer keeps sending at 1 s here: a 3 s detection time, longer than the test.)"""
+    s = new(jitter=0.0)
+    bring_up(s)
+    s.receive(peer_packet(State.UP, final=True), 0.2)
+    assert s.advance(0.31).send  # periodic while the peer is not in demand mode
+    s.receive(peer_packet(State.UP, demand=True), 0.35)
+    assert s.advance(0.5).send == [] and s.advance(0.65).send == []
+    answer = s.receive(peer_packet(State.UP, demand=True, poll=True), 0.7).send
+    assert [p.final for p in answer] == [True]
+    s.update_settings(Settings(150_000, 100_000, 3), 0.75)  # our own poll goes out
+    assert [p.poll for p in s.advance(0.9).send] == [True]
+    s.receive(peer_packet(State.UP, demand=True, final=True), 0.95)
+    assert s.advance(1.2).send == []
+    assert s.state is State.UP
+    s.receive(peer_packet(State.UP), 1.25)  # D cleared
+    assert s.advance(1.5).send
