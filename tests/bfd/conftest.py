@@ -1,14 +1,18 @@
 """Fixtures for BFD against FRR's bfdd: a router and a node namespace on one veth
-(`PeeringLink`), and a work directory user frr can reach (zebra and bfdd drop privileges to
-it, and pytest's tmp_path is closed to other users)."""
+(`PeeringLink`), a work directory user frr can reach (zebra and bfdd drop privileges to
+it, and pytest's tmp_path is closed to other users), and `log_times` (when the speaker logged
+what)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +38,29 @@ def link(topo: netns.Topology) -> PeeringLink:
     if reason is not None:
         pytest.skip(reason)
     return PeeringLink.create(topo)
+
+
+class LogTimes(logging.Handler):
+    """When each message containing a watched text was logged (monotonic seconds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[float, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append((time.monotonic(), record.getMessage()))
+
+    def first(self, text: str, since: float) -> float | None:
+        return next((t for t, msg in self.seen if t >= since and text in msg), None)
+
+
+@pytest.fixture
+def log_times() -> Any:
+    handler = LogTimes()
+    loggers = [logging.getLogger(n) for n in ("metallb.bfd", "metallb_py.bgp.session")]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+    yield handler
+    for lg in loggers:
+        lg.removeHandler(handler)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from metallb_py.bgp.host import LocalHost
 from metallb_py.config import BgpType, Config, parse_config
 from metallb_py.speaker.bgp_sessions import PeerSessions
 from metallb_py.speaker.decision import AdvertisedRoute
+from tests.bfd.conftest import LogTimes
 from tests.bgp.conftest import nft, run, until
 
 pytestmark = pytest.mark.netns
@@ -69,32 +69,6 @@ def start_frr(link: PeeringLink, frr_dir: Path, address: str, **bfd: Any) -> Frr
     )
     router.start()
     return router
-
-
-class LogTimes(logging.Handler):
-    """When each message containing a watched text was logged (monotonic seconds)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[tuple[float, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.seen.append((time.monotonic(), record.getMessage()))
-
-    def first(self, text: str, since: float) -> float | None:
-        return next((t for t, msg in self.seen if t >= since and text in msg), None)
-
-
-@pytest.fixture
-def log_times() -> Any:
-    handler = LogTimes()
-    loggers = [logging.getLogger(n) for n in ("metallb.bfd", "metallb_py.bgp.session")]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.setLevel(logging.INFO)
-    yield handler
-    for lg in loggers:
-        lg.removeHandler(handler)
 
 
 async def open_speaker(link: PeeringLink, config: Config) -> tuple[PeerSessions, BfdPeer]:
