@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -223,6 +223,20 @@ def layer2_reason(
     if not answering and (node.claimed is None or any(ip in node.claimed for ip in ips)):
         return Reason.AWAITING_HANDOVER
     return None
+
+
+def answer_allowed(
+    ip: IPAddress,
+    claimed: frozenset[IPAddress] | None,
+    lease_held: bool,
+    is_local: Callable[[], bool],
+) -> bool:
+    """The responders' gate for one reply or gratuitous frame (docs/membership.md, "Layer2
+    lease"): never for an IP a live peer says it answers for; otherwise with the layer2 lease,
+    or without it for a `Local` Service's IP (`is_local`, asked only then)."""
+    if claimed is not None and ip in claimed:
+        return False
+    return lease_held or is_local()
 
 
 # --- BGP decision -------------------------------------------------------------------------

@@ -138,15 +138,14 @@ class LiveNodes:
             return view.live_nodes, not view.may_answer
         return self._fallback_live, False
 
-    def may_answer(self) -> bool:
-        """Whether this node holds its layer2 lease now (always without membership)."""
-        return self.membership is None or self.membership.may_answer()
+    def membership_view(self) -> View | None:
+        """Membership's view at this instant (None without membership)."""
+        return self.membership.view() if self.membership is not None else None
 
     def claimed(self) -> frozenset[IPAddress] | None:
         """Layer2 IPs a live peer answers for (empty without membership; None: unknown)."""
-        if self.membership is not None:
-            return self.membership.view().claimed
-        return frozenset()
+        view = self.membership_view()
+        return view.claimed if view is not None else frozenset()
 
     def _peer_addresses(self) -> dict[str, str]:
         """Node name -> Pod IP of every speaker Pod that is not being deleted."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import threading
 import time
@@ -269,12 +270,21 @@ class SpeakerProcess(ConfigProcess[SpeakerSettings]):
         self._reprocess_all()
 
     def _may_answer_layer2(self, ip: str) -> bool:
-        """Asked by the responders before every reply and gratuitous ARP/NA: `Cluster` IPs need
-        the layer2 lease at this instant (a process that stalled past its lease must not answer
-        requests queued meanwhile before its timers run), `Local` ones do not, as in the
-        decision (docs/membership.md, "Layer2 lease")."""
-        if self.live.may_answer():
+        """Asked by the responders before every reply and gratuitous ARP/NA
+        (docs/membership.md, "Layer2 lease"): never for an IP a live peer says it answers
+        for (at a heal the peer that is not elected withdraws within a round); `Cluster` IPs
+        only with the layer2 lease at this instant (a process that stalled past its lease
+        must not answer requests queued meanwhile before its timers run); `Local` ones without
+        it, as in the decision."""
+        view = self.live.membership_view()
+        if view is None:
             return True
+        return d.answer_allowed(
+            ipaddress.ip_address(ip), view.claimed, view.may_answer, lambda: self._local_ip(ip)
+        )
+
+    def _local_ip(self, ip: str) -> bool:
+        """`ip` belongs to a layer2 Service announced here with `externalTrafficPolicy: Local`."""
         for key, record in self.announced.items():
             if record.protocol is Protocol.LAYER2 and any(str(a) == ip for a in record.ips):
                 svc = self.services.get(key)

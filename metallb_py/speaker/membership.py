@@ -243,10 +243,6 @@ class Membership:
     def live_nodes(self) -> frozenset[str]:
         return self.view().live_nodes
 
-    def may_answer(self) -> bool:
-        """The layer2 lease at this instant (the responders ask before every reply)."""
-        return self.view().may_answer
-
     def in_minority(self) -> bool:
         return self.view().in_minority
 

@@ -452,3 +452,75 @@ def test_speaker_reevaluates_only_when_what_the_decision_reads_changes():
         View(frozenset({"a", "b", "c"}), False, True, 3, 3, leased=1, claimed=None)
     )
     assert len(calls) == 3
+
+
+def test_gate_refuses_ips_a_live_peer_claims_and_needs_the_lease_for_cluster_ips():
+    other = ipaddress.ip_address("192.0.2.7")
+    never = lambda: pytest.fail("is_local asked although the answer was already known")  # noqa: E731
+    assert d.answer_allowed(IP, frozenset(), True, never)
+    assert not d.answer_allowed(IP, frozenset({IP}), True, never)  # a live peer answers it
+    assert d.answer_allowed(IP, frozenset({other}), True, never)
+    assert d.answer_allowed(IP, None, True, never)  # unknown claims stop new starts only
+    assert not d.answer_allowed(IP, frozenset(), False, lambda: False)  # no lease: Cluster
+    assert d.answer_allowed(IP, frozenset(), False, lambda: True)  # Local needs no lease
+
+
+def test_two_node_split_heal_has_no_double_answer_at_the_data_plane():
+    """A 2-node cluster has no quorum: during a heartbeat split both nodes answer (documented).
+    At heal, every answer goes through the gate: a node never answers for an IP the other says
+    it answers for, so while the node that is not elected takes its time to withdraw (here up
+    to 20 ms) the overlap becomes a silence of about a round, never two answers."""
+    names = ["o", "b"]
+    first = d.election_order(names, IP)[0]
+    second = next(n for n in names if n != first)
+    cut = {"on": True}
+    net = Net(names, drop=lambda src, dst, t: cut["on"] and t >= 0.5)
+    answering = {first: True, second: False}
+    net.claims[first] = frozenset({IP})
+
+    lag = {first: 0, second: 7}  # ms phase of each node's 20 ms decision cycle
+
+    def act() -> None:
+        # Decisions (announce/withdraw) lag: each node acts every 20 ms; the gate does not.
+        for name in names:
+            if (round(net.now * 1000) + lag[name]) % 20:
+                continue
+            view = net.nodes[name].view(net.now)
+            reason = d.layer2_reason(
+                False,
+                ALWAYS_READY,
+                d.NodeView(name, view.live_nodes, not view.may_answer, claimed=view.claimed),
+                [IP],
+                answering[name],
+            )
+            answering[name] = reason is None
+            net.claims[name] = frozenset({IP}) if answering[name] else frozenset()
+
+    net.run(1.0, act)
+    assert answering == {first: True, second: True}  # the split: both serve (no quorum)
+    cut["on"] = False
+    double: list[float] = []
+    silent: list[float] = []
+
+    def each() -> None:
+        act()
+        gates = [
+            answering[n]
+            and d.answer_allowed(
+                IP,
+                net.nodes[n].view(net.now).claimed,
+                net.nodes[n].view(net.now).may_answer,
+                lambda: False,
+            )
+            for n in names
+        ]
+        # Until the first heartbeats cross (both send at the heal instant) the split goes on.
+        if all(gates) and net.now > 1.0 + 0.002:
+            double.append(net.now)
+        if not any(gates):
+            silent.append(net.now)
+
+    net.run(1.0, each)
+    assert not double
+    assert answering == {first: True, second: False}
+    assert len(silent) <= 2 * round(TIMING.interval * 1000) + 20, len(silent)
