@@ -109,3 +109,34 @@ def test_frr_shutdown_is_admin_down_and_our_bgp_stays(
             await sessions.close_all()
 
     run(scenario())
+
+
+def test_passive_frr_recreating_its_session_after_admin_down(
+    link: PeeringLink, frr_dir: Path
+) -> None:
+    """FRR (passive) shuts its session down (AdminDown), deletes it and creates a new one (a
+    new discriminator) that waits for us. Our packets must stop naming the old discriminator
+    once the peer fell silent for a detection time (RFC 5880 section 6.8.1), or FRR discards
+    them and the new session never comes Up."""
+    node, peer = link.node_v4, link.router_v4
+    frr = start_frr(link, frr_dir, node, bfd_transmit_ms=100, bfd_receive_ms=100, bfd_passive=True)
+
+    async def scenario() -> None:
+        sessions, bfd = await up_with_frr(link, frr, peer, node, FAST)
+        try:
+            s = bfd.session
+            old = s.remote_discriminator
+            await asyncio.to_thread(frr_profile, frr, "shutdown")
+            await until(lambda: s.state is State.DOWN, 10, "our session Down")
+            await asyncio.to_thread(frr.configure, f"no neighbor {node} bfd")
+            await asyncio.to_thread(frr_profile, frr, "no shutdown")
+            await asyncio.to_thread(
+                frr.configure, f"neighbor {node} bfd", f"neighbor {node} bfd profile p"
+            )
+            await until(lambda: s.state is State.UP, 20, "Up with FRR's new session")
+            assert s.remote_discriminator != old
+            await until(lambda: frr.bfd_peer(node).get("status") == "up", 20, "FRR's Up")
+        finally:
+            await sessions.close_all()
+
+    run(scenario())
