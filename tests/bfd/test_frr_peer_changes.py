@@ -115,9 +115,9 @@ def test_passive_frr_recreating_its_session_after_admin_down(
     link: PeeringLink, frr_dir: Path
 ) -> None:
     """FRR (passive) shuts its session down (AdminDown), deletes it and creates a new one (a
-    new discriminator) that waits for us. Our packets must stop naming the old discriminator
-    once the peer fell silent for a detection time (RFC 5880 section 6.8.1), or FRR discards
-    them and the new session never comes Up."""
+    new discriminator): ours, Down since the AdminDown, comes Up with the new one. (FRR 8.4's
+    new session speaks first although passive, so this passes even when our packets still
+    name the old discriminator; that rule, RFC 5880 section 6.8.1, is test_session.py's.)"""
     node, peer = link.node_v4, link.router_v4
     frr = start_frr(link, frr_dir, node, bfd_transmit_ms=100, bfd_receive_ms=100, bfd_passive=True)
 
