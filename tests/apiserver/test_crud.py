@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 
 from metallb_lab.apiserver import ApiServer
+from metallb_lab.apiserver.errors import ApiError
 from tests.apiserver.conftest import WITH_MONITORING, raw, service, status_of
 
 
@@ -371,3 +372,41 @@ def test_events_in_both_api_groups(api: ApiServer, api_client: Any, core: Any) -
     assert code == 422
     fields = {c["field"] for c in body["details"]["causes"]}
     assert {"eventTime", "reportingController", "reportingInstance", "action", "reason"} <= fields
+
+
+def _slice(family: str, *addresses: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "web-1", "namespace": "default"},
+        "addressType": family,
+        "endpoints": [{"addresses": list(addresses)}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("family", "address"),
+    [("IPv4", "not-an-ip"), ("IPv4", "2001:db8::1"), ("IPv6", "192.0.2.1")],
+)
+def test_endpoint_slice_addresses_are_of_the_slice_family(
+    api: ApiServer, family: str, address: str
+) -> None:
+    with pytest.raises(ApiError) as info:
+        api.create(_slice(family, "192.0.2.9" if family == "IPv4" else "2001:db8::9", address))
+    assert info.value.code == 422
+    assert info.value.status()["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": f'Invalid value: "{address}": must be a valid {family} address',
+            "field": "endpoints[0].addresses[1]",
+        }
+    ]
+
+
+def test_endpoint_slice_address_type_is_immutable(api: ApiServer) -> None:
+    created = api.create(_slice("IPv4", "192.0.2.01"))  # leading zeros pass, as upstream
+    created["addressType"] = "IPv6"
+    created["endpoints"] = [{"addresses": ["2001:db8::1"]}]
+    with pytest.raises(ApiError) as info:
+        api.update(created)
+    assert info.value.status()["details"]["causes"][0]["field"] == "addressType"

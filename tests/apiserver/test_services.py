@@ -231,3 +231,23 @@ def test_tiny_service_cidr_fills_up_and_frees() -> None:
         assert api.create(service("full"))["spec"]["clusterIP"] == ips[2]
     with pytest.raises(ValueError):
         ApiServer(cluster=ClusterConfig(service_cidrs=("10.0.0.0/8",)))
+
+
+def test_load_balancer_class_is_fixed_once_set_and_only_on_a_load_balancer(api: ApiServer) -> None:
+    created = api.create(service("s", type="LoadBalancer", loadBalancerClass="a.example/x"))
+    created["spec"]["loadBalancerClass"] = "b.example/y"
+    with pytest.raises(ApiError) as info:
+        api.update(created)
+    assert info.value.status()["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": 'Invalid value: "b.example/y": may not change once set',
+            "field": "spec.loadBalancerClass",
+        }
+    ]
+    # Leaving LoadBalancer drops the class (upstream's dropTypeDependentFields).
+    changed = api.patch("services", "s", {"spec": {"type": "ClusterIP"}})
+    assert "loadBalancerClass" not in changed["spec"]
+    with pytest.raises(ApiError) as info:
+        api.create(service("c", loadBalancerClass="a.example/x"))
+    assert info.value.status()["details"]["causes"][0]["field"] == "spec.loadBalancerClass"

@@ -177,6 +177,49 @@ def ingress_ip_mode_unknown(kc: Path) -> str:
     return _answer(lambda: _status_write(kc, "div-bogus", "LoadBalancer", ingress))
 
 
+def load_balancer_class_changed(kc: Path) -> str:
+    core = _core(kc)
+    body = _service("div-class", type="LoadBalancer", loadBalancerClass="a.example/x")
+    created = json.loads(
+        core.create_namespaced_service("default", body, _preload_content=False).data
+    )
+    created["spec"]["loadBalancerClass"] = "b.example/y"
+    return _answer(lambda: core.replace_namespaced_service("div-class", "default", created))
+
+
+def load_balancer_class_on_a_cluster_ip_service(kc: Path) -> str:
+    body = _service("div-class-cip", loadBalancerClass="a.example/x")
+    return _answer(lambda: _core(kc).create_namespaced_service("default", body))
+
+
+def _slice(name: str, family: str, *addresses: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "addressType": family,
+        "endpoints": [{"addresses": list(addresses)}],
+    }
+
+
+def endpoint_slice_address_of_the_other_family(kc: Path) -> str:
+    body = _slice("div-slice-v6", "IPv4", "2001:db8::1")
+    discovery: Any = client.DiscoveryV1Api(_core(kc).api_client)
+    return _answer(lambda: discovery.create_namespaced_endpoint_slice("default", body))
+
+
+def endpoint_slice_address_type_changed(kc: Path) -> str:
+    discovery: Any = client.DiscoveryV1Api(_core(kc).api_client)
+    created = json.loads(
+        discovery.create_namespaced_endpoint_slice(
+            "default", _slice("div-slice", "IPv4", "192.0.2.1"), _preload_content=False
+        ).data
+    )
+    created["addressType"] = "IPv6"
+    created["endpoints"] = [{"addresses": ["2001:db8::1"]}]
+    return _answer(
+        lambda: discovery.replace_namespaced_endpoint_slice("div-slice", "default", created)
+    )
+
+
 SAME: dict[Callable[[Path], str], str] = {
     kubectl_auth_can_i: "yes",
     kubectl_auth_can_i_list: "*.* [] [] [*]",
@@ -215,6 +258,10 @@ SAME: dict[Callable[[Path], str], str] = {
     ingress_status_on_a_cluster_ip_service: "422 status.loadBalancer.ingress",
     ingress_ip_with_a_leading_zero: "ok",
     ingress_ip_mode_unknown: "422 status.loadBalancer.ingress[0].ipMode",
+    load_balancer_class_changed: "422 spec.loadBalancerClass",
+    load_balancer_class_on_a_cluster_ip_service: "422 spec.loadBalancerClass",
+    endpoint_slice_address_of_the_other_family: "422 endpoints[0].addresses[0]",
+    endpoint_slice_address_type_changed: "422 addressType",
 }
 """Checks both servers answer alike (some were divergences, fixed in the embedded one)."""
 

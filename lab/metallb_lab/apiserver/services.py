@@ -175,6 +175,7 @@ class ServiceRules:
                 "Forbidden: may only be used when `type` is 'LoadBalancer'",
             )
         self.source_ranges(kind)
+        self.load_balancer_class(kind)
         self.cluster_ips()
         needs_ports = kind == "NodePort" or (
             kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is not False
@@ -228,6 +229,24 @@ class ServiceRules:
                     f'Duplicate value: {{"port": {number}, "protocol": "{protocol}"}}',
                 )
             seen.add((number, protocol))
+
+    def load_balancer_class(self, kind: str) -> None:
+        """`loadBalancerClass` only on a LoadBalancer, and fixed once the Service is one."""
+        value = self.spec.get("loadBalancerClass")
+        path = "spec.loadBalancerClass"
+        old = self.old
+        if (
+            old is not None
+            and old.get("type") == "LoadBalancer"
+            and kind == "LoadBalancer"
+            and old.get("loadBalancerClass") != value
+        ):
+            shown = "null" if value is None else value
+            self.bad(
+                path, "FieldValueInvalid", f'Invalid value: "{shown}": may not change once set'
+            )
+        if kind != "LoadBalancer" and value is not None:
+            self.bad(path, "FieldValueForbidden", _ONLY_LOAD_BALANCER)
 
     def source_ranges(self, kind: str) -> None:
         """`loadBalancerSourceRanges`: CIDRs (space-padding allowed, host bits too, as Go's

@@ -20,6 +20,7 @@ from metallb_lab.apiserver.services import (
     ServiceAllocator,
     ServiceRules,
     drop_type_dependent_fields,
+    parse_ip_sloppy,
     validate_service_status,
 )
 
@@ -248,6 +249,15 @@ class Strategies:
                             (f"spec.containers[{i}].image", "FieldValueRequired", "Required value")
                         )
         elif sk == "endpointslices.discovery.k8s.io":
+            causes += _endpoint_addresses(obj)
+            if old is not None and old.get("addressType") != obj.get("addressType"):
+                causes.append(
+                    (
+                        "addressType",
+                        "FieldValueInvalid",
+                        f'Invalid value: "{obj.get("addressType")}": field is immutable',
+                    )
+                )
             if obj.get("addressType") not in ("IPv4", "IPv6", "FQDN"):
                 causes.append(
                     (
@@ -308,6 +318,28 @@ class Strategies:
             data[k] = base64.b64encode(str(v).encode()).decode()
         if data:
             obj["data"] = data
+
+
+def _endpoint_addresses(obj: Obj) -> list[Cause]:
+    """Each endpoint address of an IPv4/IPv6 slice must be an address of that family."""
+    family = obj.get("addressType")
+    if family not in ("IPv4", "IPv6"):
+        return []
+    causes: list[Cause] = []
+    endpoints = obj.get("endpoints")
+    for i, endpoint in enumerate(endpoints if isinstance(endpoints, list) else []):
+        addresses = endpoint.get("addresses") if isinstance(endpoint, dict) else None
+        for j, address in enumerate(addresses if isinstance(addresses, list) else []):
+            ip = parse_ip_sloppy(address)
+            if ip is None or ip.version != (4 if family == "IPv4" else 6):
+                causes.append(
+                    (
+                        f"endpoints[{i}].addresses[{j}]",
+                        "FieldValueInvalid",
+                        f'Invalid value: "{address}": must be a valid {family} address',
+                    )
+                )
+    return causes
 
 
 def _spec_part(obj: Obj) -> Obj:
