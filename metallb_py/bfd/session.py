@@ -13,9 +13,10 @@ What it does (docs/bgp.md, "BFD"):
   75-100 % (75-90 % when our detect multiplier is 1); no periodic packets while the peer asks
   for none (required min rx 0);
 - detection time = the peer's detect multiplier x max(our required min rx, the peer's desired
-  min tx); it running out forgets the peer's discriminator and state in any state (so our
-  packets stop naming a session the peer may no longer have), and in Init or Up also takes
-  the session Down (diag 1);
+  min tx); it running out forgets the peer's discriminator, state and Required Min RX in
+  any state (so our packets stop naming a session the peer may no longer have, and a silent
+  peer's request for no packets lapses), and in Init or Up also takes the session Down
+  (diag 1);
 - a packet with Poll is answered at once with Final (even by a passive session);
 - passive: nothing is sent until the peer's discriminator is known;
 - no periodic packets while the peer is in Demand mode (its D bit, both sides Up) and we are
@@ -211,14 +212,18 @@ class BfdSession:
         actions = Actions()
         deadline = self._detection_deadline()
         if deadline is not None and now >= deadline:
-            # RFC 5880 section 6.8.1: the peer is forgotten in any state; only Init and Up
-            # have a session to take down.
+            # RFC 5880 sections 6.8.1 and 6.8.18: the peer is forgotten in any state (its
+            # request for fewer or no packets too); only Init and Up have a session to take
+            # down.
             self.remote_discriminator = 0
             self.remote_detect_mult = 0
             self.remote_demand = False
+            self.remote_min_rx = 1
             self._last_rx = None
             if self.state in (State.INIT, State.UP):
                 self._change(State.DOWN, Diag.DETECTION_TIME_EXPIRED, now, actions)
+            elif self._next_tx is None and self._may_send():
+                self._next_tx = now + self._jittered(self.transmit_interval)
             self.remote_state = State.DOWN
         if self._next_tx is not None and now >= self._next_tx:
             self._send_periodic(now, actions)

@@ -268,3 +268,26 @@ def test_no_periodic_packets_while_the_peer_is_in_demand_mode() -> None:
     assert s.state is State.UP
     s.receive(peer_packet(State.UP), 1.25)  # D cleared
     assert s.advance(1.5).send
+
+
+def test_a_silent_peer_s_request_for_no_packets_lapses_after_the_detection_time() -> None:
+    """A peer that asked for no packets (Required Min RX 0) and then fell silent for a
+    Detection Time no longer binds us: bfd.RemoteMinRxInterval goes back to 1 (RFC 5880
+    section 6.8.18) and we transmit again at our own (slow, not Up) rate, so the session can
+    come back without the peer speaking first."""
+    s = new(jitter=0.0)
+    bring_up(s)
+    s.receive(peer_packet(State.UP, final=True, required_min_rx=0), 1.0)
+    assert s.advance(2.0).send == []
+    # detection time: 3 x max(our 100 ms, the peer's 1 s) = 3 s after its last packet
+    got = s.advance(4.01)
+    assert [(t.new, t.diag) for t in got.transitions] == [(State.DOWN, Diag.DETECTION_TIME_EXPIRED)]
+    assert s.remote_min_rx == 1
+    # periodic again: every 0.75 x max(1 s, 1 us) with this jitter
+    assert [p.state for p in s.advance(4.01 + 0.76).send] == [State.DOWN]
+    assert [p.state for p in s.advance(4.01 + 1.52).send] == [State.DOWN]
+    # the same while we are Down (no transition to send a packet with)
+    d = new(jitter=0.0)
+    d.receive(peer_packet(State.ADMIN_DOWN, your=0, required_min_rx=0), 1.0)
+    assert d.advance(2.0).send == [] and d.advance(4.01).send == []
+    assert [p.your_discriminator for p in d.advance(4.01 + 0.76).send] == [0]
