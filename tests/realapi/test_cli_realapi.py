@@ -19,7 +19,7 @@ from metallb_lab.control_plane import ControlPlane
 from metallb_lab.netns import wait_for
 from metallb_py.cli import main
 from tests.e2e.conftest import Component
-from tests.e2e.test_doctor_live import BOTH, ONLY_NEW
+from tests.e2e.test_doctor_live import BOTH, ONLY_NEW, doctor
 
 from .conftest import NS, admin, ensure_namespace, kubectl, read_configmap, service, set_config
 
@@ -56,11 +56,6 @@ def install_running(cp: ControlPlane) -> None:
     core.create_namespaced_secret(
         NS, {"metadata": {"name": "memberlist"}, "stringData": {"secretkey": "0123456789abcdef"}}
     )
-
-
-def doctor(kubeconfig: Path) -> tuple[int, list[str]]:
-    result = CliRunner().invoke(main, ["doctor", "--kubeconfig", str(kubeconfig)])
-    return result.exit_code, [line for line in result.stdout.splitlines() if line]
 
 
 def _stored(core: Any) -> str | None:
