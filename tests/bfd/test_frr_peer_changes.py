@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 
-from metallb_lab.routers import PeeringLink
+from metallb_lab.routers import FrrBfdRouter, Neighbor, PeeringLink
 from metallb_py.bfd.packet import Diag, State
+from metallb_py.bgp.host import LocalHost
+from metallb_py.config import BgpType, parse_config
+from metallb_py.speaker.bgp_sessions import PeerSessions
 from tests.bfd.conftest import LogTimes
-from tests.bfd.test_frr import FAST, start_frr, up_with_frr
+from tests.bfd.test_frr import FAST, NODE_ASN, ROUTER_ASN, routes, start_frr, up_with_frr
 from tests.bgp.conftest import run, until
 
 pytestmark = pytest.mark.netns
@@ -140,3 +143,87 @@ def test_passive_frr_recreating_its_session_after_admin_down(
             await sessions.close_all()
 
     run(scenario())
+
+
+def test_two_peers_two_profiles_and_one_removed(link: PeeringLink, frr_dir: Path) -> None:
+    """Two config peers (FRR's IPv4 and IPv6 addresses) with different profiles: each BFD
+    session runs its own profile's timers as FRR sees them; removing the IPv6 peer from the
+    config ends its BFD session with AdminDown and leaves the IPv4 one untouched."""
+    frr = FrrBfdRouter(
+        link.topo,
+        link.router,
+        frr_dir / "frr",
+        ROUTER_ASN,
+        link.router_v4,
+        [
+            Neighbor(link.node_v4, NODE_ASN, hold_time=30, bfd=True),
+            Neighbor(link.node_v6, NODE_ASN, hold_time=30, bfd=True),
+        ],
+        bfd_transmit_ms=100,
+        bfd_receive_ms=100,
+    )
+    frr.start()
+    both = two_peers_config(link, with_v6=True)
+
+    async def scenario() -> None:
+        sessions = PeerSessions("node-1", routes, host=LocalHost(link.node.name))
+        try:
+            await sessions.sync(parse_config(both, BgpType.NATIVE), {})
+            for session in sessions.sessions.values():
+                await session.wait_established(30)
+            await until(lambda: len(sessions.bfd) == 2, 10, "two BFD sessions")
+            by_address = {str(b.peer): b for _, b in sessions.bfd.values()}
+            v4, v6 = by_address[link.router_v4], by_address[link.router_v6]
+            want = {link.node_v4: (120, 110, 3), link.node_v6: (200, 300, 5)}
+            for node, timers in want.items():
+
+                def seen(
+                    node: str = node, timers: tuple[int, int, int] = timers
+                ) -> tuple[int, int, int] | None:
+                    v = frr.bfd_peer(node)
+                    got = (
+                        v.get("remote-transmit-interval"),
+                        v.get("remote-receive-interval"),
+                        v.get("remote-detect-multiplier"),
+                    )
+                    return got if v.get("status") == "up" and got == timers else None
+
+                await until(seen, 20, f"FRR sees {node}'s profile")
+            # FRR sends every 100 ms: we detect in 3 x max(our rx, 100 ms)
+            await until(lambda: not v4.session.polling and not v6.session.polling, 10, "polls")
+            assert v4.session.detection_time == pytest.approx(3 * 0.11)
+            assert v6.session.detection_time == pytest.approx(3 * 0.3)
+
+            await sessions.sync(
+                parse_config(two_peers_config(link, with_v6=False), BgpType.NATIVE), {}
+            )
+            assert [b for _, b in sessions.bfd.values()] == [v4]
+            down: dict[str, Any] = await until(
+                lambda: v if (v := frr.bfd_peer(link.node_v6)).get("status") == "down" else {},
+                10,
+                "FRR's IPv6 BFD session down",
+            )
+            assert down["remote-diagnostic"] == "administratively down", down
+            await asyncio.sleep(1.0)
+            assert v4.session.state is State.UP and v4.session.counters.down_events == 0
+            assert frr.bfd_peer(link.node_v4).get("status") == "up"
+        finally:
+            await sessions.close_all()
+
+    run(scenario())
+
+
+def two_peers_config(link: PeeringLink, *, with_v6: bool) -> str:
+    peers = [(link.router_v4, "a")] + ([(link.router_v6, "b")] if with_v6 else [])
+    text = "peers:\n"
+    for address, profile in peers:
+        text += (
+            f"- peer-address: {address}\n  peer-asn: {ROUTER_ASN}\n  my-asn: {NODE_ASN}\n"
+            f"  hold-time: 30s\n  bfd-profile: {profile}\n"
+        )
+    return text + (
+        "bfd-profiles:\n"
+        "- name: a\n  transmit-interval: 120\n  receive-interval: 110\n"
+        "- name: b\n  transmit-interval: 200\n  receive-interval: 300\n  detect-multiplier: 5\n"
+        "address-pools:\n- name: p\n  protocol: bgp\n  addresses: [198.51.100.0/24]\n"
+    )
