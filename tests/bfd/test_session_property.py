@@ -29,6 +29,7 @@ packets = st.builds(
     detect_mult=st.integers(1, 255),
     poll=st.booleans(),
     final=st.booleans(),
+    demand=st.booleans(),
 )
 events = st.lists(
     st.one_of(
@@ -75,5 +76,8 @@ def test_invariants(first: Settings, steps: list[tuple[str, object]]) -> None:
                 assert p.desired_min_tx >= SLOW_TX_INTERVAL  # slow start while not Up
         if s.state is State.UP:
             assert s.remote_discriminator != 0
+            demand_active = s.remote_demand and s.remote_state is State.UP and not s.polling
+            if kind == "advance" and demand_active:
+                assert actions.send == []  # the peer's Demand mode: no periodic packets
         if s.settings.passive and s.remote_discriminator == 0 and s.state is not State.ADMIN_DOWN:
             assert not [p for p in actions.send if not p.final]  # passive: silent
