@@ -168,6 +168,7 @@ BENCHES = {
         ["bench.bgp_crash", "--repetitions", "1", "--nodes", "2", "--no-wait-quiet"],
         _needs_routers,
     ),
+    "bgp_restart": (["bench.bgp_restart", "--nodes", "2", "--quiet-wait", "0"], _needs_routers),
     "failover": (
         [
             "bench.failover",
