@@ -68,7 +68,15 @@ def measure(
             with progress.step("lab up with 3 nodes"):
                 lab = up(3, directory=workdir / "lab", prefix=prefix, tools=("curl",))
             lab.wait_settled(60)
-            result = partition.run(lab, "web", repetitions, workdir, hold=hold, say=progress.say)
+            result = partition.run(
+                lab,
+                "web",
+                repetitions,
+                workdir,
+                hold=hold,
+                sample_interval=sample_interval,
+                say=progress.say,
+            )
         except LabError as e:
             print(f"bench.partition: {e}", file=sys.stderr)
             return 1
