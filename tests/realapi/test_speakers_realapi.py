@@ -100,11 +100,12 @@ class RealLan:
 
     def forbidden(self) -> list[dict[str, Any]]:
         """Speaker log lines about a call the RBAC refused."""
+        refused = re.compile(r"\b403\b|Forbidden")
         return [
             e
             for c in self.speakers.values()
             for e in c.logs()
-            if "403" in str(e) or "Forbidden" in str(e)
+            if refused.search(f"{e.get('msg', '')} {e.get('error', '')} {e.get('raw', '')}")
         ]
 
 
