@@ -236,6 +236,8 @@ class BfdSession:
             return actions
         self.settings = settings
         self._timers_changed(now, actions)
+        if self._next_tx is None and self.transmit_interval and self._may_send():
+            self._next_tx = now  # no longer passive: start sending
         return actions
 
     def admin_down(self, now: float) -> Actions:

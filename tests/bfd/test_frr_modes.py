@@ -109,3 +109,27 @@ def test_passive_waits_for_the_peer(link: PeeringLink, frr_dir: Path) -> None:
             await sessions.close_all()
 
     run(peer_active())
+
+
+def test_passive_on_both_sides_then_ours_made_active(link: PeeringLink, frr_dir: Path) -> None:
+    """FRR and we both passive: nobody is obliged to speak (FRR 8.4 sometimes sends a packet
+    from the session it creates before BGP is up, then replaces that session with a silent
+    one). The profile edited to active mode (same name, so the running session is updated):
+    we start sending and both come Up."""
+    node, peer = link.node_v4, link.router_v4
+    frr = start_frr(link, frr_dir, node, bfd_passive=True)
+    passive = parse_config(config_text(peer, "  passive-mode: true\n"), BgpType.NATIVE)
+    active = parse_config(config_text(peer, "  passive-mode: false\n"), BgpType.NATIVE)
+
+    async def scenario() -> None:
+        sessions, bfd = await open_speaker(link, passive)
+        try:
+            await asyncio.sleep(4.0)  # beyond a 3 s detection time of a first FRR packet
+            await sessions.sync(active, {})
+            assert [b for _, b in sessions.bfd.values()] == [bfd]  # the same session
+            await until(lambda: bfd.session.state is State.UP, 20, "Up once we are active")
+            await until(lambda: frr.bfd_peer(node).get("status") == "up", 20, "FRR's Up")
+        finally:
+            await sessions.close_all()
+
+    run(scenario())

@@ -291,3 +291,15 @@ def test_a_silent_peer_s_request_for_no_packets_lapses_after_the_detection_time(
     d.receive(peer_packet(State.ADMIN_DOWN, your=0, required_min_rx=0), 1.0)
     assert d.advance(2.0).send == [] and d.advance(4.01).send == []
     assert [p.your_discriminator for p in d.advance(4.01 + 0.76).send] == [0]
+
+
+def test_leaving_passive_mode_starts_transmitting() -> None:
+    """A passive session that never heard from its peer is silent; a profile change to
+    active must start the periodic packets (RFC 5880 section 6.8.7: only the passive role
+    with no remote discriminator keeps a session silent)."""
+    s = new(Settings(100_000, 100_000, 3, passive=True))
+    assert s.advance(1.0).send == [] and s.next_wakeup() is None
+    got = s.update_settings(Settings(100_000, 100_000, 3), 2.0)
+    sent = got.send + s.advance(2.0).send
+    assert [(p.state, p.your_discriminator) for p in sent] == [(State.DOWN, 0)]
+    assert s.next_wakeup() is not None
