@@ -73,7 +73,8 @@ class Actions:
 
 @dataclass
 class Counters:
-    """The numbers the `metallb_bfd_*` metrics show."""
+    """The numbers the `metallb_bfd_*` metrics show. `packets_out` is the transport's: it
+    counts packets that were sent, as FRR does, not the ones the session asked for."""
 
     packets_in: int = 0
     packets_out: int = 0
@@ -194,12 +195,10 @@ class BfdSession:
             self._change(State.DOWN, Diag.NEIGHBOR_SIGNALED_DOWN, now, actions)
         if packet.poll:
             actions.send.append(self._packet(final=True))
-            self.counters.packets_out += 1
         elif restarted and not actions.send and self._may_send():
             # The peer started a new session (new discriminator): tell it ours at once rather
             # than after a slow-start interval.
             actions.send.append(self._packet())
-            self.counters.packets_out += 1
         interval = self.transmit_interval
         if self._next_tx is None and interval and self._may_send():
             self._next_tx = now  # passive: the peer spoke, so we start
@@ -248,7 +247,6 @@ class BfdSession:
             self._change(State.ADMIN_DOWN, Diag.ADMINISTRATIVELY_DOWN, now, actions)
         if not actions.send and self.remote_discriminator:
             actions.send.append(self._packet())
-            self.counters.packets_out += 1
         self._next_tx = None
         self._last_rx = None
         return actions
@@ -279,7 +277,6 @@ class BfdSession:
         self._timers_changed(now, actions)
         if self._may_send() or new is State.ADMIN_DOWN:
             actions.send.append(self._packet())  # a state change is told at once
-            self.counters.packets_out += 1
             interval = self.transmit_interval
             self._next_tx = now + self._jittered(interval) if interval else None
         else:
@@ -308,7 +305,6 @@ class BfdSession:
             self._next_tx = now + self._jittered(interval)  # checked again, nothing sent
             return
         actions.send.append(self._packet())
-        self.counters.packets_out += 1
         self._next_tx = now + self._jittered(interval)
 
     def _jittered(self, interval: int) -> float:

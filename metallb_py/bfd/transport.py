@@ -124,6 +124,7 @@ class BfdPeer:
         for packet in actions.send:
             try:
                 self._sock.send(p.encode(packet))
+                self.session.counters.packets_out += 1
             except OSError as exc:  # link down, no route, buffer full: BFD's business to notice
                 self.send_errors += 1
                 if self.send_errors == 1 or exc.errno not in (
