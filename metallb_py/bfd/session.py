@@ -272,7 +272,7 @@ class BfdSession:
         actions.transitions.append(Transition(old, new, diag, now, self.remote_state))
         if new is State.UP:
             self.counters.up_events += 1
-        elif old is State.UP:
+        elif new is State.DOWN:  # from Init or Up; our own AdminDown is not counted (as FRR)
             self.counters.down_events += 1
         self._timers_changed(now, actions)
         if self._may_send() or new is State.ADMIN_DOWN:

@@ -303,3 +303,18 @@ def test_leaving_passive_mode_starts_transmitting() -> None:
     sent = got.send + s.advance(2.0).send
     assert [(p.state, p.your_discriminator) for p in sent] == [(State.DOWN, 0)]
     assert s.next_wakeup() is not None
+
+
+def test_down_events_count_every_entry_into_down_as_frr_does() -> None:
+    """`metallb_bfd_session_down_events` is "times the session entered the down state"; FRR
+    (whose counter FRR mode exposes) counts Init -> Down as well as Up -> Down, and not its
+    own AdminDown."""
+    s = new()
+    s.receive(peer_packet(State.DOWN, your=0), 0.1)
+    assert s.state is State.INIT
+    s.advance(3.2)  # 3 x max(100 ms, the peer's 1 s) after its packet: Init -> Down
+    assert s.state is State.DOWN
+    assert (s.counters.up_events, s.counters.down_events) == (0, 1)
+    bring_up(s, 4.0)
+    s.admin_down(4.5)
+    assert (s.counters.up_events, s.counters.down_events) == (1, 1)
