@@ -7,6 +7,7 @@ between the two tables, and the docs with it."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +36,8 @@ def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
 
 
 def _kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed on this machine")
     return subprocess.run(
         ["kubectl", "--kubeconfig", str(kubeconfig), *args],
         capture_output=True,
