@@ -21,11 +21,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from bench.realapi_common import KubeWriter, start_portal
+from bench.realapi_common import start_portal
 from metallb_lab import netns
 from metallb_lab.control_plane import ControlPlane
 from metallb_lab.lab import objects
 from metallb_lab.lab.commands import node_kubeconfig, speaker_args, speaker_env
+from metallb_lab.lab.kube import RestClient
 from metallb_lab.lab.layout import (
     CLIENT_IPV4,
     NODE_ASN,
@@ -68,7 +69,7 @@ def cluster(module_control_plane: ControlPlane) -> ControlPlane:
     cp = module_control_plane
     install(cp)
     ensure_namespace(cp, APPS)
-    writer = KubeWriter(client.CoreV1Api(admin(cp)))
+    writer = RestClient.from_kubeconfig(cp.kubeconfig_path)  # the lab's own writer
     for plan in plan_lab(2).nodes:
         objects.register(writer, objects.node(plan.name, plan.ipv4))
         objects.register(writer, objects.speaker_pod(plan.name, plan.ipv4, NS, "speaker"))
