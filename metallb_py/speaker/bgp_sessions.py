@@ -1,7 +1,7 @@
 """The speaker's BGP sessions and the routes it gives them: which peers have a session on this
 node, one coalesced push of the node's route set after a burst of changes, and a BFD session
-beside each BGP session whose peer names a `bfd-profile` (BFD going Down drops the BGP session
-at once; docs/bgp.md, "BFD").
+beside each BGP session whose peer names a `bfd-profile` (peers to the same address share one;
+BFD going Down drops the BGP session at once; docs/bgp.md, "BFD").
 
 Glue between the pure decisions (`decision.plan_sessions`, `decision.speaker_routes`),
 `bgp.session.BgpSession` and `bfd.transport`; runs on the speaker's event loop.
@@ -10,7 +10,6 @@ Glue between the pure decisions (`decision.plan_sessions`, `decision.speaker_rou
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
@@ -21,7 +20,7 @@ from metallb_py.bfd.transport import DEFAULT_MINIMUM_TTL, BfdPeer, BfdService
 from metallb_py.bgp import messages as bgp_messages
 from metallb_py.bgp.host import LocalHost
 from metallb_py.bgp.session import BgpSession
-from metallb_py.config import BfdProfile, Config, Peer
+from metallb_py.config import BfdProfile, Config, IPAddress, Peer
 from metallb_py.logs import kv
 from metallb_py.metrics.metallb import BfdPeerStats, BgpPeerStats
 from metallb_py.speaker import decision as d
@@ -33,6 +32,17 @@ ROUTE_PUSH_DELAY = 0.005
 BFD_DEFAULT_INTERVAL_MS = 300
 BFD_DEFAULT_DETECT_MULTIPLIER = 3
 """A profile's omitted fields mean FRR's defaults (docs/config.md), in native mode too."""
+
+
+BfdPath = tuple[IPAddress, IPAddress | None, bool]
+"""Peer address, source address, multihop: what a BFD session is for."""
+
+
+def bfd_path(peer: Peer) -> BfdPath:
+    """Config peers with the same path share one BFD session: the router has one session per
+    address pair (RFC 5881), so two of ours (two peers to one address, on other ports or with
+    other timers) would take turns being the one it answers."""
+    return (peer.address, peer.source_address, peer.ebgp_multihop)
 
 
 def bfd_settings(profile: BfdProfile) -> tuple[Settings, int]:
@@ -65,7 +75,8 @@ class PeerSessions:
         """Where the sessions' sockets live (tests: a node's network namespace)."""
         self.sessions: dict[Peer, BgpSession] = {}
         self.bfd: dict[Peer, tuple[BfdProfile, BfdPeer]] = {}
-        """The BFD session beside a BGP session, with the profile it runs."""
+        """The BFD session beside a BGP session, with the profile the peer names. Peers with
+        the same `bfd_path` share one session, which runs the first one's profile."""
         self.bfd_service: BfdService | None = None
         self._bfd_profiles: dict[str, BfdProfile] = {}
         self._bfd_stopped = False
@@ -133,6 +144,8 @@ class PeerSessions:
         for peer in list(self.bfd):
             if peer not in self.sessions or peer.bfd_profile not in self._bfd_profiles:
                 _, bfd = self.bfd.pop(peer)
+                if any(b is bfd for _, b in self.bfd.values()):
+                    continue  # another peer still uses it
                 log.info("BFD session removed", extra=kv(op="bfdRemoved", peer=bfd.label))
                 assert self.bfd_service is not None
                 self.bfd_service.remove(bfd)
@@ -145,9 +158,7 @@ class PeerSessions:
                 continue  # no BFD, or it starts with the profile in force then
             held = self.bfd.get(peer)
             if held is not None:
-                if held[0] != profile:
-                    held[1].update_settings(*bfd_settings(profile))
-                    self.bfd[peer] = (profile, held[1])
+                self.bfd[peer] = (profile, held[1])
             elif session.established.is_set():
                 self._start_bfd(peer, session)
             else:
@@ -155,6 +166,15 @@ class PeerSessions:
                     self._start_bfd_when_established(peer, session),
                     name=f"bfd-wait-{session.peer_label}",
                 )
+        for bfd, profile in self._bfd_owner_profiles().items():
+            bfd.update_settings(*bfd_settings(profile))  # a no-op when nothing changed
+
+    def _bfd_owner_profiles(self) -> dict[BfdPeer, BfdProfile]:
+        """Each BFD session and the profile it runs: its first peer's."""
+        owners: dict[BfdPeer, BfdProfile] = {}
+        for profile, bfd in self.bfd.values():
+            owners.setdefault(bfd, profile)
+        return owners
 
     async def _start_bfd_when_established(self, peer: Peer, session: BgpSession) -> None:
         await session.established.wait()
@@ -166,6 +186,11 @@ class PeerSessions:
         profile = self._bfd_profiles.get(peer.bfd_profile)
         if profile is None or peer in self.bfd or self._bfd_stopped:
             return
+        shared = next((b for p, (_, b) in self.bfd.items() if bfd_path(p) == bfd_path(peer)), None)
+        if shared is not None:
+            self.bfd[peer] = (profile, shared)
+            log.info("BFD session shared", extra=kv(op="bfdAdded", peer=shared.label))
+            return
         settings, minimum_ttl = bfd_settings(profile)
         if self.bfd_service is None:
             self.bfd_service = BfdService(self.host.run)
@@ -176,7 +201,7 @@ class PeerSessions:
                 multihop=peer.ebgp_multihop,
                 settings=settings,
                 minimum_ttl=minimum_ttl,
-                on_transition=functools.partial(self._bfd_changed, session),
+                on_transition=self._bfd_changed,
             )
         except OSError as exc:
             log.error(
@@ -187,11 +212,16 @@ class PeerSessions:
         self.bfd[peer] = (profile, bfd)
         log.info("BFD session added", extra=kv(op="bfdAdded", peer=bfd.label, profile=profile.name))
 
-    def _bfd_changed(self, session: BgpSession, _: BfdPeer, t: Transition) -> None:
-        """Up -> Down drops the BGP session now, unless the peer went AdminDown on purpose
-        (RFC 5882: its clients stay up); our own AdminDown (stopping) is not a failure."""
+    def _bfd_changed(self, bfd: BfdPeer, t: Transition) -> None:
+        """Up -> Down drops the BGP sessions it serves now, unless the peer went AdminDown on
+        purpose (RFC 5882: its clients stay up); our own AdminDown (stopping) is not a
+        failure."""
         if t.old is State.UP and t.new is State.DOWN and t.peer_state is not State.ADMIN_DOWN:
-            session.drop(f"BFD session down ({t.diag.name.lower().replace('_', ' ')})")
+            reason = f"BFD session down ({t.diag.name.lower().replace('_', ' ')})"
+            for peer, (_, held) in list(self.bfd.items()):
+                session = self.sessions.get(peer)
+                if held is bfd and session is not None:
+                    session.drop(reason)
 
     def start_up_done(self) -> None:
         """Every Service was reconciled once: the route set is whole, first tables may go."""
@@ -279,7 +309,7 @@ class PeerSessions:
                 bfd.session.counters.up_events,
                 bfd.session.counters.down_events,
             )
-            for _, bfd in list(self.bfd.values())
+            for bfd in self._bfd_owner_profiles()
         )
 
 
