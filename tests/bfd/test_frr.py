@@ -57,14 +57,17 @@ def routes() -> list[AdvertisedRoute]:
     return [AdvertisedRoute(ipaddress.ip_network("198.51.100.10/32"), 0, ())]
 
 
-def start_frr(link: PeeringLink, frr_dir: Path, address: str, **bfd: Any) -> FrrBfdRouter:
+def start_frr(
+    link: PeeringLink, frr_dir: Path, *addresses: str, multihop: bool = False, **bfd: Any
+) -> FrrBfdRouter:
+    """FRR with BFD (profile `p`: `bfd`'s settings) for a neighbour at each of `addresses`."""
     router = FrrBfdRouter(
         link.topo,
         link.router,
         frr_dir / "frr",
         ROUTER_ASN,
         link.router_v4,
-        [Neighbor(address, NODE_ASN, hold_time=30, bfd=True)],
+        [Neighbor(a, NODE_ASN, hold_time=30, bfd=True, multihop=multihop) for a in addresses],
         **bfd,
     )
     router.start()
@@ -88,6 +91,16 @@ async def open_speaker(link: PeeringLink, config: Config) -> tuple[PeerSessions,
         await sessions.close_all()
         raise
     return sessions, bfd
+
+
+async def frr_view(
+    frr: FrrBfdRouter, node: str, key: str, value: Any, what: str, timeout: float = 20
+) -> dict[str, Any]:
+    """FRR's view of its BFD session to `node` (`show bfd peers json`) once `key` is `value`."""
+    view: dict[str, Any] = await until(
+        lambda: v if (v := frr.bfd_peer(node)).get(key) == value else {}, timeout, what
+    )
+    return view
 
 
 async def up_with_frr(
@@ -264,12 +277,8 @@ def test_a_profile_changed_at_run_time_reaches_frr_without_a_flap(
             )
             await sessions.sync(parse_config(config_text(peer, fast), BgpType.NATIVE), {})
             assert [b for _, b in sessions.bfd.values()] == [bfd]  # the same session
-            view: dict[str, Any] = await until(
-                lambda: (
-                    v if (v := frr.bfd_peer(node)).get("remote-transmit-interval") == 120 else {}
-                ),
-                20,
-                "FRR sees the new timers",
+            view = await frr_view(
+                frr, node, "remote-transmit-interval", 120, "FRR sees the new timers"
             )
             assert view["remote-receive-interval"] == 110 and view["status"] == "up"
             assert bfd.session.counters.up_events == 1 and bfd.session.counters.down_events == 0
@@ -279,11 +288,7 @@ def test_a_profile_changed_at_run_time_reaches_frr_without_a_flap(
             without = config_text(peer, fast).replace("  bfd-profile: fast\n", "")
             await sessions.sync(parse_config(without, BgpType.NATIVE), {})
             assert sessions.bfd == {}
-            down: dict[str, Any] = await until(
-                lambda: v if (v := frr.bfd_peer(node)).get("status") == "down" else {},
-                10,
-                "FRR's BFD down",
-            )
+            down = await frr_view(frr, node, "status", "down", "FRR's BFD down", 10)
             assert down["remote-diagnostic"] == "administratively down", down
         finally:
             await sessions.close_all()
@@ -307,11 +312,7 @@ def test_our_admin_down_is_not_a_failure_for_our_bgp(
             started = time.monotonic()
             sessions.stop_bfd()
             assert bfd.session.state is State.ADMIN_DOWN and sessions.bfd == {}
-            down: dict[str, Any] = await until(
-                lambda: v if (v := frr.bfd_peer(node)).get("status") == "down" else {},
-                10,
-                "FRR's BFD down",
-            )
+            down = await frr_view(frr, node, "status", "down", "FRR's BFD down", 10)
             assert down["remote-diagnostic"] == "administratively down", down
             await asyncio.sleep(0.5)
             assert log_times.first("dropping the session", started) is None

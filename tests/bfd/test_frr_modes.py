@@ -29,17 +29,7 @@ pytestmark = pytest.mark.netns
 
 def test_multihop_session_on_port_4784_with_minimum_ttl(link: PeeringLink, frr_dir: Path) -> None:
     node, peer = link.node_v4, link.router_v4
-    frr = FrrBfdRouter(
-        link.topo,
-        link.router,
-        frr_dir / "frr",
-        ROUTER_ASN,
-        link.router_v4,
-        [Neighbor(node, NODE_ASN, hold_time=30, bfd=True, multihop=True)],
-        bfd_transmit_ms=100,
-        bfd_receive_ms=100,
-    )
-    frr.start()
+    frr = start_frr(link, frr_dir, node, multihop=True, bfd_transmit_ms=100, bfd_receive_ms=100)
     profile = "  transmit-interval: 100\n  receive-interval: 100\n  minimum-ttl: 250\n"
     config = parse_config(config_text(peer, profile, multihop=True), BgpType.NATIVE)
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from metallb_lab.routers import FrrBfdRouter, Neighbor, PeeringLink
+from metallb_lab.routers import PeeringLink
 from metallb_py.bfd.packet import Diag, State
 from metallb_py.bgp.host import LocalHost
 from metallb_py.config import BgpType, parse_config
 from metallb_py.speaker.bgp_sessions import PeerSessions
 from tests.bfd.conftest import LogTimes
-from tests.bfd.test_frr import FAST, NODE_ASN, ROUTER_ASN, routes, start_frr, up_with_frr
+from tests.bfd.test_frr import FAST, NODE_ASN, ROUTER_ASN, frr_view, routes, start_frr, up_with_frr
 from tests.bgp.conftest import run, until
 
 pytestmark = pytest.mark.netns
@@ -55,13 +55,7 @@ def test_frr_timers_asymmetric_then_changed_at_run_time(
             await until(lambda: not s.polling and s.remote_desired_tx == 200_000, 20, "fast")
             assert s.transmit_interval == 300_000
             assert s.detection_time == pytest.approx(frr_detect_mult * 0.2)
-            view: dict[str, Any] = await until(
-                lambda: (
-                    v if (v := frr.bfd_peer(node)).get("remote-transmit-interval") == 100 else {}
-                ),
-                20,
-                "FRR sees our timers",
-            )
+            view = await frr_view(frr, node, "remote-transmit-interval", 100, "FRR sees our timers")
             assert (view["remote-receive-interval"], view["remote-detect-multiplier"]) == (100, 3)
             assert (view["transmit-interval"], view["receive-interval"]) == (200, 300)
             assert view["detect-multiplier"] == frr_detect_mult
@@ -149,20 +143,9 @@ def test_two_peers_two_profiles_and_one_removed(link: PeeringLink, frr_dir: Path
     """Two config peers (FRR's IPv4 and IPv6 addresses) with different profiles: each BFD
     session runs its own profile's timers as FRR sees them; removing the IPv6 peer from the
     config ends its BFD session with AdminDown and leaves the IPv4 one untouched."""
-    frr = FrrBfdRouter(
-        link.topo,
-        link.router,
-        frr_dir / "frr",
-        ROUTER_ASN,
-        link.router_v4,
-        [
-            Neighbor(link.node_v4, NODE_ASN, hold_time=30, bfd=True),
-            Neighbor(link.node_v6, NODE_ASN, hold_time=30, bfd=True),
-        ],
-        bfd_transmit_ms=100,
-        bfd_receive_ms=100,
+    frr = start_frr(
+        link, frr_dir, link.node_v4, link.node_v6, bfd_transmit_ms=100, bfd_receive_ms=100
     )
-    frr.start()
     both = two_peers_config(link, with_v6=True)
 
     async def scenario() -> None:
@@ -198,10 +181,8 @@ def test_two_peers_two_profiles_and_one_removed(link: PeeringLink, frr_dir: Path
                 parse_config(two_peers_config(link, with_v6=False), BgpType.NATIVE), {}
             )
             assert [b for _, b in sessions.bfd.values()] == [v4]
-            down: dict[str, Any] = await until(
-                lambda: v if (v := frr.bfd_peer(link.node_v6)).get("status") == "down" else {},
-                10,
-                "FRR's IPv6 BFD session down",
+            down = await frr_view(
+                frr, link.node_v6, "status", "down", "FRR's IPv6 BFD session down", 10
             )
             assert down["remote-diagnostic"] == "administratively down", down
             await asyncio.sleep(1.0)
