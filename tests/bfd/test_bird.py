@@ -5,6 +5,7 @@ detection time instead of the 30 s hold time."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -54,6 +55,38 @@ def test_bird_bfd_up_and_bgp_dropped_when_the_node_goes_silent(
                 bird.birdc, "show", "protocols", "all", bird.protocol_name(neighbor)
             )
             assert "BFD session down" in info, info
+        finally:
+            await sessions.close_all()
+
+    run(scenario())
+
+
+def test_bird_asymmetric_timers(link: PeeringLink, tmp_path: Path) -> None:
+    """BIRD at 100 ms x 3 both ways, we at tx 200 / rx 300 x 5: BIRD sends every
+    max(100, our 300) = 300 ms and times out after our 5 x max(100, our 200) = 1 s (its `show
+    bfd sessions` Interval and Timeout columns); we send every max(200, 100) = 200 ms and
+    detect in BIRD's 3 x max(our 300, 100) = 0.9 s."""
+    node, peer = link.node_v4, link.router_v4
+    neighbor = Neighbor(node, NODE_ASN, hold_time=30, bfd=True, ipv6=False)
+    bird = BirdRouter(link.topo, link.router, tmp_path / "bird", ROUTER_ASN, peer, [neighbor])
+    bird.start()
+    profile = "  transmit-interval: 200\n  receive-interval: 300\n  detect-multiplier: 5\n"
+    config = parse_config(config_text(peer, profile), BgpType.NATIVE)
+
+    def bird_timers() -> tuple[float, float] | None:
+        out = bird.birdc("show", "bfd", "sessions")
+        found = re.search(rf"^{re.escape(node)}\s.*\bUp\b.*?([\d.]+)\s+([\d.]+)\s*$", out, re.M)
+        return (float(found.group(1)), float(found.group(2))) if found else None
+
+    async def scenario() -> None:
+        sessions, bfd = await open_speaker(link, config)
+        try:
+            await until(lambda: bfd.session.state is State.UP, 20, "our BFD Up")
+            await until(lambda: not bfd.session.polling, 10, "our poll answered")
+            assert bfd.session.transmit_interval == 200_000
+            assert bfd.session.detection_time == pytest.approx(0.9)
+            timers = await until(lambda: bird_timers() == (0.3, 1.0), 20, "BIRD's timers")
+            assert timers
         finally:
             await sessions.close_all()
 
