@@ -27,8 +27,11 @@ from tests.bgp.conftest import run, until
 pytestmark = pytest.mark.netns
 
 
-def test_multihop_session_on_port_4784_with_minimum_ttl(link: PeeringLink, frr_dir: Path) -> None:
-    node, peer = link.node_v4, link.router_v4
+@pytest.mark.parametrize("family", [4, 6])
+def test_multihop_session_on_port_4784_with_minimum_ttl(
+    link: PeeringLink, frr_dir: Path, family: int
+) -> None:
+    node, peer = (link.node_v4, link.router_v4) if family == 4 else (link.node_v6, link.router_v6)
     frr = start_frr(link, frr_dir, node, multihop=True, bfd_transmit_ms=100, bfd_receive_ms=100)
     profile = "  transmit-interval: 100\n  receive-interval: 100\n  minimum-ttl: 250\n"
     config = parse_config(config_text(peer, profile, multihop=True), BgpType.NATIVE)
