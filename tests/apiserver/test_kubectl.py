@@ -83,7 +83,7 @@ def test_get_svc_all_namespaces(api: ApiServer, kubectl: Kubectl) -> None:
     assert lines["pending"][4] == "<pending>"
     assert lines["kubernetes"][3] == "10.96.0.1"
     as_json = json.loads(kubectl("get", "svc", "web", "-o", "json").stdout)
-    assert as_json["status"]["loadBalancer"]["ingress"] == [{"ip": "192.0.2.20"}]
+    assert as_json["status"]["loadBalancer"]["ingress"] == [{"ip": "192.0.2.20", "ipMode": "VIP"}]
 
 
 def test_apply_configmap_then_get_yaml(api: ApiServer, kubectl: Kubectl, tmp_path: Path) -> None:

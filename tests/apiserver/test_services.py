@@ -138,7 +138,7 @@ def test_status_ingress_rules_as_kube_apiserver(api: ApiServer) -> None:
     """Leading zeros pass (Go's legacy parser); ingress on a non-LoadBalancer Service does not."""
     api.create(service("lb", type="LoadBalancer"))
     stored = api.patch("services", "lb", {"status": lb_status("192.0.2.01")}, subresource="status")
-    assert stored["status"]["loadBalancer"]["ingress"] == [{"ip": "192.0.2.01"}]
+    assert stored["status"]["loadBalancer"]["ingress"] == [{"ip": "192.0.2.01", "ipMode": "VIP"}]
     api.create(service("cip"))
     with pytest.raises(ApiError) as info:
         api.patch("services", "cip", {"status": lb_status("192.0.2.1")}, subresource="status")

@@ -213,7 +213,9 @@ def test_status_writes_are_modified_events(api: ApiServer) -> None:
         api, f"/api/v1/namespaces/default/services?watch=1&timeoutSeconds=1&resourceVersion={rv}"
     )
     assert [e["type"] for e in events] == ["MODIFIED"]
-    assert events[0]["object"]["status"]["loadBalancer"]["ingress"] == [{"ip": "192.0.2.1"}]
+    assert events[0]["object"]["status"]["loadBalancer"]["ingress"] == [
+        {"ip": "192.0.2.1", "ipMode": "VIP"}
+    ]
 
 
 def test_expired_version_is_an_error_event_with_410(api: ApiServer) -> None:

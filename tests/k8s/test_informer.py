@@ -177,7 +177,7 @@ def test_status_write_retries_409_storm_on_fresh_object(api, core):
     api.conflict_storm(3, resource="services", subresource="status")
     out = write_service_status(core, stored, {"ingress": [{"ip": "192.0.2.1"}]})
     assert out is not None
-    assert out["status"]["loadBalancer"] == {"ingress": [{"ip": "192.0.2.1"}]}
+    assert out["status"]["loadBalancer"] == {"ingress": [{"ip": "192.0.2.1", "ipMode": "VIP"}]}
     assert api.get("services", "s")["status"]["loadBalancer"]["ingress"][0]["ip"] == "192.0.2.1"
 
 

@@ -260,6 +260,7 @@ SAME: dict[Callable[[Path], str], str] = {
     source_ranges_on_a_cluster_ip_service: "422 spec.LoadBalancerSourceRanges",
     ingress_status_on_a_cluster_ip_service: "422 status.loadBalancer.ingress",
     ingress_ip_with_a_leading_zero: "ok",
+    ingress_ip_mode_defaulted: "ipMode VIP",
     ingress_ip_mode_unknown: "422 status.loadBalancer.ingress[0].ipMode",
     load_balancer_class_changed: "422 spec.loadBalancerClass",
     load_balancer_class_on_a_cluster_ip_service: "422 spec.loadBalancerClass",
@@ -274,7 +275,6 @@ DIVERGES: dict[Callable[[Path], str], dict[str, str]] = {
         "kube-apiserver": "groups system:masters,system:authenticated",
         "embedded": "groups system:unauthenticated",
     },
-    ingress_ip_mode_defaulted: {"kube-apiserver": "ipMode VIP", "embedded": "ipMode None"},
 }
 """The divergences we keep, each listed in docs/apiserver.md."""
 

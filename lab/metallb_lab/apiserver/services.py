@@ -562,6 +562,19 @@ def drop_type_dependent_fields(new: Obj, old: Obj) -> None:
         new.setdefault("status", {})["loadBalancer"] = {}
 
 
+def default_service_status(obj: Obj) -> None:
+    """kube-apiserver (1.30+, LoadBalancerIPMode) sets `ipMode: VIP` on every ingress entry of a
+    LoadBalancer Service that has an `ip` and no `ipMode`; clients see it in what they read back."""
+    if (obj.get("spec") or {}).get("type") != "LoadBalancer":
+        return
+    status = obj.get("status")
+    lb = status.get("loadBalancer") if isinstance(status, dict) else None
+    ingress = lb.get("ingress") if isinstance(lb, dict) else None
+    for entry in ingress if isinstance(ingress, list) else ():
+        if isinstance(entry, dict) and entry.get("ip") and not entry.get("ipMode"):
+            entry["ipMode"] = "VIP"
+
+
 def validate_service_status(obj: Obj) -> list[Cause]:
     causes: list[Cause] = []
     lb = (obj.get("status") or {}).get("loadBalancer") or {}

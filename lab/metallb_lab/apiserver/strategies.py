@@ -19,6 +19,7 @@ from metallb_lab.apiserver.services import (
     ClusterConfig,
     ServiceAllocator,
     ServiceRules,
+    default_service_status,
     drop_type_dependent_fields,
     parse_ip_sloppy,
     validate_service_status,
@@ -189,6 +190,8 @@ class Strategies:
             self._fold_string_data(new)
         if sk == "services" and subresource == "":
             drop_type_dependent_fields(new, old)
+        if sk == "services" and subresource == "status":
+            default_service_status(new)
         if storage.generation:
             generation = old.get("metadata", {}).get("generation", 1)
             if _spec_part(new) != _spec_part(old):
