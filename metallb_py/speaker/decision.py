@@ -99,6 +99,9 @@ class NodeView:
     """Membership's partition verdict (docs/membership.md); always False without membership."""
     has_bgp_peers: bool = False
     """At least one config peer is selected for this node (`selected_peers`)."""
+    may_start: bool = True
+    """This node holds its layer2 lease now: it may start announcing a `Cluster` IP (keeping
+    one needs only `not in_minority`, docs/membership.md, "Layer2 lease")."""
     claimed: frozenset[IPAddress] | None = frozenset()
     """Layer2 IPs a live peer answers for (its last heartbeat said so): this node may start
     answering for one of them only after the peer handed it over. None: a live peer is heard
@@ -215,7 +218,7 @@ def layer2_reason(
     answers for exactly these IPs (a peer's claim then does not stop it)."""
     if not endpoints.has_ready:
         return Reason.NOT_OWNER
-    if node.in_minority and not local:
+    if not local and (node.in_minority or not (answering or node.may_start)):
         return Reason.MINORITY_PARTITION
     order = election_order(layer2_candidates(local, endpoints, node.live_nodes), ips[0])
     if not order or order[0] != node.name:

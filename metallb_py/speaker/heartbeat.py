@@ -268,6 +268,9 @@ class View:
     within `lease`."""
     link_up: bool = True
     """This node's own link (docs/membership.md, "Link state")."""
+    kept: int = 1
+    """Speakers (itself included, among `known`) that acknowledged one of our heartbeats
+    within `dead_after`: before that no peer can have taken anything over."""
     claimed: frozenset[IPAddress] | None = frozenset()
     """Layer2 IPs that a live peer said it answers for in its last heartbeat; None when a live
     peer is heard only through others' reports, so what it answers for now is unknown."""
@@ -279,8 +282,18 @@ class View:
 
     @property
     def may_answer(self) -> bool:
-        """Whether this node may answer for layer2 `Cluster` IPs at all (the lease rule)."""
+        """Whether this node may answer for layer2 `Cluster` IPs at this instant (the lease
+        rule; the responders' gate) and start announcing one."""
         return self.settled and self.link_up and self.lease_held and not self.in_minority
+
+    @property
+    def may_keep(self) -> bool:
+        """Whether this node may keep the `Cluster` IPs it announces: the lease ran out less
+        than `dead_after` - `lease` ago, so no peer can have taken one over yet. A short lapse
+        silences the node (the gate) without withdrawing anything."""
+        return (
+            self.settled and self.link_up and 2 * self.kept >= self.known and not self.in_minority
+        )
 
 
 @dataclass
@@ -408,7 +421,7 @@ class Liveness:
         if not self._link_up:
             return None  # counted for replay, but a node without carrier hears nobody
         was_direct = self._direct(peer, now)
-        was_leased = self._leased(peer, now)
+        was_leased, was_kept = self._leased(peer, now), self._kept(peer, now)
         if heartbeat.leaving:
             peer.last_heard = peer.acked_at = None
             peer.left_at = now
@@ -434,7 +447,11 @@ class Liveness:
         if heartbeat.claims != peer.claims:
             peer.claims = heartbeat.claims
             self.changed = True
-        if not was_direct or was_leased != self._leased(peer, now):
+        if (
+            not was_direct
+            or was_leased != self._leased(peer, now)
+            or was_kept != self._kept(peer, now)
+        ):
             self.changed = True
         return None
 
@@ -560,6 +577,9 @@ class Liveness:
     def _leased(self, peer: _Peer, now: float) -> bool:
         return peer.acked_at is not None and now < peer.acked_at + self.timing.lease_time
 
+    def _kept(self, peer: _Peer, now: float) -> bool:
+        return peer.acked_at is not None and now < peer.acked_at + self.timing.dead_after
+
     def _counted(self, node: str, peer: _Peer, now: float) -> bool:
         """Whether a peer counts for the partition rule: not NotReady, and heard at least once
         or watched for `dead_after` already (a just-added peer gets time to speak up)."""
@@ -582,6 +602,7 @@ class Liveness:
         alive_peers = {n for n, p in self._peers.items() if self._alive(p, now)}
         counted = {n for n, p in self._peers.items() if self._counted(n, p, now)}
         leased = {n for n, p in self._peers.items() if self._leased(p, now)}
+        kept = {n for n, p in self._peers.items() if self._kept(p, now)}
         alive = 1 + len(alive_peers & counted)
         known = 1 + len(counted)
         # A peer alive only by others' reports: what it answers for now is unknown (None).
@@ -597,6 +618,7 @@ class Liveness:
             known=known,
             leased=1 + len(leased & counted),
             link_up=self._link_up,
+            kept=1 + len(kept & counted),
             claimed=claimed,
         )
 
@@ -616,6 +638,9 @@ class Liveness:
             if self._leased(peer, now):
                 assert peer.acked_at is not None
                 times.append(peer.acked_at + self.timing.lease_time)
+            if self._kept(peer, now):
+                assert peer.acked_at is not None
+                times.append(peer.acked_at + self.timing.dead_after)
         if self._peers_since is not None and now < self._peers_since + dead_after:
             times.append(self._peers_since + dead_after)
         return min(times) if times else None

@@ -103,7 +103,7 @@ class LiveNodes:
     def _membership_changed(self, view: View) -> None:
         """Re-evaluate only when something the decision reads changed (not, say, one lease of
         a quorum that still holds)."""
-        decided_on = (view.live_nodes, view.may_answer, view.claimed)
+        decided_on = (view.live_nodes, view.may_keep, view.may_answer, view.claimed)
         if decided_on != self._decided_on:
             self._decided_on = decided_on
             self.on_change()
@@ -130,13 +130,19 @@ class LiveNodes:
             self._refresh_fallback_live()
 
     def view(self) -> tuple[frozenset[str], bool]:
-        """The live nodes, and whether this speaker must not answer for layer2 `Cluster` IPs:
-        in a minority partition, without its lease, without link, or not settled
-        (docs/membership.md, "Layer2 lease")."""
+        """The live nodes, and whether this speaker must give up its layer2 `Cluster` IPs: in a
+        minority partition, without link, not settled, or without acknowledgements for as long
+        as a peer needs to take over (docs/membership.md, "Layer2 lease"); a shorter lapse of
+        the lease only closes the responders' gate."""
         if self.membership is not None:
             view = self.membership.view()
-            return view.live_nodes, not view.may_answer
+            return view.live_nodes, not view.may_keep
         return self._fallback_live, False
+
+    def may_start(self) -> bool:
+        """This node holds its layer2 lease now (always without membership)."""
+        view = self.membership_view()
+        return view is None or view.may_answer
 
     def membership_view(self) -> View | None:
         """Membership's view at this instant (None without membership)."""

@@ -299,6 +299,7 @@ class SpeakerProcess(ConfigProcess[SpeakerSettings]):
             live,
             minority,
             has_bgp_peers=self.bgp.any_selected,
+            may_start=self.live.may_start(),
             claimed=self.live.claimed(),
         )
 

@@ -524,3 +524,34 @@ def test_two_node_split_heal_has_no_double_answer_at_the_data_plane():
     assert not double
     assert answering == {first: True, second: False}
     assert len(silent) <= 2 * round(TIMING.interval * 1000) + 20, len(silent)
+
+
+def test_a_short_lapse_silences_without_withdrawing_and_a_long_one_withdraws():
+    """Acknowledgements older than `lease` close the responders' gate at once; the decision
+    gives the IPs up only when they are older than `dead_after`, when a peer may have taken
+    over: a process starved for 100 ms stops answering for a moment but does not withdraw,
+    re-announce and restart its gratuitous ARP."""
+    state = Liveness("a", TIMING, boot_id=7)
+    state.set_peers({"b": "192.0.2.11", "c": "192.0.2.12"}, 0.0)
+    state.outgoing(1.0, WALL)  # our seq 1, sent at 1.0
+    for peer in ("b", "c"):
+        state.accept(Heartbeat(peer, 1, 1, WALL, ack_boot=7, ack_seq=1), 1.001, WALL)
+    fresh = state.view(1.05)
+    assert fresh.may_answer and fresh.may_keep
+    lapsed = state.view(1.0 + TIMING.lease_time + 0.001)
+    assert not lapsed.may_answer and lapsed.may_keep
+    gone = state.view(1.0 + TIMING.dead_after)
+    assert not gone.may_answer and not gone.may_keep
+    assert state.next_change(1.0 + TIMING.lease_time + 0.001) == pytest.approx(
+        1.0 + TIMING.dead_after
+    )
+    me = d.election_order(["a", "b", "c"], IP)[0]
+    node = d.NodeView(me, frozenset({"a", "b", "c"}), in_minority=False, may_start=False)
+    assert d.layer2_reason(False, ALWAYS_READY, node, [IP], answering=True) is None
+    assert (
+        d.layer2_reason(False, ALWAYS_READY, node, [IP], answering=False)
+        is d.Reason.MINORITY_PARTITION
+    )
+    local = d.layer2_reason(True, ALWAYS_READY, node, [IP], answering=False)
+    assert local is not d.Reason.MINORITY_PARTITION  # Local: no lease rule
+    assert not d.answer_allowed(IP, frozenset(), lapsed.may_answer, lambda: False)
