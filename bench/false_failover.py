@@ -25,7 +25,6 @@ import argparse
 import collections
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.failover import wait_quiet
-from metallb_lab.harness.partition import ArpWatch, Sample, log_entries
+from metallb_lab.harness.partition import LEASE_COUNTS, ArpWatch, Sample, log_entries
 from metallb_lab.lab.lifecycle import down, up
 from metallb_lab.lab.preflight import preflight
 from metallb_lab.lab.running import Lab
@@ -44,7 +43,6 @@ from metallb_lab.lab.state import LabError
 from metallb_lab.progress import Progress
 from metallb_lab.signals import run_stoppable
 
-LEASE_COUNTS = re.compile(r"\((?P<heard>\d+)/(?P<known>\d+) heard, (?P<leased>\d+) leased\)")
 BUSY_LOOP = (
     "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
 )

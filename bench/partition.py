@@ -98,7 +98,7 @@ def measure(
         f"gratuitous ARP: median {_ms(data['takeover_garp'].get('median'))})\n"
         f"heal -> elected owner answers: median {_ms(heal.get('median'))}, "
         f"max {_ms(heal.get('max'))}, missing {heal['missing']}\n"
-        f"speaker logs, owner stopped -> interim started: min {_ms(margin.get('min'))}, "
+        f"speaker logs, owner lost its lease -> interim started: min {_ms(margin.get('min'))}, "
         f"median {_ms(margin.get('median'))}; at heal, interim stopped -> owner started: "
         f"min {_ms(heal_margin.get('min'))}, median {_ms(heal_margin.get('median'))}"
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -128,8 +129,9 @@ class Repetition:
     unanswered: int = 0
     """Requests nobody answered, cut to heal-settled."""
     margin: float | None = None
-    """From the speakers' logs (not the oracle): the owner's withdrawal -> the interim owner's
-    announcement, after the cut (positive: one stopped before the other started)."""
+    """From the speakers' logs (not the oracle): the owner lost its lease (its responders'
+    gate closed) -> the interim owner's announcement, after the cut (positive: one stopped
+    before the other started)."""
     heal_margin: float | None = None
     """The same at heal: the interim owner's withdrawal -> the owner's announcement."""
 
@@ -188,6 +190,22 @@ def speaker_event(lab: Lab, node: str, event: str, service: str, since: float) -
     return None
 
 
+LEASE_COUNTS = re.compile(r"\((?P<heard>\d+)/(?P<known>\d+) heard, (?P<leased>\d+) leased\)")
+"""The counts in a speaker's `membership: live=...` log line."""
+
+
+def lease_lost(lab: Lab, node: str, since: float) -> float | None:
+    """Wall time of `node`'s first membership view at or after `since` without its layer2
+    lease (fewer than half of the known speakers acknowledging it): when its responders'
+    gate closed."""
+    for ts, entry in log_entries(lab.log(f"speaker-{node}")):
+        msg = str(entry.get("msg", ""))
+        counts = LEASE_COUNTS.search(msg) if msg.startswith("membership: live=") else None
+        if ts >= since and counts and 2 * int(counts["leased"]) < int(counts["known"]):
+            return ts
+    return None
+
+
 def _between(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else end - start
 
@@ -240,7 +258,7 @@ def run(
             )
             key = f"{APPS_NAMESPACE}/{service}"
             rep.margin = _between(
-                speaker_event(lab, owner, "serviceWithdrawn", key, cut_wall),
+                lease_lost(lab, owner, cut_wall),
                 speaker_event(lab, interim_expected, "serviceAnnounced", key, cut_wall),
             )
             rep.heal_margin = _between(
