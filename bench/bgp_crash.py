@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.failover import Repetition, measure_once, wait_quiet
+from bench.failover import Repetition, measure_once
+from bench.quiet import wait_quiet
 from metallb_lab import netns
 from metallb_lab.lab.layout import BFD_DETECT_MULTIPLIER, BFD_INTERVAL_MS, BGP_HOLD_TIME, Mode
 from metallb_lab.lab.lifecycle import down, up

@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.failover import wait_quiet
+from bench.quiet import wait_quiet
 from metallb_lab import netns
 from metallb_lab.lab import processes
 from metallb_lab.lab.layout import BGP_HOLD_TIME, Mode, config_text

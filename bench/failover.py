@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.quiet import wait_quiet
 from metallb_lab import netns
 from metallb_lab.harness.partition import log_entries
 from metallb_lab.lab.commands import backend_command
@@ -52,8 +53,6 @@ from metallb_lab.progress import Progress
 from metallb_lab.signals import run_stoppable
 
 VIP = "192.0.2.200"
-QUIET_LOAD = 1.5
-QUIET_WAIT = 300.0
 PROBE_INTERVAL = 0.01
 PROBE_SETTLE = 5
 REPEAT_DEADLINE = 30.0
@@ -127,16 +126,6 @@ def measure_once(
         result.since(crashed_at),
         result.failed,
     )
-
-
-def wait_quiet(progress: Progress, limit: float = QUIET_LOAD, timeout: float = QUIET_WAIT) -> float:
-    """Wait (at most `timeout`) until the 1-minute load is below `limit`; the load then, which
-    the report prints (timing benches on a busy machine measure the machine)."""
-    start = time.monotonic()
-    while os.getloadavg()[0] >= limit and time.monotonic() - start < timeout:
-        progress.say(f"waiting for load < {limit} (now {os.getloadavg()[0]:.2f})")
-        time.sleep(5)
-    return os.getloadavg()[0]
 
 
 # --- metallb-py ----------------------------------------------------------------------------------

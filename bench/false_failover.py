@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.failover import wait_quiet
+from bench.quiet import wait_quiet
 from metallb_lab.harness.partition import LEASE_COUNTS, ArpWatch, Sample, log_entries
 from metallb_lab.lab.lifecycle import down, up
 from metallb_lab.lab.preflight import preflight

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.failover import wait_quiet
+from bench.quiet import wait_quiet
 from metallb_lab.harness import partition
 from metallb_lab.lab.lifecycle import down, up
 from metallb_lab.lab.preflight import preflight

@@ -39,6 +39,8 @@ from metallb_lab.netns import Topology, wait_for
 from metallb_lab.progress import Progress
 from metallb_lab.signals import raise_if_stopping
 
+from .quiet import QUIET_LOAD, wait_quiet
+
 NS = "metallb-system"
 POOL = "2001:db8::/112"
 CONFIG = f"address-pools:\n- name: v6\n  protocol: layer2\n  addresses: ['{POOL}']\n"
@@ -50,7 +52,6 @@ UPSTREAM_DIR = (
     / "upstream-metallb"
     / f"v{UPSTREAM_VERSION}"
 )
-QUIET_LOAD = 1.5
 CREATE_THREADS = 4
 PROGRESS_EVERY = 5.0
 T = TypeVar("T")
@@ -101,20 +102,7 @@ class Quiet:
     def wait(self) -> float:
         """The load average when the measurement starts (above the limit if the wait timed
         out; the results print it either way)."""
-        start = time.monotonic()
-        next_say = start
-        while (load := load1()) >= self.limit:
-            waited = time.monotonic() - start
-            if waited >= self.timeout:
-                say(f"load {load:.2f} still >= {self.limit} after {waited:.0f} s: measuring")
-                return load
-            if time.monotonic() >= next_say:
-                say(
-                    f"waiting for a quiet machine: load {load:.2f} >= {self.limit} ({waited:.0f} s)"
-                )
-                next_say = time.monotonic() + 10
-            time.sleep(1.0)
-        return load
+        return wait_quiet(PROGRESS, self.limit, self.timeout)
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
