@@ -29,17 +29,15 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
+from bench.bgp_restart import bgp_lab
 from bench.failover import Repetition, measure_once
 from bench.quiet import wait_quiet
 from metallb_lab import netns
-from metallb_lab.lab.layout import BFD_DETECT_MULTIPLIER, BFD_INTERVAL_MS, BGP_HOLD_TIME, Mode
-from metallb_lab.lab.lifecycle import down, up
+from metallb_lab.lab.layout import BFD_DETECT_MULTIPLIER, BFD_INTERVAL_MS, BGP_HOLD_TIME
 from metallb_lab.lab.preflight import preflight_bgp
 from metallb_lab.lab.probe import summary
 from metallb_lab.lab.router import sessions_down
@@ -135,28 +133,13 @@ def measure(
         Phase(f"BFD {BFD_DETECT_MULTIPLIER} x {BFD_INTERVAL_MS} ms"),
         Phase(f"hold time {BGP_HOLD_TIME} s"),
     ]
-    with tempfile.TemporaryDirectory(prefix="bench-bgp-crash-") as tmp:
-        os.chmod(tmp, 0o711)  # zebra and bfdd run as user frr and must reach the lab directory
-        directory = Path(tmp) / "lab"
-        prefix = f"mlbcr{os.getpid()}"
-        try:
-            with progress.step(f"lab up --mode bgp with {nodes} nodes"):
-                lab = up(
-                    nodes,
-                    Mode.BGP,
-                    directory=directory,
-                    prefix=prefix,
-                    tools=("curl",),
-                    progress=progress.say,
-                )
-            for i in range(repetitions):
-                phases[0].crashes.append(crash_once(lab, progress, f"bfd #{i + 1}"))
-            with progress.step("FRR without BFD"):
-                without_bfd(lab)
-            for i in range(repetitions):
-                phases[1].crashes.append(crash_once(lab, progress, f"hold #{i + 1}"))
-        finally:
-            down(directory, prefix)
+    with bgp_lab(nodes, "mlbcr", progress) as lab:
+        for i in range(repetitions):
+            phases[0].crashes.append(crash_once(lab, progress, f"bfd #{i + 1}"))
+        with progress.step("FRR without BFD"):
+            without_bfd(lab)
+        for i in range(repetitions):
+            phases[1].crashes.append(crash_once(lab, progress, f"hold #{i + 1}"))
     return phases, load
 
 
