@@ -208,7 +208,14 @@ def test_a_peer_that_resets_every_session_after_keepalive_is_retried_with_growin
         await session.close()
         await peer.close()
         assert session.stats.established_count >= 4
-        assert not peer.errors, peer.errors
+        # When close() meets a connection the peer has just established, our Cease ends it
+        # (seen in CI): that is the close, not an error of the retries under test.
+        errors = [
+            e
+            for e in peer.errors
+            if not (e.args and isinstance(e.args[0], SeenNotification) and e.args[0].code == 6)
+        ]
+        assert not errors, peer.errors
         return [b - a for a, b in itertools.pairwise(accepted)]
 
     gaps = run(main(), timeout=40)
